@@ -1,0 +1,1 @@
+// The DINOv2 module. See ../../../shared/DESIGN.md for what lives here.

@@ -1,0 +1,1 @@
+// The Formats module. See ../../../shared/DESIGN.md for what lives here.

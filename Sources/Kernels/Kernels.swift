@@ -1,0 +1,1 @@
+// The Kernels module. See ../../../shared/DESIGN.md for what lives here.

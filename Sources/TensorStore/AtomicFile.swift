@@ -1,0 +1,115 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+#if canImport(Glibc)
+private let systemWrite = Glibc.write
+#else
+private let systemWrite = Darwin.write
+#endif
+
+/// Writes a file atomically: bytes go to a temporary file beside the target, are fsync'd, and the
+/// temporary is renamed over the target (then the directory is fsync'd). If anything fails, the
+/// temporary is removed and an existing target is left untouched.
+public final class AtomicFileWriter {
+    public let path: String
+    private let tempPath: String
+    private var fd: Int32
+    private var finished = false
+    public private(set) var bytesWritten: Int = 0
+
+    public init(path: String) throws {
+        self.path = path
+        let dir = AtomicFileWriter.directory(of: path)
+        let base = path.split(separator: "/").last.map(String.init) ?? path
+        var template = Array("\(dir)/.\(base).tmp-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else {
+            throw TensorStoreError.io(path: path, message: "cannot create temporary file in \(dir): \(String(cString: strerror(errno)))")
+        }
+        self.fd = fd
+        self.tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        fchmod(fd, 0o644)
+    }
+
+    deinit {
+        if !finished { abandon() }
+    }
+
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        let d = String(path[..<slash])
+        return d.isEmpty ? "/" : d
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
+            if n < 0 {
+                if errno == EINTR { continue }
+                let message = String(cString: strerror(errno))
+                abandon()
+                throw TensorStoreError.io(path: path, message: "write failed: \(message)")
+            }
+            done += n
+        }
+        bytesWritten += bytes.count
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    public func write(_ string: String) throws {
+        try write(Array(string.utf8))
+    }
+
+    /// Zero bytes, e.g. alignment padding.
+    public func writeZeros(_ count: Int) throws {
+        if count > 0 { try write([UInt8](repeating: 0, count: count)) }
+    }
+
+    /// fsync, rename over the target, fsync the directory.
+    public func commit() throws {
+        guard !finished else { return }
+        if fsync(fd) != 0 {
+            let message = String(cString: strerror(errno))
+            abandon()
+            throw TensorStoreError.io(path: path, message: "fsync failed: \(message)")
+        }
+        close(fd)
+        fd = -1
+        if rename(tempPath, path) != 0 {
+            let message = String(cString: strerror(errno))
+            unlink(tempPath)
+            finished = true
+            throw TensorStoreError.io(path: path, message: "rename failed: \(message)")
+        }
+        finished = true
+        let dfd = open(AtomicFileWriter.directory(of: path), O_RDONLY | O_DIRECTORY)
+        if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    /// Drops the temporary file; the target is untouched.
+    public func abandon() {
+        guard !finished else { return }
+        if fd >= 0 { close(fd); fd = -1 }
+        unlink(tempPath)
+        finished = true
+    }
+
+    /// Writes a whole file atomically from a closure that streams into the writer.
+    public static func write(to path: String, _ body: (AtomicFileWriter) throws -> Void) throws {
+        let w = try AtomicFileWriter(path: path)
+        do {
+            try body(w)
+            try w.commit()
+        } catch {
+            w.abandon()
+            throw error
+        }
+    }
+}

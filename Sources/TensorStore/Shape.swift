@@ -1,0 +1,45 @@
+/// A tensor shape: sizes per dimension, outermost first (PyTorch / NumPy C order).
+public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomStringConvertible, RandomAccessCollection {
+    public var dims: [Int]
+
+    public init(_ dims: [Int]) { self.dims = dims }
+    public init(arrayLiteral elements: Int...) { self.dims = elements }
+
+    public var rank: Int { dims.count }
+
+    /// Number of elements, or nil when a dimension is negative or the product overflows
+    /// (shapes come from untrusted files, so the product is always checked).
+    public var checkedElementCount: Int? {
+        var n = 1
+        for d in dims {
+            guard d >= 0 else { return nil }
+            let (p, o) = n.multipliedReportingOverflow(by: d)
+            if o { return nil }
+            n = p
+        }
+        return n
+    }
+
+    /// Number of elements. Only call on shapes already validated (see `checkedElementCount`).
+    public var elementCount: Int { dims.reduce(1, *) }
+
+    /// Row-major (C-order) strides in elements.
+    public var contiguousStrides: [Int] {
+        var strides = [Int](repeating: 1, count: dims.count)
+        var s = 1
+        for i in stride(from: dims.count - 1, through: 0, by: -1) {
+            strides[i] = s
+            s *= Swift.max(dims[i], 1)
+        }
+        return strides
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { dims.count }
+    public subscript(i: Int) -> Int {
+        get { dims[i] }
+        set { dims[i] = newValue }
+    }
+
+    public var description: String { "[" + dims.map(String.init).joined(separator: ", ") + "]" }
+}

@@ -1,0 +1,146 @@
+/// A strided view over a `Storage`: what `torch.Tensor` is over its storage. Offsets and strides
+/// are in elements, as PyTorch records them. Views are validated when made, so every element a
+/// tensor addresses lies inside its storage.
+public struct Tensor: @unchecked Sendable {
+    public let dtype: DType
+    public let shape: Shape
+    public let strides: [Int]
+    public let offset: Int
+    public let storage: Storage
+
+    /// A checked view. Throws when the shape or strides are negative, overflow, or address bytes
+    /// outside the storage.
+    public init(storage: Storage, dtype: DType, shape: Shape, strides: [Int]? = nil, offset: Int = 0) throws {
+        let strides = strides ?? shape.contiguousStrides
+        guard strides.count == shape.rank else {
+            throw TensorStoreError.invalidShape(what: "tensor", detail: "shape \(shape) has \(shape.rank) dims but \(strides.count) strides")
+        }
+        guard let count = shape.checkedElementCount else {
+            throw TensorStoreError.invalidShape(what: "tensor", detail: "shape \(shape) is negative or overflows")
+        }
+        guard offset >= 0, strides.allSatisfy({ $0 >= 0 }) else {
+            throw TensorStoreError.invalidShape(what: "tensor", detail: "negative offset \(offset) or strides \(strides)")
+        }
+        if count > 0 {
+            // Highest element index addressed: offset + sum((size - 1) * stride), all checked.
+            var last = offset
+            for (d, s) in zip(shape.dims, strides) {
+                let (m, o1) = (d - 1).multipliedReportingOverflow(by: s)
+                let (a, o2) = last.addingReportingOverflow(m)
+                guard !o1, !o2 else {
+                    throw TensorStoreError.invalidShape(what: "tensor", detail: "strides \(strides) overflow for shape \(shape)")
+                }
+                last = a
+            }
+            let (endElems, o3) = last.addingReportingOverflow(1)
+            let (endBytes, o4) = endElems.multipliedReportingOverflow(by: dtype.size)
+            guard !o3, !o4, endBytes <= storage.count else {
+                throw TensorStoreError.outOfBounds(
+                    what: "tensor view",
+                    detail: "shape \(shape) strides \(strides) offset \(offset) of \(dtype) needs \(o4 ? Int.max : endBytes) bytes, storage has \(storage.count)")
+            }
+        }
+        self.dtype = dtype
+        self.shape = shape
+        self.strides = strides
+        self.offset = offset
+        self.storage = storage
+    }
+
+    /// A new contiguous tensor that owns a copy of `bytes` (length must be numel × element size).
+    public init(dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws {
+        guard let n = shape.checkedElementCount, n.multipliedReportingOverflow(by: dtype.size) == (bytes.count, false) else {
+            throw TensorStoreError.invalidShape(what: "tensor", detail: "\(bytes.count) bytes do not hold \(shape) of \(dtype)")
+        }
+        try self.init(storage: Storage(copying: bytes), dtype: dtype, shape: shape)
+    }
+
+    /// A new contiguous float32 tensor.
+    public init(shape: Shape, floats: [Float]) throws {
+        guard shape.checkedElementCount == floats.count else {
+            throw TensorStoreError.invalidShape(what: "tensor", detail: "\(floats.count) values do not fill \(shape)")
+        }
+        let s = Storage(byteCount: floats.count * 4)
+        floats.withUnsafeBytes { if $0.count > 0 { s.mutableBytes.copyMemory(from: $0) } }
+        try self.init(storage: s, dtype: .f32, shape: shape)
+    }
+
+    public var elementCount: Int { shape.elementCount }
+    public var byteCount: Int { elementCount * dtype.size }
+
+    /// True when the elements are laid out in C order without gaps (size-1 dims may have any stride).
+    public var isContiguous: Bool {
+        var expected = 1
+        for i in stride(from: shape.rank - 1, through: 0, by: -1) where shape[i] != 1 {
+            if strides[i] != expected { return false }
+            expected *= shape[i]
+        }
+        return true
+    }
+
+    /// The tensor's elements in C order. A view into the storage when contiguous (no copy),
+    /// otherwise a freshly materialised copy.
+    public func withContiguousBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if isContiguous {
+            let start = offset * dtype.size
+            return try body(UnsafeRawBufferPointer(rebasing: storage.bytes[start..<(start + byteCount)]))
+        }
+        return try contiguous().withContiguousBytes(body)
+    }
+
+    /// Self when already contiguous and starting at offset 0 of a storage it fills; otherwise a
+    /// compact C-order copy in owned memory.
+    public func contiguous() -> Tensor {
+        if isContiguous { return self }
+        let out = Storage(byteCount: byteCount)
+        let es = dtype.size
+        let src = storage.bytes.baseAddress!
+        let dst = out.mutableBytes.baseAddress!
+        var written = 0
+        // Walk the index space; the innermost dimension is copied as a run when its stride is 1.
+        func walk(_ dim: Int, _ base: Int) {
+            if dim == shape.rank - 1 {
+                let n = shape[dim], s = strides[dim]
+                if s == 1 {
+                    (dst + written).copyMemory(from: src + base * es, byteCount: n * es)
+                    written += n * es
+                } else {
+                    for i in 0..<n {
+                        (dst + written).copyMemory(from: src + (base + i * s) * es, byteCount: es)
+                        written += es
+                    }
+                }
+                return
+            }
+            for i in 0..<shape[dim] { walk(dim + 1, base + i * strides[dim]) }
+        }
+        if shape.rank == 0 {
+            dst.copyMemory(from: src + offset * es, byteCount: es)
+        } else if elementCount > 0 {
+            walk(0, offset)
+        }
+        // Cannot fail: a fresh contiguous storage of exactly byteCount bytes.
+        return try! Tensor(storage: out, dtype: dtype, shape: shape)
+    }
+
+    /// True when both tensors have the same dtype, shape and element bytes (layout may differ).
+    public func bitwiseEqual(_ other: Tensor) -> Bool {
+        guard dtype == other.dtype, shape == other.shape else { return false }
+        return withContiguousBytes { a in other.withContiguousBytes { b in a.elementsEqual(b) } }
+    }
+
+    /// The elements widened to Float (f32, f16, bf16, f64, f8 and integer types).
+    public func floats() -> [Float] {
+        withContiguousBytes { DTypeConversion.floats(from: $0, dtype: dtype) }
+    }
+
+    /// A contiguous copy in another dtype. Floating-point narrowing rounds to nearest, ties to even.
+    public func converted(to target: DType) throws -> Tensor {
+        if target == dtype { return contiguous() }
+        let out = Storage(byteCount: elementCount * target.size)
+        try withContiguousBytes { src in
+            try DTypeConversion.convert(src, from: dtype, to: target, into: out.mutableBytes)
+        }
+        return try Tensor(storage: out, dtype: target, shape: shape)
+    }
+}
