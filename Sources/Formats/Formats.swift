@@ -1,1 +1,0 @@
-// The Formats module. See ../../../shared/DESIGN.md for what lives here.
