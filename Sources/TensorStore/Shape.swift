@@ -23,13 +23,14 @@ public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomString
     /// Number of elements. Only call on shapes already validated (see `checkedElementCount`).
     public var elementCount: Int { dims.reduce(1, *) }
 
-    /// Row-major (C-order) strides in elements.
+    /// Row-major (C-order) strides in elements. Wrapping arithmetic: shapes from files may be
+    /// absurd, and callers validate them with `checkedElementCount` before use.
     public var contiguousStrides: [Int] {
         var strides = [Int](repeating: 1, count: dims.count)
         var s = 1
         for i in stride(from: dims.count - 1, through: 0, by: -1) {
             strides[i] = s
-            s *= Swift.max(dims[i], 1)
+            s = s &* Swift.max(dims[i], 1)
         }
         return strides
     }

@@ -5,7 +5,8 @@ import Darwin
 #endif
 
 /// A read-only memory mapping of a whole file. Storages that live inside the file are slices of
-/// it and keep it alive; the mapping is released when the last slice goes away.
+/// it and keep it alive; the mapping is released when the last slice goes away. `bytes` is only
+/// valid while the MappedFile is alive: hold it (or use `withExtendedLifetime`) while reading.
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer

@@ -70,6 +70,7 @@ public struct Tensor: @unchecked Sendable {
 
     /// True when the elements are laid out in C order without gaps (size-1 dims may have any stride).
     public var isContiguous: Bool {
+        if elementCount == 0 { return true }
         var expected = 1
         for i in stride(from: shape.rank - 1, through: 0, by: -1) where shape[i] != 1 {
             if strides[i] != expected { return false }
@@ -81,6 +82,7 @@ public struct Tensor: @unchecked Sendable {
     /// The tensor's elements in C order. A view into the storage when contiguous (no copy),
     /// otherwise a freshly materialised copy.
     public func withContiguousBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if byteCount == 0 { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         if isContiguous {
             let start = offset * dtype.size
             return try body(UnsafeRawBufferPointer(rebasing: storage.bytes[start..<(start + byteCount)]))

@@ -1,0 +1,210 @@
+"""Interop checks for DinoKit's HF folders and timm files, done by the consumers themselves.
+
+`check_hf_folder` loads a folder with transformers' `from_pretrained` and `check_timm` loads a
+safetensors file strictly into a timm `VisionTransformer`; both compare every tensor bit for bit
+with a hub-layout reference state dict mapped the way the real converters map it
+(dinov2-spec.md §1.12 for HF, timm's own `checkpoint_filter_fn` for timm). They raise on the first
+problem and return None when the file is accepted.
+
+The HF mapping here produces the names HF checkpoints carry on disk (`attention.attention.query`,
+`mlp.weights_in`, ...), which is what `save_pretrained` writes in every transformers version;
+transformers 5 renames them in memory (`attention.q_proj`, `mlp.gate_proj`/`up_proj`), so the
+comparison with a loaded model goes through `_loaded_as_disk_names`.
+"""
+import json
+import os
+from collections import OrderedDict
+
+import torch
+
+from . import compat  # noqa: F401 - transformers and timm import torchvision
+
+PATCH = 14
+
+
+# ---------------------------------------------------------------------------------------------
+# Mappings
+
+
+def hub_to_hf_disk(sd) -> "OrderedDict[str, torch.Tensor]":
+    """Hub names -> HF on-disk names (convert_dinov2_to_hf.py); qkv split by rows into q, k, v."""
+    direct = {
+        "cls_token": "embeddings.cls_token",
+        "mask_token": "embeddings.mask_token",
+        "register_tokens": "embeddings.register_tokens",
+        "pos_embed": "embeddings.position_embeddings",
+        "patch_embed.proj.weight": "embeddings.patch_embeddings.projection.weight",
+        "patch_embed.proj.bias": "embeddings.patch_embeddings.projection.bias",
+        "norm.weight": "layernorm.weight",
+        "norm.bias": "layernorm.bias",
+    }
+    block = {
+        "norm1": "norm1", "norm2": "norm2", "attn.proj": "attention.output.dense",
+        "ls1.gamma": "layer_scale1.lambda1", "ls2.gamma": "layer_scale2.lambda1",
+        "mlp.fc1": "mlp.fc1", "mlp.fc2": "mlp.fc2",
+        "mlp.w12": "mlp.weights_in", "mlp.w3": "mlp.weights_out",
+    }
+    out = OrderedDict()
+    for name, t in sd.items():
+        if name in direct:
+            out[direct[name]] = t
+            continue
+        parts = name.split(".")
+        if parts[0] != "blocks":
+            raise KeyError(f"no HF name for hub key {name}")
+        prefix, rest = f"encoder.layer.{parts[1]}.", ".".join(parts[2:])
+        if rest.startswith("attn.qkv."):
+            kind, d = rest.split(".")[-1], t.shape[0] // 3
+            for j, target in enumerate(("query", "key", "value")):
+                out[f"{prefix}attention.attention.{target}.{kind}"] = t[j * d:(j + 1) * d].clone()
+            continue
+        for src, dst in block.items():
+            if rest == src or rest.startswith(src + "."):
+                out[prefix + dst + rest[len(src):]] = t
+                break
+        else:
+            raise KeyError(f"no HF name for hub key {name}")
+    return out
+
+
+def architecture(sd) -> dict:
+    """Shape facts of a hub-layout state dict (the number of heads is not in the weights)."""
+    d, _, p, _ = sd["patch_embed.proj.weight"].shape
+    n = sd["pos_embed"].shape[1] - 1
+    grid = int(round(n ** 0.5))
+    depth = 0
+    while f"blocks.{depth}.norm1.weight" in sd:
+        depth += 1
+    swiglu = "blocks.0.mlp.w12.weight" in sd
+    hidden = sd["blocks.0.mlp.w12.weight"].shape[0] // 2 if swiglu else sd["blocks.0.mlp.fc1.weight"].shape[0]
+    registers = sd["register_tokens"].shape[1] if "register_tokens" in sd else 0
+    return dict(embed_dim=d, patch_size=p, grid=grid, depth=depth, swiglu=swiglu, hidden=hidden, registers=registers)
+
+
+def hf_config(arch: dict, num_heads: int):
+    """The transformers config of a hub architecture, as the HF converters set it."""
+    from transformers import Dinov2Config, Dinov2WithRegistersConfig
+
+    assert arch["patch_size"] == PATCH
+    d = arch["embed_dim"]
+    # transformers 5 wants an integer mlp_ratio: hidden = int(d * r), SwiGLU then keeps 2/3 rounded up to 8.
+    if arch["swiglu"]:
+        ratio = next(r for r in range(1, 17) if (int(d * r * 2 / 3) + 7) // 8 * 8 == arch["hidden"])
+    else:
+        assert arch["hidden"] % d == 0, "transformers cannot express this MLP width"
+        ratio = arch["hidden"] // d
+    common = dict(hidden_size=d, num_hidden_layers=arch["depth"], num_attention_heads=num_heads,
+                  mlp_ratio=ratio, image_size=PATCH * arch["grid"], patch_size=PATCH, num_channels=3,
+                  layer_norm_eps=1e-6, hidden_act="gelu", layerscale_value=1.0, qkv_bias=True,
+                  use_swiglu_ffn=arch["swiglu"], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                  drop_path_rate=0.0)
+    if arch["registers"]:
+        return Dinov2WithRegistersConfig(num_register_tokens=arch["registers"], **common)
+    return Dinov2Config(**common)
+
+
+def hf_model_class(registers: bool):
+    from transformers import Dinov2Model, Dinov2WithRegistersModel
+
+    return Dinov2WithRegistersModel if registers else Dinov2Model
+
+
+def _loaded_as_disk_names(model) -> "dict[str, torch.Tensor]":
+    """A loaded model's tensors under HF on-disk names, whatever names this transformers version
+    uses in memory (5.x: q/k/v/o_proj and a SwiGLU split into gate_proj/up_proj)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        k2 = (k.replace("attention.q_proj", "attention.attention.query")
+               .replace("attention.k_proj", "attention.attention.key")
+               .replace("attention.v_proj", "attention.attention.value")
+               .replace("attention.o_proj", "attention.output.dense")
+               .replace("mlp.down_proj", "mlp.weights_out"))
+        out[k2] = v
+    for k in [k for k in out if ".mlp.gate_proj." in k]:
+        up = k.replace("gate_proj", "up_proj")
+        out[k.replace("gate_proj", "weights_in")] = torch.cat([out.pop(k), out.pop(up)], dim=0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+def check_hf_folder(folder: str, reference_hub_state_dict, registers: bool) -> None:
+    """transformers loads `folder` without missing, unexpected or mismatched keys, the config has
+    the expected model type, and every tensor (in the file and in the loaded model) equals the
+    mapped reference bit for bit."""
+    from safetensors.torch import load_file
+
+    cls = hf_model_class(registers)
+    with open(os.path.join(folder, "config.json")) as f:
+        config = json.load(f)
+    want_type = "dinov2_with_registers" if registers else "dinov2"
+    if config.get("model_type") != want_type:
+        raise AssertionError(f"{folder}: model_type {config.get('model_type')!r}, expected {want_type!r}")
+    model, info = cls.from_pretrained(folder, output_loading_info=True)
+    problems = {k: v for k, v in info.items() if v}
+    if problems:
+        raise AssertionError(f"{folder}: transformers reports {problems}")
+    expected = hub_to_hf_disk(reference_hub_state_dict)
+    on_disk = load_file(os.path.join(folder, "model.safetensors"))
+    if set(on_disk) != set(expected):
+        raise AssertionError(f"{folder}: names differ: extra {sorted(set(on_disk) - set(expected))}, "
+                             f"missing {sorted(set(expected) - set(on_disk))}")
+    loaded = _loaded_as_disk_names(model)
+    for name, want in expected.items():
+        for where, got in (("file", on_disk[name]), ("model", loaded.get(name))):
+            if got is None:
+                raise AssertionError(f"{folder}: {name} not in the loaded model")
+            if got.dtype != want.dtype or got.shape != want.shape or not torch.equal(got, want):
+                raise AssertionError(f"{folder}: {name} ({where}) differs from the reference")
+
+
+def timm_model(arch: dict, num_heads: int = 0):
+    """A timm VisionTransformer with the DINOv2 settings for this shape (what timm's
+    vit_*_patch14_dinov2 / _reg4_ / giant entries build). Heads do not change parameter shapes."""
+    import torch.nn as nn
+    from timm.layers import SwiGLUPacked
+    from timm.models.vision_transformer import VisionTransformer
+
+    d = arch["embed_dim"]
+    kwargs = dict(img_size=PATCH * arch["grid"], patch_size=arch["patch_size"], embed_dim=d, depth=arch["depth"],
+                  num_heads=num_heads or max(1, d // 64), init_values=1e-5, num_classes=0)
+    if arch["swiglu"]:
+        # timm's giant entry: SwiGLUPacked fc1 holds both halves, so its width is 2 * hidden.
+        kwargs.update(mlp_ratio=(2 * arch["hidden"] + 0.5) / d, mlp_layer=SwiGLUPacked, act_layer=nn.SiLU)
+    else:
+        # +0.5: timm truncates int(d * ratio); keep the product safely above the integer.
+        kwargs.update(mlp_ratio=(arch["hidden"] + 0.5) / d)
+    if arch["registers"]:
+        kwargs.update(reg_tokens=arch["registers"], no_embed_class=True)
+    return VisionTransformer(**kwargs).eval()
+
+
+def timm_converted(reference_hub_state_dict, model) -> "OrderedDict[str, torch.Tensor]":
+    """timm's own converter applied to a copy of the hub state dict, made contiguous for saving."""
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    sd = OrderedDict((k, v.clone()) for k, v in reference_hub_state_dict.items())
+    return OrderedDict((k, v.contiguous()) for k, v in checkpoint_filter_fn(sd, model).items())
+
+
+def check_timm(path: str, reference_hub_state_dict, name: str = "", num_heads: int = 0) -> None:
+    """timm loads the safetensors file at `path` strictly, and every tensor equals what timm's
+    converter makes of the reference, bit for bit. `name` only labels the messages."""
+    from safetensors.torch import load_file
+
+    label = name or path
+    arch = architecture(reference_hub_state_dict)
+    model = timm_model(arch, num_heads)
+    got = load_file(path)
+    result = model.load_state_dict(got, strict=True)
+    if result.missing_keys or result.unexpected_keys:
+        raise AssertionError(f"{label}: timm reports {result}")
+    expected = timm_converted(reference_hub_state_dict, model)
+    if set(got) != set(expected):
+        raise AssertionError(f"{label}: names differ: extra {sorted(set(got) - set(expected))}, "
+                             f"missing {sorted(set(expected) - set(got))}")
+    for k, want in expected.items():
+        if got[k].dtype != want.dtype or got[k].shape != want.shape or not torch.equal(got[k], want):
+            raise AssertionError(f"{label}: {k} differs from timm's conversion of the reference")

@@ -1,0 +1,203 @@
+import Foundation
+import Formats
+import TensorStore
+
+/// A golden set (`dinokit-golden/1`): reference outputs of the official PyTorch model for some
+/// inputs, with the weights that produced them. Layout and keys as in issue 3 and
+/// Fixtures/golden/README.md; paths in the manifest are relative to its folder.
+public struct GoldenSet: Sendable {
+    public static let format = "dinokit-golden/1"
+
+    public var directory: String
+    /// Which model made it (informational).
+    public var model: String?
+    /// The weights file, resolved against `directory`; nil when the manifest names none.
+    public var weightsPath: String?
+    public var interpolation: InterpolationSemantics
+    /// Head count to build the model with (tiny models' widths do not imply it).
+    public var numHeads: Int?
+    public var cases: [GoldenCase]
+
+    /// Reads and checks `directory/manifest.json` (every referenced file must exist).
+    public static func load(directory: String) throws -> GoldenSet {
+        let manifestPath = (directory as NSString).appendingPathComponent("manifest.json")
+        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+            throw GoldenSetError.unreadable(path: manifestPath)
+        }
+        let manifest: Manifest
+        do {
+            manifest = try JSONDecoder().decode(Manifest.self, from: data)
+        } catch {
+            throw GoldenSetError.invalidManifest(path: manifestPath, detail: "\(error)")
+        }
+        guard manifest.format == format else {
+            throw GoldenSetError.invalidManifest(path: manifestPath, detail: "format is '\(manifest.format)', expected '\(format)'")
+        }
+        func resolve(_ relative: String) throws -> String {
+            let path = (directory as NSString).appendingPathComponent(relative)
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw GoldenSetError.missingFile(path: path, manifest: manifestPath)
+            }
+            return path
+        }
+        var interpolation = InterpolationSemantics.official
+        if let s = manifest.interpolation {
+            guard let i = InterpolationSemantics(rawValue: s) else {
+                throw GoldenSetError.invalidManifest(path: manifestPath, detail: "interpolation '\(s)' is neither 'official' nor 'hf'")
+            }
+            interpolation = i
+        }
+        if let h = manifest.num_heads, h <= 0 {
+            throw GoldenSetError.invalidManifest(path: manifestPath, detail: "num_heads \(h) is not positive")
+        }
+        var names = Set<String>()
+        let cases = try manifest.cases.map { c -> GoldenCase in
+            guard names.insert(c.name).inserted else {
+                throw GoldenSetError.invalidManifest(path: manifestPath, detail: "case '\(c.name)' appears twice")
+            }
+            let input: GoldenInput
+            switch c.input {
+            case let .file(f): input = .file(try resolve(f))
+            case let .synthetic(kind, seed, shape):
+                guard kind == "lcg", seed >= 0, seed <= Int(UInt32.max), shape.count == 4,
+                      shape.allSatisfy({ $0 > 0 }), Shape(shape).checkedElementCount != nil else {
+                    throw GoldenSetError.invalidManifest(path: manifestPath, detail: "case '\(c.name)': bad synthetic input")
+                }
+                input = .synthetic(seed: UInt32(seed), shape: shape)
+            }
+            let outputs = try c.outputs.map { key, file -> (OutputKey, String) in
+                guard let k = OutputKey(key) else {
+                    throw GoldenSetError.invalidManifest(path: manifestPath, detail: "case '\(c.name)': unknown output key '\(key)'")
+                }
+                return (k, try resolve(file))
+            }.sorted { $0.0 < $1.0 }
+            return GoldenCase(name: c.name, input: input, masksPath: try c.masks.map(resolve), outputs: outputs)
+        }
+        return GoldenSet(directory: directory, model: manifest.model, weightsPath: try manifest.weights.map(resolve),
+                         interpolation: interpolation, numHeads: manifest.num_heads, cases: cases)
+    }
+
+    /// The manifest as JSON, extensions included.
+    private struct Manifest: Decodable {
+        var format: String
+        var model: String?
+        var weights: String?
+        var interpolation: String?
+        var num_heads: Int?
+        var cases: [Case]
+
+        struct Case: Decodable {
+            var name: String
+            var input: Input
+            var masks: String?
+            var outputs: [String: String]
+        }
+
+        /// A .npy path, or {"synthetic": "lcg", "seed": N, "shape": [B, 3, H, W]}.
+        enum Input: Decodable {
+            case file(String)
+            case synthetic(kind: String, seed: Int, shape: [Int])
+
+            private enum Keys: String, CodingKey { case synthetic, seed, shape }
+
+            init(from decoder: Decoder) throws {
+                if let s = try? decoder.singleValueContainer().decode(String.self) {
+                    self = .file(s)
+                    return
+                }
+                let c = try decoder.container(keyedBy: Keys.self)
+                self = .synthetic(kind: try c.decode(String.self, forKey: .synthetic),
+                                  seed: try c.decode(Int.self, forKey: .seed),
+                                  shape: try c.decode([Int].self, forKey: .shape))
+            }
+        }
+    }
+}
+
+public struct GoldenCase: Sendable {
+    public var name: String
+    public var input: GoldenInput
+    public var masksPath: String?
+    /// Outputs in a fixed order (features, forward, then intermediate blocks by index).
+    public var outputs: [(key: OutputKey, path: String)]
+}
+
+public enum GoldenInput: Sendable, Equatable {
+    case file(String)
+    case synthetic(seed: UInt32, shape: [Int])
+
+    public func load() throws -> Tensor {
+        switch self {
+        case let .file(path): return try NPY.read(path: path)
+        case let .synthetic(seed, shape): return try SyntheticInput.tensor(seed: seed, shape: Shape(shape))
+        }
+    }
+}
+
+/// A golden output name: `x_norm_clstoken`, `x_norm_regtokens`, `x_norm_patchtokens`,
+/// `x_prenorm`, `forward`, `intermediate.<i>.patch`, `intermediate.<i>.cls`.
+public enum OutputKey: Sendable, Hashable, Comparable, CustomStringConvertible {
+    case clsToken, regTokens, patchTokens, prenorm, forward
+    case intermediatePatch(Int), intermediateCls(Int)
+
+    public init?(_ s: String) {
+        switch s {
+        case "x_norm_clstoken": self = .clsToken
+        case "x_norm_regtokens": self = .regTokens
+        case "x_norm_patchtokens": self = .patchTokens
+        case "x_prenorm": self = .prenorm
+        case "forward": self = .forward
+        default:
+            let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[0] == "intermediate", let i = Int(parts[1]), i >= 0 else { return nil }
+            switch parts[2] {
+            case "patch": self = .intermediatePatch(i)
+            case "cls": self = .intermediateCls(i)
+            default: return nil
+            }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .clsToken: return "x_norm_clstoken"
+        case .regTokens: return "x_norm_regtokens"
+        case .patchTokens: return "x_norm_patchtokens"
+        case .prenorm: return "x_prenorm"
+        case .forward: return "forward"
+        case let .intermediatePatch(i): return "intermediate.\(i).patch"
+        case let .intermediateCls(i): return "intermediate.\(i).cls"
+        }
+    }
+
+    private var order: (Int, Int, Int) {
+        switch self {
+        case .clsToken: return (0, 0, 0)
+        case .regTokens: return (1, 0, 0)
+        case .patchTokens: return (2, 0, 0)
+        case .prenorm: return (3, 0, 0)
+        case .forward: return (4, 0, 0)
+        case let .intermediatePatch(i): return (5, i, 0)
+        case let .intermediateCls(i): return (5, i, 1)
+        }
+    }
+
+    public static func < (a: OutputKey, b: OutputKey) -> Bool { a.order < b.order }
+}
+
+public enum GoldenSetError: Error, CustomStringConvertible, Equatable {
+    case unreadable(path: String)
+    case invalidManifest(path: String, detail: String)
+    case missingFile(path: String, manifest: String)
+    case noWeights(directory: String)
+
+    public var description: String {
+        switch self {
+        case let .unreadable(path): return "\(path): cannot read the golden manifest"
+        case let .invalidManifest(path, detail): return "\(path): \(detail)"
+        case let .missingFile(path, manifest): return "\(path): file named in \(manifest) does not exist"
+        case let .noWeights(directory):
+            return "golden set \(directory) names no weights; pass them explicitly (--weights)"
+        }
+    }
+}

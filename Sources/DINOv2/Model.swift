@@ -1,0 +1,217 @@
+import Formats
+import Kernels
+import TensorStore
+
+/// A DINOv2 backbone (`DinoVisionTransformer` in evaluation mode) on the CPU, numerically the
+/// official PyTorch model: every hub variant (ViT-S/B/L/g, with or without registers) and any
+/// width/depth a checkpoint implies.
+///
+/// Weights are bound by their hub names and converted to Float32 once, at init; forwards share
+/// nothing mutable, so one model may serve several threads (each with its own `Workspace`).
+public struct Model: Sendable {
+    public private(set) var config: Config
+    public let parameters: Parameters
+    /// Threads for BLAS and DinoKit's own loops.
+    public var parallelism: Parallelism
+
+    /// Builds the model a store's weights describe. Heads default to the store's `num_heads`
+    /// metadata or D/64; interpolation to the official semantics for the variant.
+    public init(store: TensorStore, numHeads: Int? = nil, interpolation: PositionInterpolation? = nil,
+                parallelism: Parallelism = .fromEnvironment) throws {
+        let hub = try canonicalHubStore(store)
+        var config = try Config.detect(hubStore: hub, numHeads: numHeads)
+        if let interpolation { config.interpolation = interpolation }
+        try self.init(hubStore: hub, config: config, parallelism: parallelism)
+    }
+
+    /// Binds hub-named weights to an explicit config.
+    public init(hubStore: TensorStore, config: Config, parallelism: Parallelism = .fromEnvironment) throws {
+        try config.validate()
+        self.config = config
+        self.parameters = try Parameters(hubStore: hubStore, config: config)
+        self.parallelism = parallelism
+    }
+
+    /// Position-embedding interpolation; may be changed on a built model (`verify --interpolation`).
+    public var interpolation: PositionInterpolation {
+        get { config.interpolation }
+        set { config.interpolation = newValue }
+    }
+
+    // MARK: - Public forwards
+
+    /// `forward_features(x, masks)`. `x` is (B, C, H, W) floating point with H, W multiples of the
+    /// patch size; `masks` (optional) is bool (B, h·w), true where the mask token replaces a patch.
+    public func forwardFeatures(_ x: Tensor, masks: Tensor? = nil, workspace: Workspace? = nil) throws -> FeatureOutputs {
+        let ws = workspace ?? Workspace()
+        let g = try runBlocks(x, masks: masks, through: config.depth - 1, workspace: ws) { _, _ in }
+        let d = config.embedDim, r = config.registerTokens, t = g.tokens
+        let prenorm = ws.buffer(.residual, g.rows * d).pointer
+        let normed = ws.buffer(.normed, g.rows * d).pointer
+        finalNorm(out: normed, inp: prenorm, rows: g.rows, ws: ws)
+        return FeatureOutputs(
+            clsToken: try gatherTokens(normed, batch: g.batch, tokens: t, start: 0, count: 1, shape: [g.batch, d]),
+            regTokens: try gatherTokens(normed, batch: g.batch, tokens: t, start: 1, count: r, shape: [g.batch, r, d]),
+            patchTokens: try gatherTokens(normed, batch: g.batch, tokens: t, start: 1 + r, count: g.patches,
+                                          shape: [g.batch, g.patches, d]),
+            prenorm: try gatherTokens(prenorm, batch: g.batch, tokens: t, start: 0, count: t, shape: [g.batch, t, d]))
+    }
+
+    /// `forward(x)`: the normed class token (B, D) (the hub model's head is Identity).
+    public func callAsFunction(_ x: Tensor, masks: Tensor? = nil, workspace: Workspace? = nil) throws -> Tensor {
+        let ws = workspace ?? Workspace()
+        let g = try runBlocks(x, masks: masks, through: config.depth - 1, workspace: ws) { _, _ in }
+        let d = config.embedDim
+        // Only the cls rows are needed: normalise those.
+        let cls = ws.buffer(.capture(-1), g.batch * d).pointer
+        let prenorm = ws.buffer(.residual, g.rows * d).pointer
+        for b in 0..<g.batch { (cls + b * d).update(from: prenorm + b * g.tokens * d, count: d) }
+        let out = ws.buffer(.normed, g.batch * d).pointer
+        finalNorm(out: out, inp: cls, rows: g.batch, ws: ws)
+        return try gatherTokens(out, batch: g.batch, tokens: 1, start: 0, count: 1, shape: [g.batch, d])
+    }
+
+    /// `get_intermediate_layers(x, n, reshape, return_class_token, norm)`: the residual stream
+    /// after each selected block (no masks), normed with the final LayerNorm when `norm`, split
+    /// into patch tokens (registers dropped) and, with `returnClassToken`, the class token.
+    public func intermediateLayers(_ x: Tensor, n: LayerSelection = 1, reshape: Bool = false,
+                                   returnClassToken: Bool = false, norm: Bool = true,
+                                   workspace: Workspace? = nil) throws -> [IntermediateOutput] {
+        let indices = try n.blockIndices(depth: config.depth)
+        let ws = workspace ?? Workspace()
+        let d = config.embedDim
+        var captured: [(Int, FloatBuffer)] = []
+        let last = indices.last ?? -1
+        let wanted = Set(indices)
+        let g = try runBlocks(x, masks: nil, through: last, workspace: ws) { block, residual in
+            guard wanted.contains(block) else { return }
+            let rows = residual.1
+            let copy = FloatBuffer(count: rows * d)
+            if norm {
+                finalNorm(out: copy.pointer, inp: residual.0, rows: rows, ws: ws)
+            } else {
+                copy.pointer.update(from: residual.0, count: rows * d)
+            }
+            captured.append((block, copy))
+        }
+        let r = config.registerTokens
+        return try captured.map { block, buf in
+            var patches = try gatherTokens(buf.pointer, batch: g.batch, tokens: g.tokens, start: 1 + r, count: g.patches,
+                                           shape: [g.batch, g.patches, d])
+            if reshape {
+                patches = try reshapeToGrid(patches, geometry: g)
+            }
+            let cls = returnClassToken
+                ? try gatherTokens(buf.pointer, batch: g.batch, tokens: g.tokens, start: 0, count: 1, shape: [g.batch, d])
+                : nil
+            return IntermediateOutput(blockIndex: block, patchTokens: patches, classToken: cls)
+        }
+    }
+
+    // MARK: - The pipeline
+
+    /// Tokens then blocks 0…`lastBlock` into the workspace's residual buffer; `afterBlock` sees the
+    /// residual stream ((pointer, rows)) after each block.
+    func runBlocks(_ x: Tensor, masks: Tensor?, through lastBlock: Int, workspace ws: Workspace,
+                   afterBlock: (Int, (UnsafeMutablePointer<Float>, Int)) throws -> Void) throws -> InputGeometry {
+        let g = try InputGeometry(config: config, input: x)
+        let maskBits = try g.maskBits(masks, hasMaskToken: parameters.maskToken != nil)
+        let c = config, d = c.embedDim, rows = g.rows
+        let residual = ws.buffer(.residual, rows * d)
+
+        try withPixels(x, geometry: g, workspace: ws) { pixels in
+            try embedTokens(into: residual.pointer, pixels: pixels, masks: maskBits, geometry: g, workspace: ws)
+        }
+        guard lastBlock >= 0 else { return g }
+
+        let hiddenWidth = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
+        let normed = ws.buffer(.normed, rows * d).pointer
+        let mean = ws.buffer(.mean, rows).pointer, rstd = ws.buffer(.rstd, rows).pointer
+        let hidden = ws.buffer(.hidden, rows * hiddenWidth).pointer
+        let scratch = ws.buffer(.attentionScratch, attentionScratchCount(batch: g.batch, heads: c.numHeads,
+                                                                            tokens: g.tokens, parallelism: parallelism))
+        let branch = ws.buffer(.branch, rows * d).pointer
+        let acts = BlockActivations(
+            residual: residual.pointer,
+            norm1: normed, norm1Mean: mean, norm1Rstd: rstd,
+            norm2: normed, norm2Mean: mean, norm2Rstd: rstd,
+            qkv: ws.buffer(.qkv, rows * 3 * d).pointer,
+            probabilities: .scratch(scratch.pointer),
+            attention: ws.buffer(.attention, rows * d).pointer,
+            attentionBranch: branch, ffnBranch: branch,
+            hidden: hidden,
+            gated: c.ffn == .swiglu ? ws.buffer(.gated, rows * c.ffnHidden).pointer : hidden)
+        for i in 0...Swift.min(lastBlock, c.depth - 1) {
+            blockForward(acts, parameters.blocks[i], config: c, batch: g.batch, tokens: g.tokens, parallelism: parallelism)
+            try afterBlock(i, (residual.pointer, rows))
+        }
+        return g
+    }
+
+    /// The final `norm` over `rows` rows.
+    func finalNorm(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, ws: Workspace) {
+        layerNormForward(out: out, mean: nil, rstd: nil, inp: inp, weight: parameters.normWeight.pointer,
+                         bias: parameters.normBias.pointer, rows: rows, cols: config.embedDim,
+                         eps: config.layerNormEps, parallelism: parallelism)
+    }
+
+    /// Calls `body` with the input as contiguous Float32: in place when it already is, else
+    /// converted into the workspace.
+    func withPixels<R>(_ x: Tensor, geometry g: InputGeometry, workspace ws: Workspace,
+                       _ body: (UnsafePointer<Float>) throws -> R) throws -> R {
+        let count = x.elementCount
+        if x.dtype == .f32 {
+            return try x.withContiguousBytes { raw in
+                if let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+                    return try body(base.assumingMemoryBound(to: Float.self))
+                }
+                let buf = ws.buffer(.pixels, count)
+                UnsafeMutableRawPointer(buf.pointer).copyMemory(from: raw.baseAddress!, byteCount: count * 4)
+                return try body(buf.pointer)
+            }
+        }
+        let values = x.floats()
+        let buf = ws.buffer(.pixels, count)
+        values.withUnsafeBufferPointer { buf.pointer.update(from: $0.baseAddress!, count: count) }
+        return try body(buf.pointer)
+    }
+
+    /// Rows [start, start + count) of each batch item's `tokens` rows, as a new tensor.
+    func gatherTokens(_ src: UnsafePointer<Float>, batch: Int, tokens: Int, start: Int, count: Int,
+                      shape: [Int]) throws -> Tensor {
+        let d = config.embedDim
+        let storage = Storage(byteCount: batch * count * d * 4)
+        if batch * count * d > 0 {
+            let dst = storage.mutableBytes.baseAddress!.assumingMemoryBound(to: Float.self)
+            for b in 0..<batch {
+                (dst + b * count * d).update(from: src + (b * tokens + start) * d, count: count * d)
+            }
+        }
+        return try Tensor(storage: storage, dtype: .f32, shape: Shape(shape))
+    }
+
+    /// (B, h·w, D) → (B, D, h, w), as `reshape(B, h, w, -1).permute(0, 3, 1, 2).contiguous()`.
+    func reshapeToGrid(_ t: Tensor, geometry g: InputGeometry) throws -> Tensor {
+        let d = config.embedDim, hw = g.patches
+        let src = t.floats()
+        let storage = Storage(byteCount: src.count * 4)
+        if !src.isEmpty {
+            let dst = storage.mutableBytes.baseAddress!.assumingMemoryBound(to: Float.self)
+            for b in 0..<g.batch {
+                for n in 0..<hw {
+                    for i in 0..<d { dst[(b * d + i) * hw + n] = src[(b * hw + n) * d + i] }
+                }
+            }
+        }
+        return try Tensor(storage: storage, dtype: .f32, shape: [g.batch, d, g.patchRows, g.patchCols])
+    }
+}
+
+/// The hub-named view of a store in any layout (hub, HF, timm, training checkpoint): the single
+/// place where checkpoint layouts are translated for the model.
+func canonicalHubStore(_ store: TensorStore) throws -> TensorStore {
+    try KeyLayouts.canonicalize(store).store
+}
+
+/// A DINOv2 backbone; `Model` read from outside the module.
+public typealias DINOv2Model = Model

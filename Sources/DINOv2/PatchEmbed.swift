@@ -1,0 +1,47 @@
+import Kernels
+
+extension Model {
+    /// `prepare_tokens_with_masks` (spec §1.4–1.5) into `x`, (B, 1 + R + h·w, D):
+    /// patch embedding as one GEMM over unfolded patches, mask-token substitution, cls token,
+    /// position embedding (interpolated to the grid), then the registers inserted after cls.
+    func embedTokens(into x: UnsafeMutablePointer<Float>, pixels: UnsafePointer<Float>, masks: [Bool]?,
+                     geometry g: InputGeometry, workspace ws: Workspace) throws {
+        let c = config, d = c.embedDim, p = c.patchSize, r = c.registerTokens
+        let patchesPerImage = g.patchRows * g.patchCols
+        let unfoldWidth = c.inChannels * p * p
+        let patches = ws.buffer(.patches, g.batch * patchesPerImage * unfoldWidth)
+        let patchOut = ws.buffer(.patchOut, g.batch * patchesPerImage * d)
+        patchUnfoldForward(out: patches.pointer, inp: pixels, batch: g.batch, channels: c.inChannels,
+                           height: g.height, width: g.width, patch: p, parallelism: parallelism)
+        linearForward(out: patchOut.pointer, inp: patches.pointer, weight: parameters.patchWeight.pointer,
+                      bias: parameters.patchBias.pointer, rows: g.batch * patchesPerImage, inFeatures: unfoldWidth,
+                      outFeatures: d, parallelism: parallelism)
+
+        let pe = ws.buffer(.posEmbed, (1 + patchesPerImage) * d)
+        try interpolatePositionEmbedding(out: pe.pointer, table: parameters.posEmbed.pointer, grid: c.positionGrid,
+                                         dim: d, patchRows: g.patchRows, patchCols: g.patchCols,
+                                         imageHeight: g.height, imageWidth: g.width,
+                                         interpolation: c.interpolation, workspace: ws)
+        let cls = parameters.clsToken.pointer, pos = pe.pointer
+        let mask = parameters.maskToken?.pointer
+        for b in 0..<g.batch {
+            let item = x + b * g.tokens * d
+            for i in 0..<d { item[i] = cls[i] + pos[i] }
+            if let regs = parameters.registerTokens?.pointer {
+                (item + d).update(from: regs, count: r * d)
+            }
+            for n in 0..<patchesPerImage {
+                let dst = item + (1 + r + n) * d
+                // Masked positions take the mask token but still get their position embedding.
+                let src: UnsafePointer<Float>
+                if let masks, masks[b * patchesPerImage + n], let mask {
+                    src = UnsafePointer(mask)
+                } else {
+                    src = UnsafePointer(patchOut.pointer + (b * patchesPerImage + n) * d)
+                }
+                let pr = pos + (1 + n) * d
+                for i in 0..<d { dst[i] = src[i] + pr[i] }
+            }
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import TensorStore
+
+/// The few tensor operations layout translation needs. Splitting is a zero-copy view (a new offset
+/// into the same storage); joining and folding allocate one new owned tensor.
+enum TensorSurgery {
+    /// Elements `range` of `axis`, as a view on the same storage.
+    static func slice(_ t: Tensor, _ range: Range<Int>, axis: Int, name: String) throws -> Tensor {
+        guard axis >= 0, axis < t.shape.rank, range.lowerBound >= 0, range.upperBound <= t.shape[axis] else {
+            throw LayoutError.badTensor(name: name, detail: "cannot take \(range) of axis \(axis) from shape \(t.shape)")
+        }
+        var dims = t.shape.dims
+        dims[axis] = range.count
+        return try Tensor(storage: t.storage, dtype: t.dtype, shape: Shape(dims), strides: t.strides,
+                          offset: t.offset + range.lowerBound * t.strides[axis])
+    }
+
+    /// `parts` joined along `axis` into a new contiguous tensor. All parts must share dtype, rank
+    /// and every other dimension.
+    static func concatenate(_ parts: [(name: String, tensor: Tensor)], axis: Int) throws -> Tensor {
+        guard let first = parts.first?.tensor else {
+            throw LayoutError.badTensor(name: "(none)", detail: "nothing to concatenate")
+        }
+        guard axis >= 0, axis < first.shape.rank else {
+            throw LayoutError.badTensor(name: parts[0].name, detail: "shape \(first.shape) has no axis \(axis)")
+        }
+        var total = 0
+        for (name, t) in parts {
+            var a = t.shape.dims, b = first.shape.dims
+            guard t.dtype == first.dtype, a.count == b.count else {
+                throw LayoutError.badTensor(name: name, detail: "\(t.dtype) \(t.shape) does not match \(parts[0].name) (\(first.dtype) \(first.shape))")
+            }
+            total += a[axis]
+            a[axis] = 0
+            b[axis] = 0
+            guard a == b else {
+                throw LayoutError.badTensor(name: name, detail: "shape \(t.shape) does not match \(parts[0].name) \(first.shape) outside axis \(axis)")
+            }
+        }
+        var dims = first.shape.dims
+        dims[axis] = total
+        let shape = Shape(dims)
+        let out = Storage(byteCount: shape.elementCount * first.dtype.size)
+        let outer = first.shape.dims[..<axis].reduce(1, *)
+        // Each part contributes one contiguous run of `run` bytes per outer index.
+        let runs = parts.map { $0.tensor.shape.dims[axis...].reduce(1, *) * first.dtype.size }
+        let rowBytes = runs.reduce(0, +)
+        for (p, (_, t)) in parts.enumerated() {
+            let start = runs[..<p].reduce(0, +)
+            let run = runs[p]
+            guard run > 0 else { continue }
+            t.withContiguousBytes { src in
+                for o in 0..<outer {
+                    let dst = UnsafeMutableRawBufferPointer(rebasing: out.mutableBytes[(o * rowBytes + start)...])
+                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(o * run)..<((o + 1) * run)]))
+                }
+            }
+        }
+        return try Tensor(storage: out, dtype: first.dtype, shape: shape)
+    }
+
+    /// `a + b` elementwise, rounded as PyTorch rounds on CPU: f32 and f64 natively; f16 and bf16
+    /// through f32 with round-to-nearest-even (a sum of two such values rounded once to f32 and
+    /// then to the narrow type equals the correctly rounded sum).
+    static func add(_ a: Tensor, _ b: Tensor, names: (String, String)) throws -> Tensor {
+        guard a.dtype == b.dtype, a.shape == b.shape else {
+            throw LayoutError.badTensor(name: names.1, detail: "\(b.dtype) \(b.shape) cannot be added to '\(names.0)' (\(a.dtype) \(a.shape))")
+        }
+        let n = a.elementCount
+        let out = Storage(byteCount: n * a.dtype.size)
+        let dst = out.mutableBytes
+        try a.withContiguousBytes { x in
+            try b.withContiguousBytes { y in
+                switch a.dtype {
+                case .f32:
+                    for i in 0..<n {
+                        let s = x.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) + y.loadUnaligned(fromByteOffset: 4 * i, as: Float.self)
+                        dst.storeBytes(of: s, toByteOffset: 4 * i, as: Float.self)
+                    }
+                case .f64:
+                    for i in 0..<n {
+                        let s = x.loadUnaligned(fromByteOffset: 8 * i, as: Double.self) + y.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)
+                        dst.storeBytes(of: s, toByteOffset: 8 * i, as: Double.self)
+                    }
+                case .f16:
+                    for i in 0..<n {
+                        let s = DTypeConversion.float(fromHalf: x.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                            + DTypeConversion.float(fromHalf: y.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                        dst.storeBytes(of: DTypeConversion.halfBits(s), toByteOffset: 2 * i, as: UInt16.self)
+                    }
+                case .bf16:
+                    for i in 0..<n {
+                        let s = DTypeConversion.float(fromBFloat16: x.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                            + DTypeConversion.float(fromBFloat16: y.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                        dst.storeBytes(of: DTypeConversion.bfloat16Bits(s), toByteOffset: 2 * i, as: UInt16.self)
+                    }
+                default:
+                    throw LayoutError.badTensor(name: names.0, detail: "cannot add \(a.dtype) tensors (floating point only)")
+                }
+            }
+        }
+        return try Tensor(storage: out, dtype: a.dtype, shape: a.shape)
+    }
+
+    /// A tensor filled with zero bytes (+0.0 in every floating-point type).
+    static func zeros(like t: Tensor, shape: Shape) throws -> Tensor {
+        try Tensor(storage: Storage(byteCount: shape.elementCount * t.dtype.size), dtype: t.dtype, shape: shape)
+    }
+}

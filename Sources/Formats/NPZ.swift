@@ -1,0 +1,296 @@
+import CZip
+import TensorStore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// NumPy `.npz` archives: a zip of `.npy` members, member `a.npy` holding array `a` (as
+/// `numpy.load` names them). Reading goes through libzip, so members may be stored (`np.savez`) or
+/// deflated (`np.savez_compressed`); each member is read into memory, its size bounded by what the
+/// archive can hold, and decoded by `NPY`. Writing produces what `np.savez` does (stored members)
+/// with a small zip writer of its own, streaming each tensor straight into an `AtomicFileWriter`.
+/// Store metadata has no place in an .npz and is not written.
+public enum NPZ {
+    /// deflate cannot expand data by more than about 1032:1; a larger declared size is a lie.
+    static let maxDeflateRatio: UInt64 = 1032
+
+    /// Tensors in archive order, named after their members without `.npy`.
+    public static func read(path: String) throws -> TensorStore {
+        var st = stat()
+        guard stat(path, &st) == 0 else {
+            throw NPZError.cannotOpen(path: path, message: String(cString: strerror(errno)))
+        }
+        let fileSize = UInt64(max(0, Int64(st.st_size)))
+
+        var code: Int32 = 0
+        guard let archive = zip_open(path, ZIP_RDONLY, &code) else {
+            throw NPZError.cannotOpen(path: path, message: libzipMessage(code: code))
+        }
+        defer { zip_discard(archive) }
+
+        let count = zip_get_num_entries(archive, 0)
+        guard count >= 0 else { throw NPZError.cannotOpen(path: path, message: "cannot list the archive's members") }
+        var store = TensorStore()
+        for index in 0..<UInt64(count) {
+            var info = zip_stat_t()
+            zip_stat_init(&info)
+            guard zip_stat_index(archive, index, 0, &info) == 0, let cName = info.name else {
+                throw NPZError.readFailed(path: path, member: "#\(index)", message: libzipMessage(archive))
+            }
+            let member = String(cString: cName)
+            let required = UInt64(ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD)
+            guard info.valid & required == required else {
+                throw NPZError.readFailed(path: path, member: member, message: "sizes missing from the directory")
+            }
+            if member.hasSuffix("/") && info.size == 0 { continue } // a directory entry holds nothing
+            guard member.hasSuffix(".npy") else { throw NPZError.notNPY(path: path, member: member) }
+            if info.valid & UInt64(ZIP_STAT_ENCRYPTION_METHOD) != 0, info.encryption_method != UInt16(ZIP_EM_NONE) {
+                throw NPZError.encrypted(path: path, member: member)
+            }
+            let limit: UInt64
+            switch Int32(info.comp_method) {
+            case ZIP_CM_STORE: limit = fileSize
+            case ZIP_CM_DEFLATE: limit = min(fileSize, info.comp_size).multipliedReportingOverflow(by: maxDeflateRatio).partialValue + 1024
+            default: throw NPZError.unsupportedCompression(path: path, member: member, method: Int(info.comp_method))
+            }
+            guard info.size <= limit, info.size <= UInt64(Int.max) else {
+                throw NPZError.memberTooLarge(path: path, member: member, size: info.size, limit: limit)
+            }
+            let bytes = try readMember(archive, index: index, size: Int(info.size), path: path, member: member)
+            let name = String(member.dropLast(4))
+            let tensor = try bytes.withUnsafeBytes { try NPY.decode($0, name: "\(path):\(member)") }
+            guard store[name] == nil else { throw NPZError.duplicateName(path: path, name: name) }
+            try store.insert(tensor, named: name)
+        }
+        return store
+    }
+
+    /// Exactly `size` bytes of a member, then a check that nothing follows; reading to the end is
+    /// also what makes libzip verify the CRC.
+    static func readMember(_ archive: OpaquePointer, index: UInt64, size: Int, path: String, member: String) throws -> [UInt8] {
+        guard let file = zip_fopen_index(archive, index, 0) else {
+            throw NPZError.readFailed(path: path, member: member, message: libzipMessage(archive))
+        }
+        defer { zip_fclose(file) }
+        func failure() -> NPZError {
+            .readFailed(path: path, member: member, message: String(cString: zip_error_strerror(zip_file_get_error(file))))
+        }
+        var bytes = [UInt8](repeating: 0, count: size)
+        var done = 0
+        try bytes.withUnsafeMutableBytes { buffer in
+            while done < size {
+                let n = zip_fread(file, buffer.baseAddress! + done, UInt64(size - done))
+                if n < 0 { throw failure() }
+                if n == 0 { throw NPZError.truncatedMember(path: path, member: member, expected: size, got: done) }
+                done += Int(n)
+            }
+        }
+        var extra: UInt8 = 0
+        let n = zip_fread(file, &extra, 1)
+        if n < 0 { throw failure() }
+        if n > 0 { throw NPZError.readFailed(path: path, member: member, message: "holds more than the \(size) bytes its directory entry declares") }
+        return bytes
+    }
+
+    static func libzipMessage(code: Int32) -> String {
+        var error = zip_error_t()
+        zip_error_init_with_code(&error, code)
+        defer { zip_error_fini(&error) }
+        return String(cString: zip_error_strerror(&error))
+    }
+
+    static func libzipMessage(_ archive: OpaquePointer) -> String {
+        String(cString: zip_error_strerror(zip_get_error(archive)))
+    }
+
+    // MARK: writing
+
+    /// Atomic write, like `np.savez`: one stored `<name>.npy` member per tensor, in store order.
+    /// Tensors NumPy cannot hold (bf16, float8) are refused by `NPY` before anything is written.
+    public static func write(_ store: TensorStore, to path: String) throws {
+        var members: [(name: [UInt8], header: [UInt8], tensor: Tensor)] = []
+        for (name, tensor) in store.tensors {
+            members.append((Array((name + ".npy").utf8), try NPY.headerBytes(dtype: tensor.dtype, shape: tensor.shape), tensor))
+        }
+        try AtomicFileWriter.write(to: path) { w in
+            var directory = ZipDirectory()
+            for m in members {
+                let offset = w.bytesWritten
+                var crc = CRC32()
+                crc.update(m.header)
+                let hasBytes = m.tensor.elementCount > 0 // empty tensors: header only
+                if hasBytes { m.tensor.withContiguousBytes { crc.update($0) } }
+                let size = m.header.count + m.tensor.byteCount
+                let entry = ZipDirectory.Entry(name: m.name, crc: crc.value, size: UInt64(size), offset: UInt64(offset))
+                try w.write(entry.localHeader())
+                try w.write(m.header)
+                if hasBytes { try m.tensor.withContiguousBytes { try w.write($0) } }
+                directory.entries.append(entry)
+            }
+            try w.write(directory.centralDirectory(at: UInt64(w.bytesWritten)))
+        }
+    }
+}
+
+public enum NPZError: Error, CustomStringConvertible, Equatable {
+    case cannotOpen(path: String, message: String)
+    /// A member that is not an `.npy` array.
+    case notNPY(path: String, member: String)
+    case encrypted(path: String, member: String)
+    case unsupportedCompression(path: String, member: String, method: Int)
+    /// The declared size is more than the archive can hold (stored: the file size; deflated:
+    /// 1032 × the compressed size).
+    case memberTooLarge(path: String, member: String, size: UInt64, limit: UInt64)
+    case readFailed(path: String, member: String, message: String)
+    case truncatedMember(path: String, member: String, expected: Int, got: Int)
+    case duplicateName(path: String, name: String)
+
+    public var description: String {
+        switch self {
+        case let .cannotOpen(path, message):
+            return "\(path): cannot open as an .npz (zip) archive: \(message)"
+        case let .notNPY(path, member):
+            return "\(path): member '\(member)' is not an .npy array; DinoKit reads .npz archives of arrays only"
+        case let .encrypted(path, member):
+            return "\(path): member '\(member)' is encrypted"
+        case let .unsupportedCompression(path, member, method):
+            return "\(path): member '\(member)' uses compression method \(method); numpy writes stored (0) or deflated (8) members only"
+        case let .memberTooLarge(path, member, size, limit):
+            return "\(path): member '\(member)' declares \(size) bytes, more than the archive can hold (at most \(limit)): corrupt or hostile archive"
+        case let .readFailed(path, member, message):
+            return "\(path): cannot read member '\(member)': \(message)"
+        case let .truncatedMember(path, member, expected, got):
+            return "\(path): member '\(member)' ends after \(got) of its \(expected) bytes"
+        case let .duplicateName(path, name):
+            return "\(path): array '\(name)' appears more than once"
+        }
+    }
+}
+
+// Nested in NPZ so they cannot collide with other zip code in this module.
+extension NPZ {
+    /// CRC-32 (IEEE 802.3, reflected, as zip uses).
+    struct CRC32 {
+        private(set) var value: UInt32 = 0
+
+        static let table: [UInt32] = (0..<256).map { i -> UInt32 in
+            var c = UInt32(i)
+            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+            return c
+        }
+
+        mutating func update(_ bytes: UnsafeRawBufferPointer) {
+            var c = ~value
+            Self.table.withUnsafeBufferPointer { t in
+                for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
+            }
+            value = ~c
+        }
+
+        mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
+    }
+
+    /// The records of a zip archive with stored members: local headers and the central directory,
+    /// with ZIP64 fields where sizes, offsets or the member count outgrow the classic ones. Times are
+    /// fixed (1980-01-01), so the same store always gives the same bytes.
+    struct ZipDirectory {
+        struct Entry {
+            var name: [UInt8]
+            var crc: UInt32
+            var size: UInt64
+            var offset: UInt64
+
+            var sizeNeedsZip64: Bool { size >= 0xFFFF_FFFF }
+            var offsetNeedsZip64: Bool { offset >= 0xFFFF_FFFF }
+            /// Bit 11: the name is UTF-8 (set, as Python's zipfile does, only when it is not ASCII).
+            var flags: UInt16 { name.allSatisfy { $0 < 0x80 } ? 0 : 0x0800 }
+
+            func localHeader() -> [UInt8] {
+                var out = ByteWriter()
+                out.u32(0x0403_4B50)
+                out.u16(sizeNeedsZip64 ? 45 : 20)
+                out.u16(flags)
+                out.u16(0) // stored
+                out.u16(0); out.u16(0x21) // 00:00, 1980-01-01
+                out.u32(crc)
+                out.u32(sizeNeedsZip64 ? 0xFFFF_FFFF : UInt32(size))
+                out.u32(sizeNeedsZip64 ? 0xFFFF_FFFF : UInt32(size))
+                out.u16(UInt16(name.count))
+                out.u16(sizeNeedsZip64 ? 20 : 0)
+                out.bytes += name
+                if sizeNeedsZip64 {
+                    out.u16(0x0001); out.u16(16); out.u64(size); out.u64(size)
+                }
+                return out.bytes
+            }
+
+            func centralHeader() -> [UInt8] {
+                var extra = ByteWriter()
+                if sizeNeedsZip64 { extra.u64(size); extra.u64(size) }
+                if offsetNeedsZip64 { extra.u64(offset) }
+                let zip64 = !extra.bytes.isEmpty
+                var out = ByteWriter()
+                out.u32(0x0201_4B50)
+                out.u16(zip64 ? 0x032D : 0x0314) // made by: Unix, spec 4.5 / 2.0
+                out.u16(zip64 ? 45 : 20)
+                out.u16(flags)
+                out.u16(0)
+                out.u16(0); out.u16(0x21)
+                out.u32(crc)
+                out.u32(sizeNeedsZip64 ? 0xFFFF_FFFF : UInt32(size))
+                out.u32(sizeNeedsZip64 ? 0xFFFF_FFFF : UInt32(size))
+                out.u16(UInt16(name.count))
+                out.u16(zip64 ? UInt16(4 + extra.bytes.count) : 0)
+                out.u16(0) // comment
+                out.u16(0) // disk
+                out.u16(0) // internal attributes
+                out.u32(0o100644 << 16) // regular file, rw-r--r--
+                out.u32(offsetNeedsZip64 ? 0xFFFF_FFFF : UInt32(offset))
+                out.bytes += name
+                if zip64 {
+                    out.u16(0x0001); out.u16(UInt16(extra.bytes.count))
+                    out.bytes += extra.bytes
+                }
+                return out.bytes
+            }
+        }
+
+        var entries: [Entry] = []
+
+        /// Central directory plus end records, for a directory that starts at file offset `start`.
+        func centralDirectory(at start: UInt64) -> [UInt8] {
+            var out: [UInt8] = []
+            for e in entries { out += e.centralHeader() }
+            let size = UInt64(out.count)
+            let zip64 = entries.count >= 0xFFFF || size >= 0xFFFF_FFFF || start >= 0xFFFF_FFFF
+            var end = ByteWriter()
+            if zip64 {
+                let recordOffset = start + size
+                end.u32(0x0606_4B50); end.u64(44)
+                end.u16(0x032D); end.u16(45)
+                end.u32(0); end.u32(0)
+                end.u64(UInt64(entries.count)); end.u64(UInt64(entries.count))
+                end.u64(size); end.u64(start)
+                end.u32(0x0706_4B50); end.u32(0); end.u64(recordOffset); end.u32(1)
+            }
+            end.u32(0x0605_4B50)
+            end.u16(0); end.u16(0)
+            end.u16(zip64 ? 0xFFFF : UInt16(entries.count))
+            end.u16(zip64 ? 0xFFFF : UInt16(entries.count))
+            end.u32(zip64 ? 0xFFFF_FFFF : UInt32(size))
+            end.u32(zip64 ? 0xFFFF_FFFF : UInt32(start))
+            end.u16(0)
+            return out + end.bytes
+        }
+    }
+
+    /// Little-endian field writer for the zip records.
+    struct ByteWriter {
+        var bytes: [UInt8] = []
+        mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+        mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+        mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
+    }
+}

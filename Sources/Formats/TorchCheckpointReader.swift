@@ -1,0 +1,197 @@
+import TensorStore
+
+/// Reading `torch.save` zip files, and turning a pickled object tree into a `TensorStore`
+/// (shared with the legacy reader).
+enum TorchCheckpointReader {
+    static func readZip(_ file: MappedFile) throws -> TorchCheckpointContents {
+        let path = file.path
+        let archive = try zipErrors { try ZipArchive(file: file) }
+        // Any root folder name: torch uses the file's base name, or "archive" for buffers.
+        guard let first = archive.entries.first, let slash = first.name.firstIndex(of: "/") else {
+            throw TorchCheckpointError.notACheckpoint(path: path, detail: "zip archive without a root folder (not written by torch.save)")
+        }
+        let root = String(first.name[..<slash])
+        func entry(_ name: String) -> ZipEntry? { archive.entry(named: "\(root)/\(name)") }
+
+        guard let pickleEntry = entry("data.pkl") else {
+            if entry("constants.pkl") != nil {
+                throw TorchCheckpointError.notACheckpoint(path: path, detail: "a TorchScript archive (torch.jit.save), not a torch.save checkpoint")
+            }
+            throw TorchCheckpointError.missingEntry(path: path, entry: "\(root)/data.pkl")
+        }
+        var bigEndian = false
+        if let order = entry("byteorder") {
+            guard order.uncompressedSize <= 16 else {
+                throw TorchCheckpointError.badByteOrder(path: path, value: "<\(order.uncompressedSize) bytes>")
+            }
+            let text = String(decoding: try zipErrors { try archive.contents(of: order) }, as: UTF8.self)
+            switch text {
+            case "little": bigEndian = false
+            case "big": bigEndian = true
+            default: throw TorchCheckpointError.badByteOrder(path: path, value: text)
+            }
+        }
+
+        let pickle = try zipErrors { try archive.storage(for: pickleEntry) }
+        // An inflated data.pkl is owned memory: keep it alive while the unpickler reads it.
+        let value = try withExtendedLifetime(pickle) { try unpickle(pickle.bytes, path: path, part: pickleEntry.name) }
+        var materializer = TensorMaterializer(path: path, bigEndian: bigEndian) { key in
+            guard let data = entry("data/\(key)") else { throw TorchCheckpointError.missingStorage(path: path, key: key) }
+            return try zipErrors { try archive.storage(for: data) }
+        }
+        let store = try collect(value, materializer: &materializer)
+        return TorchCheckpointContents(kind: .zip, store: store, root: value)
+    }
+
+    static func unpickle(_ bytes: UnsafeRawBufferPointer, startingAt start: Int = 0, path: String, part: String) throws -> (value: PickleValue, end: Int) {
+        var unpickler = Unpickler(bytes, startingAt: start)
+        do {
+            let value = try unpickler.load()
+            return (value, unpickler.position)
+        } catch let error as PickleError {
+            throw TorchCheckpointError.pickle(path: path, part: part, error)
+        }
+    }
+
+    static func unpickle(_ bytes: UnsafeRawBufferPointer, path: String, part: String) throws -> PickleValue {
+        try unpickle(bytes, startingAt: 0, path: path, part: part).value
+    }
+
+    static func zipErrors<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as ZipError { throw TorchCheckpointError.zip(error) }
+    }
+
+    /// Walks the object tree: tensors into the store under their path, scalars into the metadata.
+    static func collect(_ root: PickleValue, materializer: inout TensorMaterializer) throws -> TensorStore {
+        var store = TensorStore()
+        func visit(_ value: PickleValue, _ path: String, isRoot: Bool) throws {
+            func child(_ component: String) -> String { isRoot ? component : path + "." + component }
+            switch value {
+            case let .tensor(t):
+                let tensor = try materializer.tensor(t, name: path)
+                guard store[path] == nil else {
+                    throw TorchCheckpointError.duplicateTensorName(path: materializer.path, name: path)
+                }
+                store[path] = tensor
+            case let .dict(d):
+                for entry in d.entries { try visit(entry.value, child(pathComponent(entry.key)), isRoot: false) }
+            case let .list(items), let .tuple(items):
+                for (i, item) in items.enumerated() { try visit(item, child(String(i)), isRoot: false) }
+            case .int, .bigInt, .float, .bool, .string:
+                store.metadata[path] = value.scalarText
+            case .none, .bytes, .set, .global, .storage, .object:
+                break
+            }
+        }
+        try visit(root, "", isRoot: true)
+        return store
+    }
+
+    /// A dict key as a name component: strings as they are, numbers and booleans as Python prints them.
+    static func pathComponent(_ key: PickleValue) -> String {
+        if let text = key.scalarText { return text }
+        return key.description
+    }
+}
+
+/// Resolves tensor descriptions against storage bytes: checks each storage's claimed size against
+/// its data, byte-swaps big-endian storages once per element width, and makes checked views.
+struct TensorMaterializer {
+    let path: String
+    let bigEndian: Bool
+    let load: (String) throws -> Storage
+    private var raw: [String: Storage] = [:]
+    private var swapped: [String: Storage] = [:]
+
+    init(path: String, bigEndian: Bool, load: @escaping (String) throws -> Storage) {
+        self.path = path
+        self.bigEndian = bigEndian
+        self.load = load
+    }
+
+    private mutating func storage(_ key: String) throws -> Storage {
+        if let s = raw[key] { return s }
+        let s = try load(key)
+        raw[key] = s
+        return s
+    }
+
+    mutating func tensor(_ t: PickleTensor, name: String) throws -> Tensor {
+        guard let dtype = t.dtype else {
+            throw TorchCheckpointError.unsupportedDType(path: path, tensor: name, dtype: t.torchDType)
+        }
+        let ref = t.storage
+        guard let storageElement = TorchDTypeNames.elementSize(torchName: ref.torchDType) else {
+            throw TorchCheckpointError.unsupportedDType(path: path, tensor: name, dtype: ref.torchDType)
+        }
+        var base = try storage(ref.key)
+        let (claimed, overflow) = ref.numel.multipliedReportingOverflow(by: storageElement)
+        guard !overflow, claimed <= base.count else {
+            throw TorchCheckpointError.storageTooSmall(path: path, key: ref.key, claimedBytes: overflow ? Int.max : claimed,
+                                                        availableBytes: base.count)
+        }
+
+        // The elements the tensor may address: the whole storage, or a legacy view's range of it.
+        var firstElement = 0
+        var limitBytes = claimed
+        if let view = ref.view {
+            guard dtype.size == storageElement else {
+                throw TorchCheckpointError.invalidTensor(path: path, tensor: name, detail: "views a \(ref.torchDType) storage as \(t.torchDType)")
+            }
+            let (end, o) = view.offset.addingReportingOverflow(view.numel)
+            guard !o, end <= ref.numel else {
+                throw TorchCheckpointError.storageTooSmall(path: path, key: view.key, claimedBytes: o ? Int.max : end * storageElement,
+                                                            availableBytes: claimed)
+            }
+            firstElement = view.offset
+            limitBytes = end * storageElement
+        }
+        let (offset, o1) = t.storageOffset.addingReportingOverflow(firstElement)
+        guard !o1, try viewEnd(t, offset: offset, elementSize: dtype.size) <= limitBytes else {
+            throw TorchCheckpointError.invalidTensor(
+                path: path, tensor: name,
+                detail: "shape \(t.shape) stride \(t.strides) offset \(t.storageOffset) of \(dtype) reaches past storage '\(ref.key)' (\(limitBytes) bytes)")
+        }
+
+        if bigEndian && dtype.size > 1 {
+            base = swappedStorage(ref.key, base: base, width: dtype.size)
+        }
+        do {
+            return try Tensor(storage: base, dtype: dtype, shape: Shape(t.shape), strides: t.strides, offset: offset)
+        } catch let error as TensorStoreError {
+            throw TorchCheckpointError.invalidTensor(path: path, tensor: name, detail: error.description)
+        }
+    }
+
+    /// One past the last byte a view addresses (0 for an empty tensor); Int.max when it overflows.
+    private func viewEnd(_ t: PickleTensor, offset: Int, elementSize: Int) throws -> Int {
+        guard !t.shape.contains(0) else { return 0 }
+        var last = offset
+        for (d, s) in zip(t.shape, t.strides) {
+            let (m, o1) = (d - 1).multipliedReportingOverflow(by: s)
+            let (a, o2) = last.addingReportingOverflow(m)
+            if o1 || o2 { return Int.max }
+            last = a
+        }
+        let (end, o3) = (last + 1).multipliedReportingOverflow(by: elementSize)
+        return o3 ? Int.max : end
+    }
+
+    /// torch writes storages in the writer's byte order; a big-endian file is swapped into owned
+    /// memory once per storage and element width.
+    private mutating func swappedStorage(_ key: String, base: Storage, width: Int) -> Storage {
+        let cacheKey = "\(key)#\(width)"
+        if let s = swapped[cacheKey] { return s }
+        let out = Storage(byteCount: base.count)
+        let src = base.bytes, dst = out.mutableBytes
+        let n = base.count / width
+        for i in 0..<n {
+            let at = i * width
+            for b in 0..<width { dst[at + b] = src[at + width - 1 - b] }
+        }
+        // A tail shorter than one element (not addressable by any tensor) is copied as is.
+        for i in (n * width)..<base.count { dst[i] = src[i] }
+        swapped[cacheKey] = out
+        return out
+    }
+}

@@ -1,1 +1,0 @@
-// The Kernels module. See ../../../shared/DESIGN.md for what lives here.

@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct DinoKitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dinokit",
+        abstract: "DINOv2 weights and models without Python: inspect, convert, run, verify.",
+        version: DinoKitVersion.string,
+        subcommands: [Inspect.self, Convert.self])
+}
+
+enum DinoKitVersion {
+    static let string = "0.1.0"
+}
