@@ -10,6 +10,8 @@ let package = Package(
         .library(name: "Kernels", targets: ["Kernels"]),
         .library(name: "Images", targets: ["Images"]),
         .library(name: "DINOv2", targets: ["DINOv2"]),
+        .library(name: "ONNXExport", targets: ["ONNXExport"]),
+        .library(name: "Evaluation", targets: ["Evaluation"]),
         .executable(name: "dinokit", targets: ["dinokit"]),
     ],
     dependencies: [
@@ -20,17 +22,23 @@ let package = Package(
         // System libraries from Debian (see README for the apt-get line).
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
         .systemLibrary(name: "CImageCodecs", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev", "libpng-dev"])]),
+
+        // C code generated once from onnx.proto by protoc-c (Scripts/gen-onnx-proto).
+        .target(name: "ONNXProto", dependencies: ["CProtobufC"]),
 
         .target(name: "TensorStore", dependencies: [
             .product(name: "OrderedCollections", package: "swift-collections"),
         ]),
-        .target(name: "Formats", dependencies: ["TensorStore", "CZip"]),
+        .target(name: "Formats", dependencies: ["TensorStore", "CZip", "ONNXProto"]),
         .target(name: "Kernels", dependencies: ["TensorStore", "COpenBLAS"]),
         .target(name: "Images", dependencies: ["TensorStore", "CImageCodecs"]),
         .target(name: "DINOv2", dependencies: ["Kernels", "Formats", "TensorStore"]),
+        .target(name: "ONNXExport", dependencies: ["DINOv2", "Formats", "Kernels", "TensorStore", "ONNXProto"]),
+        .target(name: "Evaluation", dependencies: ["DINOv2", "Images", "Formats", "Kernels", "TensorStore"]),
         .executableTarget(name: "dinokit", dependencies: [
-            "DINOv2", "Formats", "TensorStore", "Kernels", "Images",
+            "DINOv2", "Formats", "TensorStore", "Kernels", "Images", "ONNXExport", "Evaluation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -39,6 +47,8 @@ let package = Package(
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorStore", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Formats", "TestSupport"]),
+        .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "DINOv2", "Formats", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "DINOv2", "Images", "Formats", "TestSupport"]),
         .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "Formats", "TestSupport"]),
     ]
 )

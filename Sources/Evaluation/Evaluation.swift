@@ -1,0 +1,1 @@
+// The Evaluation module: linear probe, k-NN, dataset readers. See DESIGN.md.
