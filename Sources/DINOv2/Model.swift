@@ -44,7 +44,7 @@ public struct Model: Sendable {
     /// patch size; `masks` (optional) is bool (B, h·w), true where the mask token replaces a patch.
     public func forwardFeatures(_ x: Tensor, masks: Tensor? = nil, workspace: Workspace? = nil) throws -> FeatureOutputs {
         let ws = workspace ?? Workspace()
-        let g = try runBlocks(x, masks: masks, through: config.depth - 1, workspace: ws) { _, _ in }
+        let g = try runBlocks(x, masks: masks, through: config.depth - 1, workspace: ws) { _, _, _ in }
         let d = config.embedDim, r = config.registerTokens, t = g.tokens
         let prenorm = ws.buffer(.residual, g.rows * d).pointer
         let normed = ws.buffer(.normed, g.rows * d).pointer
@@ -60,10 +60,10 @@ public struct Model: Sendable {
     /// `forward(x)`: the normed class token (B, D) (the hub model's head is Identity).
     public func callAsFunction(_ x: Tensor, masks: Tensor? = nil, workspace: Workspace? = nil) throws -> Tensor {
         let ws = workspace ?? Workspace()
-        let g = try runBlocks(x, masks: masks, through: config.depth - 1, workspace: ws) { _, _ in }
+        let g = try runBlocks(x, masks: masks, through: config.depth - 1, workspace: ws) { _, _, _ in }
         let d = config.embedDim
         // Only the cls rows are needed: normalise those.
-        let cls = ws.buffer(.capture(-1), g.batch * d).pointer
+        let cls = ws.buffer(.classRows, g.batch * d).pointer
         let prenorm = ws.buffer(.residual, g.rows * d).pointer
         for b in 0..<g.batch { (cls + b * d).update(from: prenorm + b * g.tokens * d, count: d) }
         let out = ws.buffer(.normed, g.batch * d).pointer
@@ -83,14 +83,13 @@ public struct Model: Sendable {
         var captured: [(Int, FloatBuffer)] = []
         let last = indices.last ?? -1
         let wanted = Set(indices)
-        let g = try runBlocks(x, masks: nil, through: last, workspace: ws) { block, residual in
+        let g = try runBlocks(x, masks: nil, through: last, workspace: ws) { block, residual, rows in
             guard wanted.contains(block) else { return }
-            let rows = residual.1
             let copy = FloatBuffer(count: rows * d)
             if norm {
-                finalNorm(out: copy.pointer, inp: residual.0, rows: rows, ws: ws)
+                finalNorm(out: copy.pointer, inp: residual, rows: rows, ws: ws)
             } else {
-                copy.pointer.update(from: residual.0, count: rows * d)
+                copy.pointer.update(from: residual, count: rows * d)
             }
             captured.append((block, copy))
         }
@@ -108,12 +107,20 @@ public struct Model: Sendable {
         }
     }
 
+    /// `intermediateLayers` with block indices (`get_intermediate_layers(x, n=[...])`).
+    public func intermediateLayers(_ x: Tensor, indices: [Int], reshape: Bool = false,
+                                   returnClassToken: Bool = false, norm: Bool = true,
+                                   workspace: Workspace? = nil) throws -> [IntermediateOutput] {
+        try intermediateLayers(x, n: .indices(indices), reshape: reshape, returnClassToken: returnClassToken,
+                               norm: norm, workspace: workspace)
+    }
+
     // MARK: - The pipeline
 
     /// Tokens then blocks 0…`lastBlock` into the workspace's residual buffer; `afterBlock` sees the
-    /// residual stream ((pointer, rows)) after each block.
+    /// residual stream (block index, pointer, rows) after each block.
     func runBlocks(_ x: Tensor, masks: Tensor?, through lastBlock: Int, workspace ws: Workspace,
-                   afterBlock: (Int, (UnsafeMutablePointer<Float>, Int)) throws -> Void) throws -> InputGeometry {
+                   afterBlock: (Int, UnsafeMutablePointer<Float>, Int) throws -> Void) throws -> InputGeometry {
         let g = try InputGeometry(config: config, input: x)
         let maskBits = try g.maskBits(masks, hasMaskToken: parameters.maskToken != nil)
         let c = config, d = c.embedDim, rows = g.rows
@@ -143,7 +150,7 @@ public struct Model: Sendable {
             gated: c.ffn == .swiglu ? ws.buffer(.gated, rows * c.ffnHidden).pointer : hidden)
         for i in 0...Swift.min(lastBlock, c.depth - 1) {
             blockForward(acts, parameters.blocks[i], config: c, batch: g.batch, tokens: g.tokens, parallelism: parallelism)
-            try afterBlock(i, (residual.pointer, rows))
+            try afterBlock(i, residual.pointer, rows)
         }
         return g
     }

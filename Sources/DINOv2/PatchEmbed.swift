@@ -17,11 +17,7 @@ extension Model {
                       bias: parameters.patchBias.pointer, rows: g.batch * patchesPerImage, inFeatures: unfoldWidth,
                       outFeatures: d, parallelism: parallelism)
 
-        let pe = ws.buffer(.posEmbed, (1 + patchesPerImage) * d)
-        try interpolatePositionEmbedding(out: pe.pointer, table: parameters.posEmbed.pointer, grid: c.positionGrid,
-                                         dim: d, patchRows: g.patchRows, patchCols: g.patchCols,
-                                         imageHeight: g.height, imageWidth: g.width,
-                                         interpolation: c.interpolation, workspace: ws)
+        let pe = try positionEmbedding(geometry: g, workspace: ws)
         let cls = parameters.clsToken.pointer, pos = pe.pointer
         let mask = parameters.maskToken?.pointer
         for b in 0..<g.batch {
@@ -43,5 +39,22 @@ extension Model {
                 for i in 0..<d { dst[i] = src[i] + pr[i] }
             }
         }
+    }
+
+    /// The position table for this input's grid, from the workspace's cache when it has it.
+    func positionEmbedding(geometry g: InputGeometry, workspace ws: Workspace) throws -> FloatBuffer {
+        let c = config
+        let key = Workspace.PositionCacheKey(patchRows: g.patchRows, patchCols: g.patchCols,
+                                             square: g.height == g.width, interpolation: c.interpolation)
+        if let cached = ws.positionCache, cached.source === parameters.posEmbed, cached.key == key {
+            return cached.table
+        }
+        let table = FloatBuffer(count: (1 + g.patches) * c.embedDim)
+        try interpolatePositionEmbedding(out: table.pointer, table: parameters.posEmbed.pointer, grid: c.positionGrid,
+                                         dim: c.embedDim, patchRows: g.patchRows, patchCols: g.patchCols,
+                                         imageHeight: g.height, imageWidth: g.width,
+                                         interpolation: c.interpolation, workspace: ws)
+        ws.positionCache = (parameters.posEmbed, key, table)
+        return table
     }
 }

@@ -5,12 +5,21 @@ import Kernels
 /// allocates nothing here. Not thread-safe: one workspace per concurrent forward.
 public final class Workspace {
     enum Role: Hashable {
-        case pixels, patches, patchOut, posEmbed, resampleScratch
+        case pixels, patches, patchOut, resampleScratch
         case residual, normed, mean, rstd, qkv, attention, attentionScratch, branch, hidden, gated
-        case capture(Int)
+        case classRows
     }
 
     private var buffers: [Role: FloatBuffer] = [:]
+
+    /// The last interpolated position table and what it was made from: the same grid size from
+    /// the same model gives the same table, so a stream of same-sized inputs resamples once. The
+    /// source table is held (not just its address) so a freed model's memory can never match.
+    struct PositionCacheKey: Equatable {
+        let patchRows: Int, patchCols: Int, square: Bool
+        let interpolation: PositionInterpolation
+    }
+    var positionCache: (source: FloatBuffer, key: PositionCacheKey, table: FloatBuffer)?
 
     public init() {}
 

@@ -14,6 +14,7 @@ public enum CheckpointFormat: String, Sendable, CaseIterable {
     case hfFolder = "hf-folder"
     case npz
     case npy
+    case onnx
 }
 
 public enum CheckpointError: Error, CustomStringConvertible, Equatable {
@@ -52,6 +53,7 @@ public enum Checkpoint {
             }
             if TorchCheckpoint.isLegacy(head) { return .pytorchLegacy }
             if Safetensors.isSafetensors(head, fileSize: file.count) { return .safetensors }
+            if ONNXModelReader.isONNX(head: head) { return .onnx }
             let hex = head.prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: " ")
             throw CheckpointError.unrecognised(path: path, head: hex)
         }
@@ -65,6 +67,7 @@ public enum Checkpoint {
         case .safetensors: return (format, try Safetensors.read(path: path))
         case .hfFolder: return (format, try HFFolder.read(path: path))
         case .npz: return (format, try NPZ.read(path: path))
+        case .onnx: return (format, try ONNXModelReader.read(path: path))
         case .npy:
             var store = TensorStore()
             try store.insert(try NPY.read(path: path), named: "array")
@@ -92,7 +95,7 @@ public enum Checkpoint {
         case .pytorchZip: try TorchCheckpoint.write(store, to: path)
         case .npz: try NPZ.write(store, to: path)
         case .hfFolder: try HFFolder.write(hub: store, to: path)
-        case .pytorchLegacy, .npy:
+        case .pytorchLegacy, .npy, .onnx:
             throw CheckpointError.cannotWrite(path: path, reason: "DinoKit does not write \(format.rawValue) files; use .pth, .safetensors, .npz or a folder")
         }
     }

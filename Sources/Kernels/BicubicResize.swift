@@ -53,9 +53,9 @@ public enum BicubicResize {
         Int((Double(inputSize) * scaleFactor).rounded(.down))
     }
 
-    /// The coordinate scale ATen uses (`area_pixel_compute_scale`, align_corners=False).
+    /// The coordinate scale ATen uses (`area_pixel_compute_scale`, align_corners=False; its
+    /// "output size 1 → scale 0" rule applies to align_corners=True only in current PyTorch).
     public static func coordinateScale(inputSize: Int, outputSize: Int, scaleFactor: Double?) -> Float {
-        guard outputSize > 1 else { return 0 }
         if let s = scaleFactor, s > 0 { return Float(1.0 / s) }
         return Float(inputSize) / Float(outputSize)
     }
@@ -89,6 +89,7 @@ public enum BicubicResize {
 
     /// One axis of `upsample_bicubic2d` (no antialias): A = −0.75, clamped taps.
     public static func cubicAxis(inputSize: Int, outputSize: Int, scaleFactor: Double? = nil) -> ResampleAxis {
+        precondition(inputSize > 0 && outputSize >= 0, "resampling needs a non-empty input axis")
         let scale = coordinateScale(inputSize: inputSize, outputSize: outputSize, scaleFactor: scaleFactor)
         let a: Float = -0.75
         var indices = [Int](repeating: 0, count: outputSize * 4)
@@ -116,6 +117,7 @@ public enum BicubicResize {
     /// The mixed Float/Double arithmetic follows ATen's `_compute_indices_min_size_weights_aa`
     /// for float tensors step by step, so tap ranges agree at the rounding boundaries.
     public static func antialiasedCubicAxis(inputSize: Int, outputSize: Int, scaleFactor: Double? = nil) -> ResampleAxis {
+        precondition(inputSize > 0 && outputSize >= 0, "resampling needs a non-empty input axis")
         if inputSize == outputSize {
             return ResampleAxis(accumulation: .blockedByFour, inputSize: inputSize, outputSize: outputSize, stride: 1,
                                 indices: Array(0..<outputSize),
@@ -249,6 +251,9 @@ public enum BicubicResize {
                                      outHeight: Int, outWidth: Int,
                                      scaleFactors: (height: Double, width: Double)? = nil,
                                      antialias: Bool) -> [Float] {
+        guard planes > 0, height > 0, width > 0, outHeight > 0, outWidth > 0, inp.count == planes * height * width else {
+            return []
+        }
         let rows = axis(inputSize: height, outputSize: outHeight, scaleFactor: scaleFactors?.height, antialias: antialias)
         let cols = axis(inputSize: width, outputSize: outWidth, scaleFactor: scaleFactors?.width, antialias: antialias)
         var hwc = [Float](repeating: 0, count: height * width * planes)
@@ -256,8 +261,9 @@ public enum BicubicResize {
         let scratch = FloatBuffer(count: Swift.max(1, scratchCount(rows: rows, cols: cols, channels: planes)))
         let outHWC = FloatBuffer(count: Swift.max(1, outHeight * outWidth * planes))
         hwc.withUnsafeBufferPointer { src in
-            resizeChannelsLast(out: outHWC.pointer, inp: src.baseAddress!, channels: planes,
-                               rows: rows, cols: cols, scratch: scratch.pointer)
+            guard let base = src.baseAddress else { return }
+            resizeChannelsLast(out: outHWC.pointer, inp: base, channels: planes, rows: rows, cols: cols,
+                               scratch: scratch.pointer)
         }
         var result = [Float](repeating: 0, count: outHeight * outWidth * planes)
         for p in 0..<planes {

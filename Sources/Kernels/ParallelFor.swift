@@ -2,12 +2,12 @@ import COpenBLAS
 import Dispatch
 import Foundation
 
-/// How many threads DinoKit's own loops and OpenBLAS may use. A value passed down explicitly
-/// (no global setting), so two models in one process can be run with different budgets.
+/// How many threads DinoKit's own loops may use. A value passed down explicitly (no global
+/// setting), so two models in one process can be run with different budgets.
 ///
-/// OpenBLAS keeps its thread count in process-wide state; DinoKit sets it right before each call
-/// that matters: `threads` for a big GEMM issued from the calling thread, 1 before fanning out
-/// its own loops (whose bodies may call BLAS), so the two never oversubscribe the cores.
+/// DinoKit owns the threads: OpenBLAS is called single-threaded, from inside DinoKit's parallel
+/// loops (GEMMs are split by rows, attention by batch × head), so BLAS threads and DinoKit threads
+/// never compete for the cores.
 public struct Parallelism: Sendable, Equatable {
     public var threads: Int
 
@@ -24,7 +24,8 @@ public struct Parallelism: Sendable, Equatable {
     }
 }
 
-/// OpenBLAS's thread count, set only when it changes.
+/// OpenBLAS's thread count (process-wide state in OpenBLAS), set only when it changes. DinoKit
+/// sets 1 before its parallel loops; callers who run their own big GEMMs may raise it.
 public enum BLASThreads {
     public static func set(_ n: Int) {
         let want = Int32(Swift.max(1, n))

@@ -102,6 +102,7 @@ extension Unpickler {
             }
             return try call(module: fm, name: fn, args: inner)
         default:
+            if extraGlobals.contains(qualified) { return .object(ObjectBox(module: module, name: name, args: args)) }
             if name.hasPrefix("_rebuild_") {
                 throw unsupported(qualified, "DinoKit reads dense tensors only (not quantized, sparse, nested, meta or subclass tensors)")
             }

@@ -12,6 +12,9 @@ public struct Unpickler {
     public private(set) var position: Int
     /// The protocol named by the last PROTO opcode (0 when none was seen).
     public private(set) var protocolVersion = 0
+    /// Globals allowed beyond `PickleAllowList` for one reader's own format ("module.name"), kept
+    /// as inert data when called (`PickleValue.object`); empty for weights. See NumpyPickle.swift.
+    public var extraGlobals: Set<String> = []
 
     let input: UnsafeRawBufferPointer
     var nodes: [Node] = []
@@ -331,7 +334,8 @@ public struct Unpickler {
 
     private func allowedGlobal(module rawModule: String, name rawName: String) throws -> Node {
         let (module, name) = PickleAllowList.canonical(module: rawModule, name: rawName)
-        guard PickleAllowList.isAllowed(module: module, name: name) else {
+        guard PickleAllowList.isAllowed(module: module, name: name)
+            || (extraGlobals.contains("\(module).\(name)") && !PickleAllowList.blockedModules.contains(module)) else {
             throw PickleError.forbiddenGlobal(module: module, name: name, offset: opOffset)
         }
         return .global(module: module, name: name)

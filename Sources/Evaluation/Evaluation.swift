@@ -1,1 +1,0 @@
-// The Evaluation module: linear probe, k-NN, dataset readers. See DESIGN.md.
