@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "DINOv2", targets: ["DINOv2"]),
         .library(name: "ONNXExport", targets: ["ONNXExport"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
+        .library(name: "Training", targets: ["Training"]),
         .executable(name: "dinokit", targets: ["dinokit"]),
     ],
     dependencies: [
@@ -32,23 +33,27 @@ let package = Package(
             .product(name: "OrderedCollections", package: "swift-collections"),
         ]),
         .target(name: "Formats", dependencies: ["TensorStore", "CZip", "ONNXProto"]),
-        .target(name: "Kernels", dependencies: ["TensorStore", "COpenBLAS"]),
+        // SIMD kernels in C, compiled per function for AVX-512 / AVX2 and chosen at run time.
+        .target(name: "CKernels"),
+        .target(name: "Kernels", dependencies: ["TensorStore", "COpenBLAS", "CKernels"]),
         .target(name: "Images", dependencies: ["TensorStore", "CImageCodecs"]),
         .target(name: "DINOv2", dependencies: ["Kernels", "Formats", "TensorStore"]),
         .target(name: "ONNXExport", dependencies: ["DINOv2", "Formats", "Kernels", "TensorStore", "ONNXProto"]),
+        .target(name: "Training", dependencies: ["DINOv2", "Formats", "Kernels", "TensorStore"]),
         .target(name: "Evaluation", dependencies: ["DINOv2", "Images", "Formats", "Kernels", "TensorStore"]),
         .executableTarget(name: "dinokit", dependencies: [
-            "DINOv2", "Formats", "TensorStore", "Kernels", "Images", "ONNXExport", "Evaluation",
+            "DINOv2", "Formats", "TensorStore", "Kernels", "Images", "ONNXExport", "Evaluation", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .target(name: "TestSupport", dependencies: ["TensorStore", "Formats"], path: "Tests/Support"),
         .testTarget(name: "TensorStoreTests", dependencies: ["TensorStore", "Formats", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorStore", "TestSupport"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "TestSupport"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Formats", "TestSupport"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Formats", "TestSupport"]),
         .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "DINOv2", "Formats", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "DINOv2", "Images", "Formats", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "DINOv2", "Kernels", "Formats", "TestSupport"]),
         .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "Formats", "TestSupport"]),
     ]
 )

@@ -11,6 +11,8 @@ import TensorStore
 public struct Model: Sendable {
     public private(set) var config: Config
     public let parameters: Parameters
+    /// The linear weights packed for the GEMM micro-kernel, made once here.
+    let packed: PackedParameters
     /// Threads for BLAS and DinoKit's own loops.
     public var parallelism: Parallelism
 
@@ -29,6 +31,7 @@ public struct Model: Sendable {
         try config.validate()
         self.config = config
         self.parameters = try Parameters(hubStore: hubStore, config: config)
+        self.packed = PackedParameters(parameters, config: config)
         self.parallelism = parallelism
     }
 
@@ -129,27 +132,25 @@ public struct Model: Sendable {
         try withPixels(x, geometry: g, workspace: ws) { pixels in
             try embedTokens(into: residual.pointer, pixels: pixels, masks: maskBits, geometry: g, workspace: ws)
         }
-        guard lastBlock >= 0 else { return g }
+        let last = Swift.min(lastBlock, c.depth - 1)
+        guard last >= 0 else { return g }
 
         let hiddenWidth = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
-        let normed = ws.buffer(.normed, rows * d).pointer
-        let mean = ws.buffer(.mean, rows).pointer, rstd = ws.buffer(.rstd, rows).pointer
-        let hidden = ws.buffer(.hidden, rows * hiddenWidth).pointer
-        let scratch = ws.buffer(.attentionScratch, attentionScratchCount(batch: g.batch, heads: c.numHeads,
-                                                                            tokens: g.tokens, parallelism: parallelism))
-        let branch = ws.buffer(.branch, rows * d).pointer
-        let acts = BlockActivations(
+        let buffers = FusedBuffers(
             residual: residual.pointer,
-            norm1: normed, norm1Mean: mean, norm1Rstd: rstd,
-            norm2: normed, norm2Mean: mean, norm2Rstd: rstd,
+            normed: ws.buffer(.normed, rows * d).pointer,
             qkv: ws.buffer(.qkv, rows * 3 * d).pointer,
-            probabilities: .scratch(scratch.pointer),
             attention: ws.buffer(.attention, rows * d).pointer,
-            attentionBranch: branch, ffnBranch: branch,
-            hidden: hidden,
-            gated: c.ffn == .swiglu ? ws.buffer(.gated, rows * c.ffnHidden).pointer : hidden)
-        for i in 0...Swift.min(lastBlock, c.depth - 1) {
-            blockForward(acts, parameters.blocks[i], config: c, batch: g.batch, tokens: g.tokens, parallelism: parallelism)
+            branch: ws.buffer(.branch, rows * d).pointer,
+            hidden: ws.buffer(.hidden, rows * hiddenWidth).pointer,
+            gated: c.ffn == .swiglu ? ws.buffer(.gated, rows * c.ffnHidden).pointer : ws.buffer(.hidden, rows * hiddenWidth).pointer,
+            attentionScratch: ws.buffer(.attentionScratch, attentionScratchCount(tokens: g.tokens, headDim: c.headDim,
+                                                                                 parallelism: parallelism)).pointer)
+        let first = parameters.blocks[0]
+        layerNormForward(out: buffers.normed, mean: nil, rstd: nil, inp: residual.pointer, weight: first.norm1Weight.pointer,
+                         bias: first.norm1Bias.pointer, rows: rows, cols: d, eps: c.layerNormEps, parallelism: parallelism)
+        for i in 0...last {
+            fusedBlockForward(i, buffers, batch: g.batch, tokens: g.tokens, normNext: i < last)
             try afterBlock(i, residual.pointer, rows)
         }
         return g

@@ -13,9 +13,8 @@ extension Model {
         let patchOut = ws.buffer(.patchOut, g.batch * patchesPerImage * d)
         patchUnfoldForward(out: patches.pointer, inp: pixels, batch: g.batch, channels: c.inChannels,
                            height: g.height, width: g.width, patch: p, parallelism: parallelism)
-        linearForward(out: patchOut.pointer, inp: patches.pointer, weight: parameters.patchWeight.pointer,
-                      bias: parameters.patchBias.pointer, rows: g.batch * patchesPerImage, inFeatures: unfoldWidth,
-                      outFeatures: d, parallelism: parallelism)
+        linearForward(out: patchOut.pointer, inp: patches.pointer, weight: packed.patch, bias: parameters.patchBias.pointer,
+                      rows: g.batch * patchesPerImage, parallelism: parallelism)
 
         let pe = try positionEmbedding(geometry: g, workspace: ws)
         let cls = parameters.clsToken.pointer, pos = pe.pointer

@@ -14,7 +14,12 @@ import Kernels
 /// clamped to its size.
 ///
 /// Similarities are float32 products through BLAS (as `torch.mm` on float32 features), over
-/// chunks of queries split across threads; softmax and sums are computed in double.
+/// chunks of queries split across threads, to find the neighbours; the neighbours' similarities
+/// (and every candidate within the float32 error bound of the k-th) are then recomputed in
+/// double from the same float32 unit vectors, and ranking, softmax and sums use those. The
+/// result therefore does not depend on BLAS's summation order or the thread count, and equals
+/// a float64 reference (Scripts/fixtures/probe.py) exactly; it differs from float32 `torch.mm`
+/// only where two neighbours are within float32 rounding of each other.
 public struct KNN: Sendable {
     public var ks: [Int]
     public var temperature: Double
@@ -79,8 +84,10 @@ public struct KNN: Sendable {
                                       b: tBase.pointer, ldb: d, c: sims, ldc: n)
                                 var scores = [Double](repeating: 0, count: c)
                                 for r in 0..<rows {
-                                    let top = KNN.topK(sims + r * n, count: n, k: kMax)
-                                    KNN.vote(top: top, sims: sims + r * n, trainClass: trainClass, ks: effectiveKs,
+                                    let (top, exact) = KNN.neighbours(sims: sims + r * n, count: n, k: kMax,
+                                                                      query: qBase.pointer + (q0 + r) * d,
+                                                                      train: tBase.pointer, width: d)
+                                    KNN.vote(top: top, sims: exact, trainClass: trainClass, ks: effectiveKs,
                                              temperature: temperature, scores: &scores,
                                              into: out.pointer + (q0 + r) * effectiveKs.count)
                                 }
@@ -150,12 +157,34 @@ public struct KNN: Sendable {
         return heap.sorted { worse($1, $0) }
     }
 
+    /// The k nearest neighbours by double-precision similarity, best first (equal similarities
+    /// lower index first), with those similarities. The float32 `sims` row only narrows the
+    /// search: every index whose float32 similarity is within the float32 error bound of the
+    /// k-th largest is a candidate, so the double ranking is that of all N.
+    static func neighbours(sims: UnsafePointer<Float>, count n: Int, k: Int, query: UnsafePointer<Float>,
+                           train: UnsafePointer<Float>, width d: Int) -> (top: [Int], sims: [Double]) {
+        let top32 = topK(sims, count: n, k: k)
+        guard let last = top32.last else { return ([], []) }
+        // |float32 dot − exact| ≤ d·2⁻²⁴ for unit vectors, on each side: 4·d·2⁻²⁴ is safe.
+        let threshold = sims[last] - Float(4 * Double(d) * 0x1p-24)
+        var candidates: [(index: Int, sim: Double)] = []
+        candidates.reserveCapacity(k + 16)
+        for j in 0..<n where sims[j] >= threshold {
+            var s = 0.0
+            let t = train + j * d
+            for i in 0..<d { s += Double(query[i]) * Double(t[i]) }
+            candidates.append((j, s))
+        }
+        candidates.sort { $0.sim > $1.sim || ($0.sim == $1.sim && $0.index < $1.index) }
+        let kept = candidates.prefix(k)
+        return (kept.map(\.index), kept.map(\.sim))
+    }
+
     /// Softmax weights over the kMax neighbours, per-class sums of the first k, argmax per k.
-    static func vote(top: [Int], sims: UnsafePointer<Float>, trainClass: [Int], ks: [Int], temperature: Double,
+    static func vote(top: [Int], sims: [Double], trainClass: [Int], ks: [Int], temperature: Double,
                      scores: inout [Double], into out: UnsafeMutablePointer<Int32>) {
-        guard let first = top.first else { return }
-        let maxSim = Double(sims[first])
-        var weights = top.map { Foundation.exp((Double(sims[$0]) - maxSim) / temperature) }
+        guard let maxSim = sims.first else { return }
+        var weights = sims.map { Foundation.exp(($0 - maxSim) / temperature) }
         let total = weights.reduce(0, +)
         for i in weights.indices { weights[i] /= total }
         for (j, k) in ks.enumerated() {

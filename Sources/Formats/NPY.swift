@@ -156,7 +156,7 @@ public enum NPY {
         let header = try headerBytes(dtype: tensor.dtype, shape: tensor.shape)
         try AtomicFileWriter.write(to: path) { w in
             try w.write(header)
-            try tensor.withContiguousBytes { try w.write($0) }
+            try w.write(tensor)
         }
     }
 }

@@ -107,29 +107,26 @@ public enum NPZ {
 
     // MARK: writing
 
-    /// Atomic write, like `np.savez`: one stored `<name>.npy` member per tensor, in store order.
-    /// Tensors NumPy cannot hold (bf16, float8) are refused by `NPY` before anything is written.
+    /// Atomic write, like `np.savez`: one stored `<name>.npy` member per tensor, in store order,
+    /// through the same zip writer `.pth` files use. Tensors NumPy cannot hold (bf16, float8) are
+    /// refused by `NPY` before anything is written.
     public static func write(_ store: TensorStore, to path: String) throws {
-        var members: [(name: [UInt8], header: [UInt8], tensor: Tensor)] = []
+        var members: [(name: String, header: [UInt8], tensor: Tensor)] = []
         for (name, tensor) in store.tensors {
-            members.append((Array((name + ".npy").utf8), try NPY.headerBytes(dtype: tensor.dtype, shape: tensor.shape), tensor))
+            members.append((name + ".npy", try NPY.headerBytes(dtype: tensor.dtype, shape: tensor.shape), tensor))
         }
         try AtomicFileWriter.write(to: path) { w in
-            var directory = ZipDirectory()
+            var zip = ZipWriter(output: w, alignment: 1)
             for m in members {
-                let offset = w.bytesWritten
-                var crc = CRC32()
+                var crc = ZipCRC32()
                 crc.update(m.header)
-                let hasBytes = m.tensor.elementCount > 0 // empty tensors: header only
-                if hasBytes { m.tensor.withContiguousBytes { crc.update($0) } }
-                let size = m.header.count + m.tensor.byteCount
-                let entry = ZipDirectory.Entry(name: m.name, crc: crc.value, size: UInt64(size), offset: UInt64(offset))
-                try w.write(entry.localHeader())
-                try w.write(m.header)
-                if hasBytes { try m.tensor.withContiguousBytes { try w.write($0) } }
-                directory.entries.append(entry)
+                m.tensor.withContiguousBytes { crc.update($0) }
+                try zip.addStored(name: m.name, size: m.header.count + m.tensor.byteCount, crc32: crc.value) { out in
+                    try out.write(m.header)
+                    try out.write(m.tensor)
+                }
             }
-            try w.write(directory.centralDirectory(at: UInt64(w.bytesWritten)))
+            try zip.finish()
         }
     }
 }
@@ -166,131 +163,5 @@ public enum NPZError: Error, CustomStringConvertible, Equatable {
         case let .duplicateName(path, name):
             return "\(path): array '\(name)' appears more than once"
         }
-    }
-}
-
-// Nested in NPZ so they cannot collide with other zip code in this module.
-extension NPZ {
-    /// CRC-32 (IEEE 802.3, reflected, as zip uses).
-    struct CRC32 {
-        private(set) var value: UInt32 = 0
-
-        static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-            var c = UInt32(i)
-            for _ in 0..<8 { c = c & 1 != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
-            return c
-        }
-
-        mutating func update(_ bytes: UnsafeRawBufferPointer) {
-            var c = ~value
-            Self.table.withUnsafeBufferPointer { t in
-                for b in bytes { c = t[Int((c ^ UInt32(b)) & 0xFF)] ^ (c >> 8) }
-            }
-            value = ~c
-        }
-
-        mutating func update(_ bytes: [UInt8]) { bytes.withUnsafeBytes { update($0) } }
-    }
-
-    /// The records of a zip archive with stored members: local headers and the central directory,
-    /// with ZIP64 fields where sizes, offsets or the member count outgrow the classic ones. Times are
-    /// fixed (1980-01-01), so the same store always gives the same bytes.
-    struct ZipDirectory {
-        struct Entry {
-            var name: [UInt8]
-            var crc: UInt32
-            var size: UInt64
-            var offset: UInt64
-
-            var sizeNeedsZip64: Bool { size >= 0xFFFF_FFFF }
-            var offsetNeedsZip64: Bool { offset >= 0xFFFF_FFFF }
-            /// Bit 11: the name is UTF-8 (set, as Python's zipfile does, only when it is not ASCII).
-            var flags: UInt16 { name.allSatisfy { $0 < 0x80 } ? 0 : 0x0800 }
-
-            func localHeader() -> [UInt8] {
-                var out = ByteWriter()
-                out.u32(0x0403_4B50)
-                out.u16(sizeNeedsZip64 ? 45 : 20)
-                out.u16(flags)
-                out.u16(0) // stored
-                out.u16(0); out.u16(0x21) // 00:00, 1980-01-01
-                out.u32(crc)
-                out.u32(sizeNeedsZip64 ? 0xFFFF_FFFF : UInt32(size))
-                out.u32(sizeNeedsZip64 ? 0xFFFF_FFFF : UInt32(size))
-                out.u16(UInt16(name.count))
-                out.u16(sizeNeedsZip64 ? 20 : 0)
-                out.bytes += name
-                if sizeNeedsZip64 {
-                    out.u16(0x0001); out.u16(16); out.u64(size); out.u64(size)
-                }
-                return out.bytes
-            }
-
-            func centralHeader() -> [UInt8] {
-                var extra = ByteWriter()
-                if sizeNeedsZip64 { extra.u64(size); extra.u64(size) }
-                if offsetNeedsZip64 { extra.u64(offset) }
-                let zip64 = !extra.bytes.isEmpty
-                var out = ByteWriter()
-                out.u32(0x0201_4B50)
-                out.u16(zip64 ? 0x032D : 0x0314) // made by: Unix, spec 4.5 / 2.0
-                out.u16(zip64 ? 45 : 20)
-                out.u16(flags)
-                out.u16(0)
-                out.u16(0); out.u16(0x21)
-                out.u32(crc)
-                out.u32(sizeNeedsZip64 ? 0xFFFF_FFFF : UInt32(size))
-                out.u32(sizeNeedsZip64 ? 0xFFFF_FFFF : UInt32(size))
-                out.u16(UInt16(name.count))
-                out.u16(zip64 ? UInt16(4 + extra.bytes.count) : 0)
-                out.u16(0) // comment
-                out.u16(0) // disk
-                out.u16(0) // internal attributes
-                out.u32(0o100644 << 16) // regular file, rw-r--r--
-                out.u32(offsetNeedsZip64 ? 0xFFFF_FFFF : UInt32(offset))
-                out.bytes += name
-                if zip64 {
-                    out.u16(0x0001); out.u16(UInt16(extra.bytes.count))
-                    out.bytes += extra.bytes
-                }
-                return out.bytes
-            }
-        }
-
-        var entries: [Entry] = []
-
-        /// Central directory plus end records, for a directory that starts at file offset `start`.
-        func centralDirectory(at start: UInt64) -> [UInt8] {
-            var out: [UInt8] = []
-            for e in entries { out += e.centralHeader() }
-            let size = UInt64(out.count)
-            let zip64 = entries.count >= 0xFFFF || size >= 0xFFFF_FFFF || start >= 0xFFFF_FFFF
-            var end = ByteWriter()
-            if zip64 {
-                let recordOffset = start + size
-                end.u32(0x0606_4B50); end.u64(44)
-                end.u16(0x032D); end.u16(45)
-                end.u32(0); end.u32(0)
-                end.u64(UInt64(entries.count)); end.u64(UInt64(entries.count))
-                end.u64(size); end.u64(start)
-                end.u32(0x0706_4B50); end.u32(0); end.u64(recordOffset); end.u32(1)
-            }
-            end.u32(0x0605_4B50)
-            end.u16(0); end.u16(0)
-            end.u16(zip64 ? 0xFFFF : UInt16(entries.count))
-            end.u16(zip64 ? 0xFFFF : UInt16(entries.count))
-            end.u32(zip64 ? 0xFFFF_FFFF : UInt32(size))
-            end.u32(zip64 ? 0xFFFF_FFFF : UInt32(start))
-            end.u16(0)
-            return out + end.bytes
-        }
-    }
-
-    /// Little-endian field writer for the zip records.
-    struct ByteWriter {
-        var bytes: [UInt8] = []
-        mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-        mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
-        mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { bytes += $0 } }
     }
 }

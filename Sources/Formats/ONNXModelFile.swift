@@ -55,6 +55,28 @@ public struct ONNXModelFile: Sendable {
         opsetImports.first { $0.domain.isEmpty || $0.domain == "ai.onnx" }?.version
     }
 
+    /// A few lines that describe the graph (for `dinokit inspect`): producer, IR and opset,
+    /// inputs and outputs with their shapes, node count by op type, initializers, external data.
+    public var graphSummary: [(key: String, value: String)] {
+        var ops: [String: Int] = [:]
+        for n in nodes { ops[n.opType, default: 0] += 1 }
+        let histogram = ops.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            .map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+        var lines: [(String, String)] = [
+            ("producer", [producerName, producerVersion].filter { !$0.isEmpty }.joined(separator: " ")),
+            ("ir_version", String(irVersion)),
+            ("opsets", opsetImports.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain) \($0.version)" }.joined(separator: ", ")),
+            ("inputs", inputs.filter { initializers[$0.name] == nil }.map { "\($0.name) \($0.typeDescription)" }.joined(separator: "; ")),
+            ("outputs", outputs.map { "\($0.name) \($0.typeDescription)" }.joined(separator: "; ")),
+            ("nodes", "\(nodes.count) (\(histogram))"),
+            ("initializers", "\(initializers.count), \(initializers.byteCount) bytes"),
+        ]
+        if !externalDataFiles.isEmpty { lines.append(("external data", externalDataFiles.joined(separator: ", "))) }
+        if sparseInitializerCount > 0 { lines.append(("sparse initializers (not read)", String(sparseInitializerCount))) }
+        if functionCount > 0 { lines.append(("local functions", String(functionCount))) }
+        return lines
+    }
+
     /// Parses a mapped file. External data is resolved against the file's folder.
     init(file: MappedFile) throws {
         path = file.path

@@ -66,7 +66,7 @@ public enum Safetensors {
             try w.write(header)
             // Empty tensors have no bytes (and need no materialising).
             for tensor in ordered where tensor.elementCount > 0 {
-                try tensor.withContiguousBytes { try w.write($0) }
+                try w.write(tensor)
             }
         }
     }

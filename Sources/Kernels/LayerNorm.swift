@@ -1,9 +1,12 @@
+import CKernels
+
 /// `nn.LayerNorm(cols, eps)` over each row of `inp` (rows × cols), biased variance:
 /// out = (x − mean) / sqrt(var + eps) · weight + bias.
 ///
-/// Mean and variance are accumulated in Double, two passes, so they are the exact row statistics
-/// rounded once; PyTorch's float Welford lands within an ulp or two of them. `mean` and `rstd`
-/// (length `rows`, optional) keep the statistics a backward pass needs.
+/// The row statistics come out as the correctly rounded mean and variance to within an ulp (the
+/// SIMD paths sum shifted values and finish in Double, the scalar path sums in Double); PyTorch's
+/// float Welford lands within an ulp or two of them. `mean` and `rstd` (length `rows`, optional)
+/// keep the statistics a backward pass needs.
 public func layerNormForward(out: UnsafeMutablePointer<Float>,
                              mean: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?,
                              inp: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: UnsafePointer<Float>,
@@ -12,22 +15,8 @@ public func layerNormForward(out: UnsafeMutablePointer<Float>,
     // Per-row work is small: split rows into a few large ranges, not one task per row.
     let p = rows * cols < 1 << 16 ? Parallelism.serial : parallelism
     parallelFor(rows, p) { range in
-        for r in range {
-            let x = inp + r * cols, y = out + r * cols
-            var sum = 0.0
-            for i in 0..<cols { sum += Double(x[i]) }
-            let m = sum / Double(cols)
-            var sq = 0.0
-            for i in 0..<cols {
-                let d = Double(x[i]) - m
-                sq += d * d
-            }
-            let variance = sq / Double(cols)
-            let s = 1 / (variance + Double(eps)).squareRoot()
-            let mf = Float(m), sf = Float(s)
-            for i in 0..<cols { y[i] = (x[i] - mf) * sf * weight[i] + bias[i] }
-            mean?[r] = mf
-            rstd?[r] = sf
-        }
+        let r0 = range.lowerBound
+        dk_layernorm(Int32(range.count), Int32(cols), inp + r0 * cols, cols, out + r0 * cols, cols, weight, bias, eps,
+                     mean.map { $0 + r0 }, rstd.map { $0 + r0 })
     }
 }

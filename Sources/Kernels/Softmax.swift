@@ -1,22 +1,10 @@
-import Foundation
+import CKernels
 
 /// Softmax over the last dimension of a rows × cols matrix, in place: exp(x − max) / Σ, with the
 /// sum's reciprocal multiplied in as ATen's vectorised CPU kernel does.
 @inline(__always)
 public func softmaxRowsInPlace(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-    for r in 0..<rows {
-        let row = x + r * cols
-        var m = -Float.infinity
-        for i in 0..<cols where row[i] > m { m = row[i] }
-        var sum: Float = 0
-        for i in 0..<cols {
-            let e = exp(row[i] - m)
-            row[i] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for i in 0..<cols { row[i] *= inv }
-    }
+    dk_softmax_rows(x, Int32(rows), Int32(cols), cols)
 }
 
 /// `torch.softmax(x, dim=-1)` from `inp` into `out` (rows × cols), parallel over rows.

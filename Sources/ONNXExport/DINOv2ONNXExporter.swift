@@ -49,7 +49,7 @@ public enum DINOv2ONNXExporter {
         if options.externalData {
             external = ExternalDataLayout(location: location, initializers: model.graph.initializers,
                                           threshold: options.externalDataThreshold)
-        } else if try ONNXProtoWriter.packedSize(model, external: nil) >= ExportOptions.protobufLimit {
+        } else if try ONNXProtoWriter.packedSize(model, external: nil) >= options.automaticExternalDataLimit {
             external = ExternalDataLayout(location: location, initializers: model.graph.initializers,
                                           threshold: options.externalDataThreshold)
             note = "weights over protobuf's 2 GB limit: stored as external data in \(location)"

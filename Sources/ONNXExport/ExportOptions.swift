@@ -61,6 +61,9 @@ public struct ExportOptions: Sendable {
     public var numHeads: Int?
     /// Recorded as producer_version and `dinokit.version`.
     public var producerVersion = "unknown"
+    /// A model whose protobuf would reach this size is written with external data even when not
+    /// asked for (lowered by tests to exercise the switch without gigabytes of weights).
+    var automaticExternalDataLimit = ExportOptions.protobufLimit
 
     public init() {}
 

@@ -67,6 +67,31 @@ public final class AtomicFileWriter {
         try write(Array(string.utf8))
     }
 
+    /// A tensor's elements in C order. A contiguous tensor that is a view of a mapped file is
+    /// copied file-to-file inside the kernel (sendfile): no pages of the source are touched, so
+    /// converting a checkpoint does not grow the process by the checkpoint's size.
+    public func write(_ tensor: Tensor) throws {
+        #if os(Linux)
+        if tensor.isContiguous, tensor.byteCount > 0, case let .mapped(file) = tensor.storage.backing {
+            var offset = tensor.storage.fileOffset + tensor.offset * tensor.dtype.size
+            var remaining = tensor.byteCount
+            while remaining > 0 {
+                let n = sendfile(fd, file.descriptor, &offset, remaining)
+                if n > 0 { remaining -= n; continue }
+                if n < 0 && errno == EINTR { continue }
+                break // unsupported here (or EOF): copy the rest through memory
+            }
+            let done = tensor.byteCount - remaining
+            bytesWritten += done
+            if remaining == 0 { return }
+            let start = tensor.offset * tensor.dtype.size + done
+            try write(UnsafeRawBufferPointer(rebasing: tensor.storage.bytes[start..<(start + remaining)]))
+            return
+        }
+        #endif
+        try tensor.withContiguousBytes { try write($0) }
+    }
+
     /// Zero bytes, e.g. alignment padding.
     public func writeZeros(_ count: Int) throws {
         if count > 0 { try write([UInt8](repeating: 0, count: count)) }

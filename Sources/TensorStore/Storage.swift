@@ -10,18 +10,25 @@ import Darwin
 public final class MappedFile: @unchecked Sendable {
     public let path: String
     public let bytes: UnsafeRawBufferPointer
+    /// The open file, kept for in-kernel copies (`AtomicFileWriter.write(_ tensor:)`).
+    public let descriptor: Int32
     private let base: UnsafeMutableRawPointer?
 
     public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw TensorStoreError.io(path: path, message: String(cString: strerror(errno))) }
-        defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw TensorStoreError.io(path: path, message: String(cString: strerror(errno))) }
+        guard fstat(fd, &st) == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw TensorStoreError.io(path: path, message: message)
+        }
         guard (st.st_mode & S_IFMT) == S_IFREG else {
+            close(fd)
             throw TensorStoreError.io(path: path, message: "not a regular file")
         }
+        descriptor = fd
         let length = Int(st.st_size)
         if length == 0 {
             base = nil
@@ -29,7 +36,9 @@ public final class MappedFile: @unchecked Sendable {
             return
         }
         guard let p = mmap(nil, length, PROT_READ, MAP_PRIVATE, fd, 0), p != MAP_FAILED else {
-            throw TensorStoreError.io(path: path, message: "mmap failed: \(String(cString: strerror(errno)))")
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw TensorStoreError.io(path: path, message: "mmap failed: \(message)")
         }
         base = p
         bytes = UnsafeRawBufferPointer(start: p, count: length)
@@ -37,6 +46,7 @@ public final class MappedFile: @unchecked Sendable {
 
     deinit {
         if let base { munmap(base, bytes.count) }
+        close(descriptor)
     }
 
     public var count: Int { bytes.count }
@@ -51,6 +61,8 @@ public final class Storage: @unchecked Sendable {
     }
 
     public let backing: Backing
+    /// Where a mapped storage starts in its file (0 for owned storages).
+    public let fileOffset: Int
     /// The storage's bytes. Mutable only for owned storages (see `mutableBytes`).
     public let bytes: UnsafeRawBufferPointer
     private let ownedBase: UnsafeMutableRawPointer?
@@ -62,6 +74,7 @@ public final class Storage: @unchecked Sendable {
                 what: "storage", detail: "bytes \(offset)..<\(offset &+ length) outside \(file.path) (\(file.count) bytes)")
         }
         backing = .mapped(file)
+        fileOffset = offset
         ownedBase = nil
         bytes = UnsafeRawBufferPointer(rebasing: file.bytes[offset..<(offset + length)])
     }
@@ -69,6 +82,7 @@ public final class Storage: @unchecked Sendable {
     /// Zero-filled memory of `byteCount` bytes, 64-byte aligned.
     public init(byteCount: Int) {
         backing = .owned
+        fileOffset = 0
         let p = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(byteCount, 1), alignment: 64)
         p.initializeMemory(as: UInt8.self, repeating: 0, count: Swift.max(byteCount, 1))
         ownedBase = p

@@ -26,8 +26,10 @@ struct Inspect: ParsableCommand {
         var parameters: Int
         var tensors: [Entry]
         var metadata: [String: String]
+        /// Time to open, parse and classify the file, in this process.
+        var seconds: Double
 
-        enum CodingKeys: String, CodingKey { case format, layout, variant, architecture, parameters, tensors, metadata }
+        enum CodingKeys: String, CodingKey { case format, layout, variant, architecture, parameters, tensors, metadata, seconds }
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(format, forKey: .format)
@@ -37,11 +39,13 @@ struct Inspect: ParsableCommand {
             try c.encode(parameters, forKey: .parameters)
             try c.encode(tensors, forKey: .tensors)
             try c.encode(metadata, forKey: .metadata)
+            try c.encode(seconds, forKey: .seconds)
         }
     }
 
     func run() throws {
         try runReportingErrors {
+            let start = monotonicSeconds()
             let (format, store) = try Checkpoint.read(path: path)
             let layout = KeyLayouts.detect(store)
             // Variant and shape come from the canonical (hub-named) backbone when there is one.
@@ -51,7 +55,8 @@ struct Inspect: ParsableCommand {
                 format: format.rawValue, layout: layout.rawValue, variant: architecture?.variant,
                 architecture: architecture?.description, parameters: store.parameterCount,
                 tensors: store.tensors.map { Report.Entry(name: $0.key, dtype: $0.value.dtype.rawValue, shape: $0.value.shape.dims, bytes: $0.value.byteCount) },
-                metadata: Dictionary(uniqueKeysWithValues: store.metadata.map { ($0.key, $0.value) }))
+                metadata: Dictionary(uniqueKeysWithValues: store.metadata.map { ($0.key, $0.value) }),
+                seconds: monotonicSeconds() - start)
             if json {
                 try printJSON(report)
                 return

@@ -1,7 +1,7 @@
 import DINOv2
 import Foundation
 import Formats
-import ONNXExport
+@testable import ONNXExport
 import TensorStore
 import TestSupport
 import XCTest
@@ -74,6 +74,26 @@ final class ExportRoundTripTests: XCTestCase {
         XCTAssertTrue(big.storage.isMapped)
         let modelSize = try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
         XCTAssertLessThan(modelSize, summary.weightBytes / 4)
+    }
+
+    /// Past protobuf's 2 GB limit the weights must go to external data; the same switch at a
+    /// lowered limit, with the side file's offsets aligned as onnx's writer aligns them.
+    func testModelsOverTheProtobufLimitSwitchToExternalData() throws {
+        let dir = makeTemporaryDirectory("onnx-auto-external")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let source = try ONNXFixtures.weights("tiny-plain")
+        var options = ONNXFixtures.options()
+        options.automaticExternalDataLimit = 100_000
+        let summary = try DINOv2ONNXExporter.export(store: source, to: dir + "/big.onnx", options: options)
+        XCTAssertEqual(summary.externalDataPath, dir + "/big.onnx.data")
+        XCTAssertNotNil(summary.note)
+        assertSameWeights(try ONNXModelReader.read(path: dir + "/big.onnx"), source, "automatic external data")
+
+        let built = try DINOv2ONNXExporter.build(store: source, options: options).model
+        let layout = ExternalDataLayout(location: "x.data", initializers: built.graph.initializers, threshold: 1024)
+        XCTAssertFalse(layout.entries.isEmpty)
+        XCTAssertTrue(layout.entries.values.allSatisfy { $0.offset % 64 == 0 && $0.length >= 1024 })
+        XCTAssertNil(layout.entries["norm.weight"], "tensors under the threshold stay in the model")
     }
 
     func testNonBackboneTensorsAreReportedNotExported() throws {

@@ -160,3 +160,17 @@ final class GraphStructureTests: XCTestCase {
         XCTAssertThrowsError(try DINOv2ONNXExporter.build(store: TensorStore(), options: ExportOptions()))
     }
 }
+
+extension GraphStructureTests {
+    func testGraphSummaryDescribesTheExport() throws {
+        let dir = makeTemporaryDirectory("onnx-summary")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = try ONNXFixtures.export("tiny-reg", in: dir) { $0.imageSize = .dynamic }
+        let summary = Dictionary(uniqueKeysWithValues: try ONNXModelReader.readModel(path: path).graphSummary.map { ($0.key, $0.value) })
+        XCTAssertEqual(summary["producer"], "DinoKit test")
+        XCTAssertEqual(summary["opsets"], "ai.onnx 18")
+        XCTAssertEqual(summary["inputs"], "pixel_values float[batch,3,height,width]")
+        XCTAssertEqual(summary["outputs"], "x_norm_clstoken float[batch,32]; x_norm_patchtokens float[batch,patches,32]; x_norm_regtokens float[batch,4,32]")
+        XCTAssertTrue(summary["nodes"]?.contains("LayerNormalization 5") == true, summary["nodes"] ?? "")
+    }
+}

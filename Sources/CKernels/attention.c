@@ -1,0 +1,57 @@
+// Fused attention for one head: K and V are packed once into panels, then DK_ATT_ROWS queries at
+// a time go through scores = scale · Q Kᵀ, a row softmax, and out = P V, so only a
+// DK_ATT_ROWS × tokens block of scores is ever live (unless the caller keeps the probabilities).
+#include <pthread.h>
+#include <stdlib.h>
+#include "internal.h"
+
+size_t dk_attention_pack_count(int tokens, int head_dim) {
+    return dk_packed_count(tokens, head_dim) + dk_packed_count(head_dim, tokens);
+}
+
+size_t dk_attention_scratch_count(int tokens, int head_dim) {
+    const int rows = tokens < DK_ATT_ROWS ? tokens : DK_ATT_ROWS;
+    return dk_attention_pack_count(tokens, head_dim) + (size_t)rows * (size_t)tokens;
+}
+
+// A per-thread buffer for callers that bring no pack space, grown when too small and freed when
+// the thread ends: after the first call on a thread, no allocation.
+static pthread_key_t dk_tls_key;
+static pthread_once_t dk_tls_once = PTHREAD_ONCE_INIT;
+static _Thread_local float *dk_tls_buffer;
+static _Thread_local size_t dk_tls_capacity;
+
+static void dk_tls_make_key(void) { pthread_key_create(&dk_tls_key, free); }
+
+static float *dk_thread_buffer(size_t count) {
+    if (count <= dk_tls_capacity && dk_tls_buffer) return dk_tls_buffer;
+    pthread_once(&dk_tls_once, dk_tls_make_key);
+    free(dk_tls_buffer);
+    size_t bytes = ((count * sizeof(float)) + 63) & ~(size_t)63;
+    dk_tls_buffer = aligned_alloc(64, bytes ? bytes : 64);
+    dk_tls_capacity = dk_tls_buffer ? count : 0;
+    pthread_setspecific(dk_tls_key, dk_tls_buffer);
+    return dk_tls_buffer;
+}
+
+void dk_attention_head(int n, int hd, const float *q, const float *k, const float *v, long ld, float *out, long ldo,
+                       float scale, int q0, int q1, float *probs, float *scores, float *packs) {
+    if (n <= 0 || hd <= 0 || q0 >= q1) return;
+    if (!packs) {
+        packs = dk_thread_buffer(dk_attention_pack_count(n, hd));
+        if (!packs) return;
+    }
+    // Scores B = Kᵀ (hd × n): panels of 32 tokens. P V's B = V (n × hd): panels of 32 columns.
+    float *kp = packs, *vp = packs + dk_packed_count(n, hd);
+    dk_pack_transposed(kp, k, n, hd, ld);
+    dk_pack(vp, v, n, hd, ld);
+    const dk_ops *ops = dk_current_ops();
+    const dk_epilogue scaled = {.kind = DK_EPI_STORE, .alpha = scale};
+    for (int r0 = q0; r0 < q1; r0 += DK_ATT_ROWS) {
+        const int rows = q1 - r0 < DK_ATT_ROWS ? q1 - r0 : DK_ATT_ROWS;
+        float *s = probs ? probs + (long)r0 * n : scores;
+        dk_gemm_packed(rows, n, hd, q + (long)r0 * ld, ld, kp, s, n, &scaled);
+        ops->softmax(s, rows, n, n);
+        dk_gemm_packed(rows, hd, n, s, n, vp, out + (long)r0 * ldo, ldo, 0);
+    }
+}

@@ -1,0 +1,99 @@
+// Which kernels run: the best instruction set the CPU and OS support, unless DINOKIT_KERNELS
+// (read once, at first use) or dk_set_path asks for a slower one.
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+static unsigned long long dk_xgetbv0(void) {
+    unsigned eax, edx;
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((unsigned long long)edx << 32) | eax;
+}
+#endif
+
+int dk_supported_path(void) {
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return DK_PATH_SCALAR;
+    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    if (!osxsave || !avx) return DK_PATH_SCALAR;
+    // The OS must save the vector registers: XMM|YMM (bits 1, 2), and for AVX-512 also the
+    // opmask and upper ZMM state (bits 5-7).
+    const unsigned long long xcr0 = dk_xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return DK_PATH_SCALAR;
+    if (__get_cpuid_max(0, 0) < 7) return DK_PATH_SCALAR;
+    __cpuid_count(7, 0, a, b, c, d);
+    const int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512vl = (b >> 31) & 1;
+    if (fma && avx2 && avx512f && avx512dq && avx512vl && (xcr0 & 0xE6) == 0xE6) return DK_PATH_AVX512;
+    if (fma && avx2) return DK_PATH_AVX2;
+#endif
+    return DK_PATH_SCALAR;
+}
+
+static int dk_path = -1;
+
+static int dk_path_from_environment(void) {
+    const int best = dk_supported_path();
+    const char *s = getenv("DINOKIT_KERNELS");
+    int want = best;
+    if (s && strcmp(s, "scalar") == 0) want = DK_PATH_SCALAR;
+    else if (s && strcmp(s, "avx2") == 0) want = DK_PATH_AVX2;
+    else if (s && strcmp(s, "avx512") == 0) want = DK_PATH_AVX512;
+    return want < best ? want : best;
+}
+
+int dk_active_path(void) {
+    int p = __atomic_load_n(&dk_path, __ATOMIC_ACQUIRE);
+    if (p < 0) {
+        p = dk_path_from_environment();
+        int expected = -1;
+        if (!__atomic_compare_exchange_n(&dk_path, &expected, p, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) p = expected;
+    }
+    return p;
+}
+
+int dk_set_path(int path) {
+    const int best = dk_supported_path();
+    int p = path < DK_PATH_SCALAR ? DK_PATH_SCALAR : (path > best ? best : path);
+    __atomic_store_n(&dk_path, p, __ATOMIC_RELEASE);
+    return p;
+}
+
+const dk_ops *dk_current_ops(void) {
+    switch (dk_active_path()) {
+#if defined(__x86_64__)
+    case DK_PATH_AVX512: return &dk_ops_avx512;
+    case DK_PATH_AVX2: return &dk_ops_avx2;
+#endif
+    default: return &dk_ops_scalar;
+    }
+}
+
+void dk_layernorm(int rows, int cols, const float *x, long ldx, float *y, long ldy, const float *w, const float *b,
+                  float eps, float *mean, float *rstd) {
+    if (rows <= 0 || cols <= 0) return;
+    dk_current_ops()->layernorm(rows, cols, x, ldx, y, ldy, w, b, eps, mean, rstd);
+}
+
+void dk_gelu(float *y, const float *x, long n) {
+    if (n > 0) dk_current_ops()->gelu(y, x, n);
+}
+
+void dk_silu(float *y, const float *x, long n) {
+    if (n > 0) dk_current_ops()->silu(y, x, n);
+}
+
+void dk_swiglu(float *y, const float *u, int rows, int hidden) {
+    if (rows > 0 && hidden > 0) dk_current_ops()->swiglu(y, u, rows, hidden);
+}
+
+void dk_softmax_rows(float *x, int rows, int cols, long ld) {
+    if (rows > 0 && cols > 0) dk_current_ops()->softmax(x, rows, cols, ld);
+}
+
+void dk_residual(float *x, const float *branch, const float *gamma, int rows, int cols) {
+    if (rows > 0 && cols > 0) dk_current_ops()->residual(x, branch, gamma, rows, cols);
+}

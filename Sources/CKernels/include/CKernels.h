@@ -1,0 +1,108 @@
+#ifndef DINOKIT_CKERNELS_H
+#define DINOKIT_CKERNELS_H
+
+// DinoKit's CPU hot loops in C: a packed GEMM micro-kernel with fused epilogues, fused attention,
+// LayerNorm, GELU/SiLU, softmax. Each exists three times — AVX-512, AVX2+FMA and portable C —
+// and the fastest one the CPU supports is chosen at run time (`dk_active_path`), so the package
+// needs no compiler flags: the SIMD versions are compiled per function with
+// `__attribute__((target(...)))`. `DINOKIT_KERNELS=avx512|avx2|scalar` (read once, at first use)
+// or `dk_set_path` force a slower path, for tests and comparisons.
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { DK_PATH_SCALAR = 0, DK_PATH_AVX2 = 1, DK_PATH_AVX512 = 2 };
+
+/// The best path this CPU and OS support.
+int dk_supported_path(void);
+/// The path in use: `DINOKIT_KERNELS` if set (and supported), else `dk_supported_path()`.
+int dk_active_path(void);
+/// Selects a path, clamped to what is supported; returns the path now active. Not for use while
+/// kernels run on other threads.
+int dk_set_path(int path);
+
+/// Columns per packed panel: the micro-kernel computes tiles of DK_MR rows × DK_NR columns.
+#define DK_NR 32
+#define DK_MR 6
+
+/// Floats needed to pack a k × n right-hand matrix: ceil(n / DK_NR) panels of k × DK_NR.
+size_t dk_packed_count(int n, int k);
+/// Packs B = wᵀ for `nn.Linear` weights `w` (n rows of k, row stride `ldw`): panel p holds, for
+/// each of the k rows of B, the DK_NR values w[p·DK_NR + j][kk], zero past n.
+void dk_pack_transposed(float *dst, const float *w, int n, int k, long ldw);
+/// Packs a row-major k × n matrix `b` (row stride `ldb`) into the same panel layout.
+void dk_pack(float *dst, const float *b, int k, int n, long ldb);
+
+/// What a GEMM does with each finished tile y = alpha · (A·B) + bias (bias and alpha optional).
+enum {
+    DK_EPI_STORE = 0,    // c = y
+    DK_EPI_GELU = 1,     // c = gelu(y), exact erf GELU
+    DK_EPI_RESIDUAL = 2, // residual += gamma ⊙ y (gamma NULL: + y); c is scratch only
+};
+
+typedef struct {
+    int kind;
+    float alpha;            // 1 for none; applied before the bias
+    const float *bias;      // n values, or NULL
+    const float *gamma;     // DK_EPI_RESIDUAL: n values, or NULL
+    float *residual;        // DK_EPI_RESIDUAL: m × n, row stride ldr
+    long ldr;
+    // Optional, with DK_EPI_RESIDUAL: once a block of rows is final, LayerNorm those residual
+    // rows into ln_out (row stride ld_ln) — the next norm, while the rows are still in cache.
+    float *ln_out;
+    long ld_ln;
+    const float *ln_weight, *ln_bias;
+    float ln_eps;
+} dk_epilogue;
+
+/// C (m × n) ← epilogue(A·B): A row-major m × k (row stride lda, read in place); B packed panels
+/// as `dk_pack*` writes them (panel p at bp + p·k·DK_NR); C row stride ldc. `e` NULL = store.
+void dk_gemm_packed(int m, int n, int k, const float *a, long lda, const float *bp, float *c, long ldc,
+                    const dk_epilogue *e);
+
+/// The general form: panel p of B starts at b + p·panel_stride, and consecutive rows (k) of a
+/// panel are ldb floats apart. Every panel row must have DK_NR readable floats.
+void dk_gemm(int m, int n, int k, const float *a, long lda, const float *b, long ldb, long panel_stride,
+             float *c, long ldc, const dk_epilogue *e);
+
+/// LayerNorm over each of `rows` rows of `cols` (biased variance): y = (x − mean)·rstd·w + b.
+/// mean/rstd (length rows) may be NULL.
+void dk_layernorm(int rows, int cols, const float *x, long ldx, float *y, long ldy, const float *w,
+                  const float *b, float eps, float *mean, float *rstd);
+
+/// Exact GELU, 0.5·x·(1 + erf(x/√2)), elementwise (y may equal x).
+void dk_gelu(float *y, const float *x, long n);
+/// SiLU x / (1 + exp(−x)), elementwise.
+void dk_silu(float *y, const float *x, long n);
+/// SwiGLU gate: y[r, i] = silu(u[r, i]) · u[r, hidden + i]; u is rows × 2·hidden.
+void dk_swiglu(float *y, const float *u, int rows, int hidden);
+/// Softmax of each row in place (rows × cols, row stride ld).
+void dk_softmax_rows(float *x, int rows, int cols, long ld);
+/// x[r, :] += gamma ⊙ branch[r, :] (gamma NULL: + branch) over rows × cols, contiguous.
+void dk_residual(float *x, const float *branch, const float *gamma, int rows, int cols);
+
+/// Query rows per attention block: scores for this many queries are live at once.
+#define DK_ATT_ROWS 48
+
+/// Floats `dk_attention_head` needs in `packs` (the head's K and V in panel layout).
+size_t dk_attention_pack_count(int tokens, int head_dim);
+/// Floats one `dk_attention_head` call needs: packs plus scores for DK_ATT_ROWS queries.
+size_t dk_attention_scratch_count(int tokens, int head_dim);
+
+/// One head of softmax(Q Kᵀ · scale) V for query rows [q0, q1): q, k, v point at the head's first
+/// column of token 0 and advance `ld` floats per token; out (row stride ldo) receives the query
+/// rows. Scores are computed DK_ATT_ROWS query rows at a time into `scores` (room for
+/// min(DK_ATT_ROWS, tokens) × tokens floats) or, when `probs` is not NULL, into probs (tokens ×
+/// tokens, row stride tokens), which then holds the probabilities. `packs` has room for
+/// dk_attention_pack_count floats, or is NULL to use a buffer kept per thread.
+void dk_attention_head(int tokens, int head_dim, const float *q, const float *k, const float *v, long ld,
+                       float *out, long ldo, float scale, int q0, int q1, float *probs, float *scores, float *packs);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,125 @@
+// Portable C versions of every kernel: the fallback for CPUs without AVX2 (and for other
+// architectures), and the plain statement of what the SIMD versions compute. GELU and SiLU use
+// the C library's erff/expf.
+#include <math.h>
+#include "internal.h"
+
+static void scalar_tile(int mr, int nr, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
+                        int flags, const dk_epilogue *e, long row0, long col0) {
+    float acc[DK_MR][DK_NR];
+    const float alpha = e ? e->alpha : 1.0f;
+    const float *bias = e ? e->bias : 0;
+    for (int i = 0; i < mr; i++) {
+        for (int j = 0; j < DK_NR; j++) {
+            if (flags & DK_TILE_LOAD_C) acc[i][j] = j < nr ? c[i * ldc + j] : 0.0f;
+            else acc[i][j] = (bias && alpha == 1.0f && j < nr) ? bias[col0 + j] : 0.0f;
+        }
+    }
+    for (int p = 0; p < kc; p++) {
+        const float *bp = b + p * ldb;
+        for (int i = 0; i < mr; i++) {
+            float ai = a[i * lda + p];
+            for (int j = 0; j < DK_NR; j++) acc[i][j] += ai * bp[j];
+        }
+    }
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        if (!(flags & DK_TILE_FINAL)) {
+            for (int j = 0; j < nr; j++) ci[j] = acc[i][j];
+            continue;
+        }
+        for (int j = 0; j < nr; j++) {
+            float y = acc[i][j];
+            if (alpha != 1.0f) y = y * alpha + (bias ? bias[col0 + j] : 0.0f);
+            switch (e ? e->kind : DK_EPI_STORE) {
+            case DK_EPI_RESIDUAL: {
+                float *r = e->residual + (row0 + i) * e->ldr + col0 + j;
+                float g = e->gamma ? e->gamma[col0 + j] : 1.0f;
+                float prod = g * y;
+                *r = *r + prod;
+                break;
+            }
+            case DK_EPI_GELU: {
+                float half = y * 0.5f;
+                ci[j] = half * (1.0f + erff(y * 0.70710678118654752f));
+                break;
+            }
+            default: ci[j] = y;
+            }
+        }
+    }
+}
+
+static void scalar_layernorm(int rows, int cols, const float *x, long ldx, float *y, long ldy, const float *w,
+                             const float *b, float eps, float *mean, float *rstd) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (long)r * ldx;
+        float *yr = y + (long)r * ldy;
+        double sum = 0;
+        for (int i = 0; i < cols; i++) sum += xr[i];
+        double m = sum / cols, sq = 0;
+        for (int i = 0; i < cols; i++) {
+            double d = (double)xr[i] - m;
+            sq += d * d;
+        }
+        float mf = (float)m, sf = (float)(1.0 / sqrt(sq / cols + (double)eps));
+        for (int i = 0; i < cols; i++) {
+            float t = (xr[i] - mf) * sf;
+            yr[i] = t * w[i] + b[i];
+        }
+        if (mean) mean[r] = mf;
+        if (rstd) rstd[r] = sf;
+    }
+}
+
+static void scalar_gelu(float *y, const float *x, long n) {
+    for (long i = 0; i < n; i++) {
+        float v = x[i], half = v * 0.5f;
+        y[i] = half * (1.0f + erff(v * 0.70710678118654752f));
+    }
+}
+
+static inline float scalar_silu_one(float v) { return v / (1.0f + expf(-v)); }
+
+static void scalar_silu(float *y, const float *x, long n) {
+    for (long i = 0; i < n; i++) y[i] = scalar_silu_one(x[i]);
+}
+
+static void scalar_swiglu(float *y, const float *u, int rows, int hidden) {
+    for (int r = 0; r < rows; r++) {
+        const float *u1 = u + (long)r * 2 * hidden, *u2 = u1 + hidden;
+        for (int i = 0; i < hidden; i++) y[(long)r * hidden + i] = scalar_silu_one(u1[i]) * u2[i];
+    }
+}
+
+static void scalar_softmax(float *x, int rows, int cols, long ld) {
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + (long)r * ld;
+        float m = -INFINITY;
+        for (int i = 0; i < cols; i++) m = xr[i] > m ? xr[i] : m;
+        float sum = 0;
+        for (int i = 0; i < cols; i++) {
+            xr[i] = expf(xr[i] - m);
+            sum += xr[i];
+        }
+        float inv = 1.0f / sum;
+        for (int i = 0; i < cols; i++) xr[i] *= inv;
+    }
+}
+
+static void scalar_residual(float *x, const float *branch, const float *gamma, int rows, int cols) {
+    for (long i = 0; i < (long)rows * cols; i++) {
+        float prod = gamma ? gamma[i % cols] * branch[i] : branch[i];
+        x[i] = x[i] + prod;
+    }
+}
+
+const dk_ops dk_ops_scalar = {
+    .tile = scalar_tile,
+    .layernorm = scalar_layernorm,
+    .gelu = scalar_gelu,
+    .silu = scalar_silu,
+    .swiglu = scalar_swiglu,
+    .softmax = scalar_softmax,
+    .residual = scalar_residual,
+};

@@ -1,0 +1,287 @@
+// The SIMD kernels, written once over a small vector vocabulary and compiled twice: avx512.c and
+// avx2.c define VL (lanes), vf (vector type), ATTR (the function target), FN (name prefix) and
+// the V_* operations, then include this file. Tails shorter than a vector use masked loads and
+// stores (V_LOADN / V_STOREN) or scalar loops.
+
+#define DK_HALF (2 * VL) // columns one tile pass covers: the whole panel with AVX-512, half with AVX2
+
+// ---- exp, GELU, SiLU -------------------------------------------------------------------------
+
+// exp(x) to about 1 ulp: x = n·ln2 + r, |r| ≤ ln2/2, with ln2 split in two for an exact
+// reduction, and a degree-6 polynomial for exp(r) (the Cephes expf coefficients). Below the
+// smallest normal the result is 0, above the largest float it is +inf.
+static inline __attribute__((always_inline)) ATTR vf FN(exp)(vf x) {
+    const vf lo = V_SET1(-87.33654f), hi = V_SET1(88.3762626647949f);
+    vf xc = V_MIN(V_MAX(x, lo), hi);
+    vf n = V_ROUND(V_MUL(xc, V_SET1(1.44269504088896341f)));
+    vf r = V_FMA(n, V_SET1(-0.693359375f), xc);
+    r = V_FMA(n, V_SET1(2.12194440e-4f), r);
+    vf p = V_SET1(1.9875691500e-4f);
+    p = V_FMA(p, r, V_SET1(1.3981999507e-3f));
+    p = V_FMA(p, r, V_SET1(8.3334519073e-3f));
+    p = V_FMA(p, r, V_SET1(4.1665795894e-2f));
+    p = V_FMA(p, r, V_SET1(1.6666665459e-1f));
+    p = V_FMA(p, r, V_SET1(5.0000001201e-1f));
+    p = V_FMA(p, V_MUL(r, r), V_ADD(r, V_SET1(1.0f)));
+    return V_ZERO_IF_LT(V_POW2(p, n), x, lo);
+}
+
+// Exact GELU in PyTorch's order, (x · 0.5) · (1 + erf(x · √½)). erf(u) = sign(u) · (1 − erfc(|u|))
+// with erfc(z) = t · exp(−z² + P(t)), t = 1 / (1 + z/2): the Chebyshev fit of Numerical Recipes'
+// erfcc, relative error below 1.2e-7 for every z ≥ 0, so 1 + erf is as good as PyTorch's own
+// (which also rounds erf before adding 1).
+static inline __attribute__((always_inline)) ATTR vf FN(gelu_v)(vf x) {
+    vf u = V_MUL(x, V_SET1(0.70710678118654752f));
+    vf z = V_ABS(u);
+    vf t = V_DIV(V_SET1(1.0f), V_FMA(z, V_SET1(0.5f), V_SET1(1.0f)));
+    vf p = V_SET1(0.17087277f);
+    p = V_FMA(p, t, V_SET1(-0.82215223f));
+    p = V_FMA(p, t, V_SET1(1.48851587f));
+    p = V_FMA(p, t, V_SET1(-1.13520398f));
+    p = V_FMA(p, t, V_SET1(0.27886807f));
+    p = V_FMA(p, t, V_SET1(-0.18628806f));
+    p = V_FMA(p, t, V_SET1(0.09678418f));
+    p = V_FMA(p, t, V_SET1(0.37409196f));
+    p = V_FMA(p, t, V_SET1(1.00002368f));
+    p = V_FMA(p, t, V_SET1(-1.26551223f));
+    vf erfc = V_MUL(t, FN(exp)(V_SUB(p, V_MUL(z, z))));
+    vf erf = V_COPYSIGN(V_SUB(V_SET1(1.0f), erfc), u);
+    return V_MUL(V_MUL(x, V_SET1(0.5f)), V_ADD(V_SET1(1.0f), erf));
+}
+
+static inline __attribute__((always_inline)) ATTR vf FN(silu_v)(vf x) {
+    return V_DIV(x, V_ADD(V_SET1(1.0f), FN(exp)(V_SUB(V_SET1(0.0f), x))));
+}
+
+static ATTR void FN(gelu)(float *y, const float *x, long n) {
+    long i = 0;
+    for (; i + VL <= n; i += VL) V_STORE(y + i, FN(gelu_v)(V_LOAD(x + i)));
+    if (i < n) V_STOREN(y + i, FN(gelu_v)(V_LOADN(x + i, (int)(n - i))), (int)(n - i));
+}
+
+static ATTR void FN(silu)(float *y, const float *x, long n) {
+    long i = 0;
+    for (; i + VL <= n; i += VL) V_STORE(y + i, FN(silu_v)(V_LOAD(x + i)));
+    if (i < n) V_STOREN(y + i, FN(silu_v)(V_LOADN(x + i, (int)(n - i))), (int)(n - i));
+}
+
+static ATTR void FN(swiglu)(float *y, const float *u, int rows, int hidden) {
+    for (int r = 0; r < rows; r++) {
+        const float *u1 = u + (long)r * 2 * hidden, *u2 = u1 + hidden;
+        float *yr = y + (long)r * hidden;
+        int i = 0;
+        for (; i + VL <= hidden; i += VL) V_STORE(yr + i, V_MUL(FN(silu_v)(V_LOAD(u1 + i)), V_LOAD(u2 + i)));
+        if (i < hidden) {
+            int n = hidden - i;
+            V_STOREN(yr + i, V_MUL(FN(silu_v)(V_LOADN(u1 + i, n)), V_LOADN(u2 + i, n)), n);
+        }
+    }
+}
+
+// ---- LayerNorm, softmax, residual -------------------------------------------------------------
+
+// Mean as x0 + Σ(x − x0)/n and variance as Σ(x − mean)²/n: the shift keeps float partial sums
+// small even for rows with a large common offset, and the final sums are taken in double, so
+// mean and variance come out as the correctly rounded row statistics to within an ulp.
+static ATTR void FN(layernorm)(int rows, int cols, const float *x, long ldx, float *y, long ldy, const float *w,
+                               const float *b, float eps, float *mean, float *rstd) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (long)r * ldx;
+        float *yr = y + (long)r * ldy;
+        float x0 = xr[0];
+        vf vx0 = V_SET1(x0), s = V_SET1(0.0f);
+        int i = 0;
+        for (; i + VL <= cols; i += VL) s = V_ADD(s, V_SUB(V_LOAD(xr + i), vx0));
+        double sum = V_HSUM(s);
+        for (int j = i; j < cols; j++) sum += (double)(xr[j] - x0);
+        double m = (double)x0 + sum / cols;
+        float mf = (float)m;
+        vf vm = V_SET1(mf), q = V_SET1(0.0f);
+        for (i = 0; i + VL <= cols; i += VL) {
+            vf d = V_SUB(V_LOAD(xr + i), vm);
+            q = V_FMA(d, d, q);
+        }
+        double sq = V_HSUM(q);
+        for (int j = i; j < cols; j++) {
+            double d = (double)xr[j] - mf;
+            sq += d * d;
+        }
+        double var = sq / cols;
+        float sf = (float)(1.0 / __builtin_sqrt(var + (double)eps));
+        vf vs = V_SET1(sf);
+        for (i = 0; i + VL <= cols; i += VL) {
+            vf t = V_MUL(V_SUB(V_LOAD(xr + i), vm), vs);
+            V_STORE(yr + i, V_FMA(t, V_LOAD(w + i), V_LOAD(b + i)));
+        }
+        if (i < cols) {
+            int n = cols - i;
+            vf t = V_MUL(V_SUB(V_LOADN(xr + i, n), vm), vs);
+            V_STOREN(yr + i, V_FMA(t, V_LOADN(w + i, n), V_LOADN(b + i, n)), n);
+        }
+        if (mean) mean[r] = mf;
+        if (rstd) rstd[r] = sf;
+    }
+}
+
+static ATTR void FN(softmax)(float *x, int rows, int cols, long ld) {
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + (long)r * ld;
+        vf vmax = V_SET1(-__builtin_inff());
+        int i = 0;
+        for (; i + VL <= cols; i += VL) vmax = V_MAX(vmax, V_LOAD(xr + i));
+        float m = V_HMAX(vmax);
+        for (int j = i; j < cols; j++) m = xr[j] > m ? xr[j] : m;
+        vf vm = V_SET1(m), s = V_SET1(0.0f);
+        for (i = 0; i + VL <= cols; i += VL) {
+            vf e = FN(exp)(V_SUB(V_LOAD(xr + i), vm));
+            V_STORE(xr + i, e);
+            s = V_ADD(s, e);
+        }
+        float sum = V_HSUM(s);
+        if (i < cols) {
+            int n = cols - i;
+            vf e = FN(exp)(V_SUB(V_LOADN(xr + i, n), vm));
+            V_STOREN(xr + i, e, n);
+            float tail[VL];
+            V_STORE(tail, e);
+            for (int j = 0; j < n; j++) sum += tail[j];
+        }
+        vf inv = V_SET1(1.0f / sum);
+        for (i = 0; i + VL <= cols; i += VL) V_STORE(xr + i, V_MUL(V_LOAD(xr + i), inv));
+        if (i < cols) V_STOREN(xr + i, V_MUL(V_LOADN(xr + i, cols - i), inv), cols - i);
+    }
+}
+
+// x + gamma · branch, rounding the product first as PyTorch's `x + ls(branch)` does.
+static ATTR void FN(residual)(float *x, const float *branch, const float *gamma, int rows, int cols) {
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + (long)r * cols;
+        const float *br = branch + (long)r * cols;
+        int i = 0;
+        for (; i + VL <= cols; i += VL) {
+            vf g = gamma ? V_LOAD(gamma + i) : V_SET1(1.0f);
+            V_STORE(xr + i, V_ADD(V_LOAD(xr + i), V_MUL(g, V_LOAD(br + i))));
+        }
+        if (i < cols) {
+            int n = cols - i;
+            vf g = gamma ? V_LOADN(gamma + i, n) : V_SET1(1.0f);
+            V_STOREN(xr + i, V_ADD(V_LOADN(xr + i, n), V_MUL(g, V_LOADN(br + i, n))), n);
+        }
+    }
+}
+
+// ---- the GEMM micro-kernel ---------------------------------------------------------------------
+
+// An MR × DK_HALF block of C: 2·MR accumulators, two vectors of B and one broadcast of A per k
+// step. MR is a constant at every call site, so the loops unroll into registers.
+static inline __attribute__((always_inline)) ATTR void
+FN(tile_part)(const int MR, int cols, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
+              int flags, const dk_epilogue *e, long row0, long col0) {
+    vf acc0[DK_MR], acc1[DK_MR];
+    const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
+    const float alpha = e ? e->alpha : 1.0f;
+    const float *bias = e ? e->bias : 0;
+    if (flags & DK_TILE_LOAD_C) {
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            acc0[i] = V_LOADN(c + i * ldc, n0);
+            acc1[i] = V_LOADN(c + i * ldc + VL, n1);
+        }
+    } else if (bias && alpha == 1.0f) {
+        vf b0 = V_LOADN(bias + col0, n0), b1 = V_LOADN(bias + col0 + VL, n1);
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            acc0[i] = b0;
+            acc1[i] = b1;
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            acc0[i] = V_SET1(0.0f);
+            acc1[i] = V_SET1(0.0f);
+        }
+    }
+    const float *ar[DK_MR];
+#pragma unroll
+    for (int i = 0; i < MR; i++) ar[i] = a + i * lda;
+#pragma unroll 4
+    for (int p = 0; p < kc; p++) {
+        vf b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
+        b += ldb;
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            vf ai = V_SET1(ar[i][p]);
+            acc0[i] = V_FMA(ai, b0, acc0[i]);
+            acc1[i] = V_FMA(ai, b1, acc1[i]);
+        }
+    }
+    if (!(flags & DK_TILE_FINAL)) {
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            V_STOREN(c + i * ldc, acc0[i], n0);
+            V_STOREN(c + i * ldc + VL, acc1[i], n1);
+        }
+        return;
+    }
+    if (alpha != 1.0f) {
+        vf va = V_SET1(alpha);
+        vf b0 = bias ? V_LOADN(bias + col0, n0) : V_SET1(0.0f);
+        vf b1 = bias ? V_LOADN(bias + col0 + VL, n1) : V_SET1(0.0f);
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            acc0[i] = V_ADD(V_MUL(acc0[i], va), b0);
+            acc1[i] = V_ADD(V_MUL(acc1[i], va), b1);
+        }
+    }
+    const int kind = e ? e->kind : DK_EPI_STORE;
+    if (kind == DK_EPI_RESIDUAL) {
+        vf g0 = e->gamma ? V_LOADN(e->gamma + col0, n0) : V_SET1(1.0f);
+        vf g1 = e->gamma ? V_LOADN(e->gamma + col0 + VL, n1) : V_SET1(1.0f);
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            float *r = e->residual + (row0 + i) * e->ldr + col0;
+            V_STOREN(r, V_ADD(V_LOADN(r, n0), V_MUL(g0, acc0[i])), n0);
+            V_STOREN(r + VL, V_ADD(V_LOADN(r + VL, n1), V_MUL(g1, acc1[i])), n1);
+        }
+        return;
+    }
+    if (kind == DK_EPI_GELU) {
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            acc0[i] = FN(gelu_v)(acc0[i]);
+            acc1[i] = FN(gelu_v)(acc1[i]);
+        }
+    }
+    if (cols == DK_HALF) {
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            V_STORE(c + i * ldc, acc0[i]);
+            V_STORE(c + i * ldc + VL, acc1[i]);
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            V_STOREN(c + i * ldc, acc0[i], n0);
+            V_STOREN(c + i * ldc + VL, acc1[i], n1);
+        }
+    }
+}
+
+static ATTR void FN(tile)(int mr, int nr, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
+                          int flags, const dk_epilogue *e, long row0, long col0) {
+    for (int h = 0; h * DK_HALF < nr; h++) {
+        int cols = nr - h * DK_HALF;
+        if (cols > DK_HALF) cols = DK_HALF;
+        const float *bh = b + h * DK_HALF;
+        float *ch = c + h * DK_HALF;
+        long colh = col0 + h * DK_HALF;
+        switch (mr) {
+        case 6: FN(tile_part)(6, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 5: FN(tile_part)(5, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 4: FN(tile_part)(4, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 3: FN(tile_part)(3, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 2: FN(tile_part)(2, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        default: FN(tile_part)(1, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        }
+    }
+}

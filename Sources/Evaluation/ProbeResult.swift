@@ -1,0 +1,30 @@
+/// What `dinokit probe --json` prints (the schema): accuracies as fractions in 0…1,
+/// only the classifiers that ran, the class names and the confusion matrix (rows actual,
+/// columns predicted) of the logistic regression — or of k-NN when it ran alone.
+public struct ProbeResult: Codable, Sendable, Equatable {
+    public struct LogReg: Codable, Sendable, Equatable {
+        public var trainAccuracy: Double
+        public var testAccuracy: Double
+        /// sklearn's scaling: mean log-loss + ½·‖W‖² / (C·n).
+        public var objective: Double
+        public var iterations: Int
+        public var fitSeconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case trainAccuracy = "train_accuracy", testAccuracy = "test_accuracy", objective, iterations,
+                 fitSeconds = "fit_seconds"
+        }
+    }
+
+    public struct KNNAccuracy: Codable, Sendable, Equatable {
+        public var k: Int
+        public var testAccuracy: Double
+
+        enum CodingKeys: String, CodingKey { case k, testAccuracy = "test_accuracy" }
+    }
+
+    public var logreg: LogReg?
+    public var knn: [KNNAccuracy]?
+    public var classes: [String]
+    public var confusion: [[Int]]
+}

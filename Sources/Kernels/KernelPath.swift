@@ -1,0 +1,53 @@
+import CKernels
+
+/// The instruction set DinoKit's own kernels (GEMM micro-kernel, attention, LayerNorm, GELU,
+/// softmax) run with. The fastest one the CPU supports is used unless `DINOKIT_KERNELS`
+/// (`avx512`, `avx2` or `scalar`, read once at first use) asks for a slower one; tests and
+/// benchmarks may switch with `KernelDispatch.select`. Every path computes the same function to
+/// within float rounding, and weights packed for one path serve all of them.
+public enum KernelPath: String, CaseIterable, Sendable, Comparable {
+    /// Portable C: any CPU, any architecture.
+    case scalar
+    /// x86-64 with AVX2 and FMA (Haswell, Zen 1 and later).
+    case avx2
+    /// x86-64 with AVX-512 F/DQ/VL (Skylake-X, Ice Lake, Sapphire Rapids, Zen 4 and later).
+    case avx512
+
+    init(code: Int32) {
+        switch code {
+        case Int32(DK_PATH_AVX512): self = .avx512
+        case Int32(DK_PATH_AVX2): self = .avx2
+        default: self = .scalar
+        }
+    }
+
+    var code: Int32 {
+        switch self {
+        case .scalar: return Int32(DK_PATH_SCALAR)
+        case .avx2: return Int32(DK_PATH_AVX2)
+        case .avx512: return Int32(DK_PATH_AVX512)
+        }
+    }
+
+    public static func < (a: KernelPath, b: KernelPath) -> Bool { a.code < b.code }
+}
+
+public enum KernelDispatch {
+    /// The best path this CPU (and OS) supports.
+    public static var supported: KernelPath { KernelPath(code: dk_supported_path()) }
+
+    /// The path in use.
+    public static var active: KernelPath { KernelPath(code: dk_active_path()) }
+
+    /// Uses `path`, or the best supported one below it; returns the path now active. Process-wide:
+    /// call it only while no kernels run on other threads.
+    @discardableResult
+    public static func select(_ path: KernelPath) -> KernelPath { KernelPath(code: dk_set_path(path.code)) }
+
+    /// Runs `body` with `path` selected (clamped to what is supported), then restores the previous path.
+    public static func with<R>(_ path: KernelPath, _ body: (KernelPath) throws -> R) rethrows -> R {
+        let previous = active
+        defer { select(previous) }
+        return try body(select(path))
+    }
+}

@@ -1,0 +1,56 @@
+import DINOv2
+import Kernels
+
+// The backbone in training mode (`forward_features` with masks, no drop path): patch embedding,
+// token assembly, blocks, final norm. Outputs stay in the activations: `normOut` is x_norm for
+// every token (cls at row b·tokens, patches after the registers).
+
+/// Training forward over `a.batch` images, `pixels` (batch, C, H, W) contiguous Float32.
+/// `masks` (batch·P bools, true = mask token) or nil.
+public func backboneForward(_ w: BackboneTensors, _ a: BackboneActivations, pixels: UnsafePointer<Float>,
+                            masks: UnsafePointer<Bool>?, parallelism: Parallelism) {
+    let c = a.config, d = c.embedDim, np = a.batch * a.patches
+    if let masks {
+        a.masks.update(from: masks, count: np)
+        a.hasMasks = true
+    } else {
+        a.hasMasks = false
+    }
+    patchEmbedForward(out: a.patchOut, patches: a.unfolded, pixels: pixels, weight: w.patchWeight, bias: w.patchBias,
+                      batch: a.batch, channels: c.inChannels, height: a.height, width: a.width, patch: c.patchSize,
+                      dim: d, parallelism: parallelism)
+    a.resampling.forward(out: a.position, table: w.posEmbed, scratch: a.positionScratch)
+    assembleTokensForward(tokens: a.embedded, patchOut: a.patchOut, masks: a.hasMasks ? UnsafePointer(a.masks) : nil,
+                          clsToken: w.clsToken, registerTokens: w.registerTokens, maskToken: w.maskToken,
+                          position: a.position, batch: a.batch, patches: a.patches, registers: c.registerTokens,
+                          dim: d, parallelism: parallelism)
+    for (i, s) in a.blocks.enumerated() {
+        blockTrainingForward(w.blocks[i], s, config: c, batch: a.batch, tokens: a.tokens, parallelism: parallelism)
+    }
+    layerNormForward(out: a.normOut, mean: a.normMean, rstd: a.normRstd, inp: a.prenorm, weight: w.normWeight,
+                     bias: w.normBias, rows: a.rows, cols: d, eps: c.layerNormEps, parallelism: parallelism)
+}
+
+/// Backward from `dnormOut` (rows, D), dL/dx_norm for every token (zeros where a token feeds no
+/// loss); parameter gradients accumulate into `dw`.
+public func backboneBackward(_ w: BackboneTensors, _ dw: BackboneTensors, _ a: BackboneActivations,
+                             _ g: BackboneGradScratch, dnormOut: UnsafePointer<Float>, parallelism: Parallelism) {
+    let c = a.config, d = c.embedDim
+    precondition(a.rows <= g.rowCapacity, "backward scratch is too small for this pass")
+    g.dx.update(repeating: 0, count: a.rows * d)
+    layerNormBackward(dinp: g.dx, dweight: dw.normWeight, dbias: dw.normBias, dout: dnormOut, inp: a.prenorm,
+                      mean: a.normMean, rstd: a.normRstd, weight: w.normWeight, rows: a.rows, cols: d,
+                      parallelism: parallelism)
+    for i in stride(from: a.blocks.count - 1, through: 0, by: -1) {
+        blockBackward(w.blocks[i], dw.blocks[i], a.blocks[i], g, config: c, batch: a.batch, tokens: a.tokens,
+                      parallelism: parallelism)
+    }
+    assembleTokensBackward(dpatchOut: g.dpatchOut, dposition: g.dposition, dcls: dw.clsToken,
+                           dregisters: dw.registerTokens, dmask: dw.maskToken, dtokens: g.dx,
+                           masks: a.hasMasks ? UnsafePointer(a.masks) : nil, batch: a.batch, patches: a.patches,
+                           registers: c.registerTokens, dim: d, parallelism: parallelism)
+    a.resampling.backward(dtable: dw.posEmbed, dout: g.dposition, scratch: g.positionScratch)
+    patchEmbedBackward(dweight: dw.patchWeight, dbias: dw.patchBias, dout: g.dpatchOut, patches: a.unfolded,
+                       weight: w.patchWeight, rows: a.batch * a.patches, unfoldWidth: c.inChannels * c.patchSize * c.patchSize,
+                       dim: d, parallelism: parallelism)
+}

@@ -1,0 +1,307 @@
+import ArgumentParser
+import DINOv2
+import Foundation
+import Kernels
+import TensorStore
+
+extension KernelPath: ExpressibleByArgument {}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the DINOv2 forward on this CPU: ms per image, images/s, GFLOP/s and peak memory per batch size.",
+        discussion: """
+        Runs forward (the normed class token, as the hub model's forward) on seeded synthetic images. \
+        Before timing, the model runs for --warmup-seconds so that every core is busy and clocked up; each \
+        batch size then gets one untimed forward (which sizes the workspace) and --iterations timed ones \
+        (default: at least 5 and about 3 s). GFLOP/s counts one forward's multiply-adds as 2 FLOPs: patch \
+        embedding, qkv, attention (QKᵀ and PV), proj and the MLP/SwiGLU. Peak RSS is the process's \
+        high-water mark after that batch size (getrusage), so order batch sizes from small to large. \
+        Threads: --threads, else DINOKIT_NUM_THREADS, else all cores. With --gemm, measures instead the \
+        single-precision GEMM throughput of DinoKit's micro-kernel and of OpenBLAS (whose kernel follows \
+        OPENBLAS_CORETYPE at process start) on one linear-layer-shaped product.
+        """)
+
+    @Option(help: "Weights in any format DinoKit reads.")
+    var weights: String?
+
+    @Option(name: .customLong("random-weights"), help: "Instead of --weights: seeded random weights shaped as this hub variant (dinov2_vits14, dinov2_vitb14_reg, ...).")
+    var randomWeights: String?
+
+    @Option(help: "Comma-separated batch sizes.")
+    var batch: String = "1,8,32"
+
+    @Option(help: "Image side in pixels (a multiple of the patch size).")
+    var size: Int = 224
+
+    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
+    var threads: Int?
+
+    @Option(help: "Timed forwards per batch size (default: at least 5 and about 3 seconds).")
+    var iterations: Int?
+
+    @Option(name: .customLong("warmup-seconds"), help: "Seconds of untimed forwards before timing.")
+    var warmupSeconds: Double = 4
+
+    @Option(name: .customLong("num-heads"), help: "Attention heads, when the weights do not say and the width is not a multiple of 64.")
+    var numHeads: Int?
+
+    @Option(help: "Force a kernel path: avx512, avx2 or scalar (default: the best this CPU supports).")
+    var kernels: KernelPath?
+
+    @Flag(help: "Measure GEMM throughput (DinoKit's micro-kernel vs OpenBLAS) instead of the model.")
+    var gemm = false
+
+    @Option(name: .customLong("gemm-shape"), help: "With --gemm: MxKxN, A (M, K) times a linear layer's (N, K) weight.")
+    var gemmShape: String = "1576x384x1152"
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    struct Result: Encodable {
+        var batch: Int
+        var msPerImageMedian: Double
+        var msPerImageMin: Double
+        var msPerImageMax: Double
+        var imagesPerSecond: Double
+        var gflops: Double
+        var peakRSSMB: Double
+
+        enum CodingKeys: String, CodingKey {
+            case batch
+            case msPerImageMedian = "ms_per_image_median"
+            case msPerImageMin = "ms_per_image_min"
+            case msPerImageMax = "ms_per_image_max"
+            case imagesPerSecond = "images_per_second"
+            case gflops
+            case peakRSSMB = "peak_rss_mb"
+        }
+    }
+
+    struct Report: Encodable {
+        var variant: String
+        var size: Int
+        var threads: Int
+        var results: [Result]
+    }
+
+    struct GEMMReport: Encodable {
+        var m: Int, k: Int, n: Int
+        var threads: Int
+        var kernels: String
+        var openblasCore: String
+        var dinokitGFLOPS: Double
+        var openblasGFLOPS: Double
+
+        enum CodingKeys: String, CodingKey {
+            case m, k, n, threads, kernels
+            case openblasCore = "openblas_core"
+            case dinokitGFLOPS = "dinokit_gflops"
+            case openblasGFLOPS = "openblas_gflops"
+        }
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            if let kernels { KernelDispatch.select(kernels) }
+            let parallelism = try threads.map { n -> Parallelism in
+                guard n > 0 else { throw ValidationError("--threads must be positive") }
+                return Parallelism(threads: n)
+            } ?? .fromEnvironment
+            if gemm {
+                try runGEMM(threads: parallelism.threads)
+                return
+            }
+            let batches = try parseBatchSizes(batch)
+            if let iterations, iterations <= 0 { throw ValidationError("--iterations must be positive") }
+            let store: TensorStore
+            switch (weights, randomWeights) {
+            case let (path?, nil): store = try loadWeights(path: path)
+            case let (nil, variant?): store = try RandomWeights.hubStore(variant: variant)
+            default: throw ValidationError("give exactly one of --weights and --random-weights")
+            }
+            let model = try Model(store: store, numHeads: numHeads, parallelism: parallelism)
+            let c = model.config
+            guard size > 0, size % c.patchSize == 0 else {
+                throw ValidationError("--size \(size) is not a multiple of the patch size \(c.patchSize)")
+            }
+            let flops = forwardFLOPs(c, height: size, width: size)
+            let workspace = Workspace()
+            let inputs = try Dictionary(uniqueKeysWithValues: Set(batches).map { b in
+                (b, try SyntheticInput.tensor(seed: 7, shape: [b, c.inChannels, size, size]))
+            })
+
+            if let first = batches.first, let x = inputs[first], warmupSeconds > 0 {
+                let end = monotonicSeconds() + warmupSeconds
+                repeat { _ = try model(x, workspace: workspace) } while monotonicSeconds() < end
+            }
+            var results: [Result] = []
+            for b in batches {
+                guard let x = inputs[b] else { continue }
+                _ = try model(x, workspace: workspace)
+                var seconds: [Double] = []
+                let started = monotonicSeconds()
+                while true {
+                    let t0 = monotonicSeconds()
+                    _ = try model(x, workspace: workspace)
+                    seconds.append(monotonicSeconds() - t0)
+                    if let iterations {
+                        if seconds.count >= iterations { break }
+                    } else if seconds.count >= 5 && (monotonicSeconds() - started >= 3 || seconds.count >= 200) {
+                        break
+                    }
+                }
+                seconds.sort()
+                let median = seconds.count % 2 == 1 ? seconds[seconds.count / 2]
+                    : (seconds[seconds.count / 2 - 1] + seconds[seconds.count / 2]) / 2
+                let perImage = 1000 / Double(b)
+                results.append(Result(batch: b, msPerImageMedian: median * perImage, msPerImageMin: seconds[0] * perImage,
+                                      msPerImageMax: seconds[seconds.count - 1] * perImage,
+                                      imagesPerSecond: Double(b) / median, gflops: flops * Double(b) / median / 1e9,
+                                      peakRSSMB: peakResidentMegabytes()))
+            }
+            let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads, results: results)
+            if json {
+                try printJSON(report)
+                return
+            }
+            print("\(report.variant) at \(size)x\(size), \(report.threads) threads, kernels \(KernelDispatch.active.rawValue), " +
+                  String(format: "%.2f GFLOP per image", flops / 1e9))
+            print(renderTable(
+                ["batch", "ms/image median", "min", "max", "images/s", "GFLOP/s", "peak RSS MB"],
+                results.map { r in
+                    [String(r.batch), String(format: "%.2f", r.msPerImageMedian), String(format: "%.2f", r.msPerImageMin),
+                     String(format: "%.2f", r.msPerImageMax), String(format: "%.1f", r.imagesPerSecond),
+                     String(format: "%.1f", r.gflops), String(format: "%.0f", r.peakRSSMB)]
+                },
+                rightAligned: Set(1...6)))
+        }
+    }
+
+    func runGEMM(threads: Int) throws {
+        let parts = gemmShape.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 3, parts.allSatisfy({ $0 > 0 }) else {
+            throw ValidationError("--gemm-shape must be MxKxN with positive sizes, not '\(gemmShape)'")
+        }
+        let (m, k, n) = (parts[0], parts[1], parts[2])
+        let t = measureGEMMThroughput(m: m, n: n, k: k, threads: threads, seconds: Swift.max(1, warmupSeconds / 2))
+        let report = GEMMReport(m: m, k: k, n: n, threads: threads, kernels: KernelDispatch.active.rawValue,
+                                openblasCore: BLASInfo.coreName, dinokitGFLOPS: t.dinokit, openblasGFLOPS: t.openblas)
+        if json {
+            try printJSON(report)
+        } else {
+            print("sgemm \(m)x\(k) · (\(n)x\(k))ᵀ, \(threads) threads (median of 5 rounds):")
+            print(String(format: "  DinoKit (%@)      %.1f GFLOP/s", report.kernels, t.dinokit))
+            print(String(format: "  OpenBLAS (%@)  %.1f GFLOP/s", report.openblasCore, t.openblas))
+        }
+    }
+}
+
+/// "1,8,32" -> [1, 8, 32].
+func parseBatchSizes(_ text: String) throws -> [Int] {
+    let sizes = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+    guard !sizes.isEmpty, sizes.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("--batch must be positive integers separated by commas, not '\(text)'")
+    }
+    return sizes.compactMap { $0 }
+}
+
+/// FLOPs of one image's forward (a multiply-add counts 2): the patch embedding, and per block
+/// qkv, attention (Q Kᵀ and P V over all heads: 2 · 2 · N² · D), proj, and the MLP (fc1, fc2)
+/// or SwiGLU (w12, w3). LayerNorm, softmax, GELU and additions are not counted.
+func forwardFLOPs(_ c: Config, height: Int, width: Int) -> Double {
+    let p = c.patchSize, patches = Double((height / p) * (width / p))
+    let n = patches + 1 + Double(c.registerTokens), d = Double(c.embedDim), h = Double(c.ffnHidden)
+    let patchEmbed = 2 * patches * Double(c.inChannels * p * p) * d
+    let ffn = c.ffn == .swiglu ? 2 * n * d * 2 * h + 2 * n * h * d : 2 * n * d * h * 2
+    let block = 2 * n * d * 3 * d + 4 * n * n * d + 2 * n * d * d + ffn
+    return patchEmbed + Double(c.depth) * block
+}
+
+/// The process's peak resident set so far, in MB (2^20 bytes; Linux reports KiB, macOS bytes).
+func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_maxrss) / 1024
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    return Double(usage.ru_maxrss) / 1_048_576
+    #endif
+}
+
+/// Seeded random weights in the hub layout of a released variant, for benchmarks without a
+/// checkpoint. Values follow the recipe of Scripts/dinokit_ref (LayerNorm weights near 1,
+/// LayerScale 0.5-0.8, linear weights ~ 1/√fan-in, small biases) so activations stay in range.
+enum RandomWeights {
+    struct VariantShape {
+        let dim: Int, depth: Int, hidden: Int, swiglu: Bool, registers: Int
+    }
+
+    static let variants: [String: VariantShape] = {
+        var v: [String: VariantShape] = [:]
+        for (name, dim, depth, hidden, swiglu) in [("dinov2_vits14", 384, 12, 1536, false), ("dinov2_vitb14", 768, 12, 3072, false),
+                                                   ("dinov2_vitl14", 1024, 24, 4096, false), ("dinov2_vitg14", 1536, 40, 4096, true)] {
+            v[name] = VariantShape(dim: dim, depth: depth, hidden: hidden, swiglu: swiglu, registers: 0)
+            v[name + "_reg"] = VariantShape(dim: dim, depth: depth, hidden: hidden, swiglu: swiglu, registers: 4)
+        }
+        return v
+    }()
+
+    static func hubStore(variant: String) throws -> TensorStore {
+        guard let s = variants[variant] else {
+            throw ValidationError("unknown variant '\(variant)'; known: \(variants.keys.sorted().joined(separator: ", "))")
+        }
+        let d = s.dim, grid = 37, patch = 14
+        var store = TensorStore()
+        var seed: UInt32 = 1
+        func add(_ name: String, _ shape: [Int], _ fill: (inout SyntheticInput) -> Float) throws {
+            var g = SyntheticInput(seed: seed)
+            seed &+= 1
+            let count = shape.reduce(1, *)
+            var values = [Float](repeating: 0, count: count)
+            for i in 0..<count { values[i] = fill(&g) }
+            try store.insert(Tensor(shape: Shape(shape), floats: values), named: name)
+        }
+        let small: (inout SyntheticInput) -> Float = { 0.05 * $0.nextValue() }
+        let nearOne: (inout SyntheticInput) -> Float = { 1 + 0.05 * $0.nextValue() }
+        let layerScale: (inout SyntheticInput) -> Float = { 0.65 + 0.075 * $0.nextValue() }
+        func linear(_ fanIn: Int) -> (inout SyntheticInput) -> Float {
+            let scale = Float(0.5 / Double(fanIn).squareRoot())  // LCG values have variance ~4/3
+            return { scale * $0.nextValue() }
+        }
+        try add("cls_token", [1, 1, d], small)
+        try add("pos_embed", [1, 1 + grid * grid, d], small)
+        if s.registers > 0 { try add("register_tokens", [1, s.registers, d], small) }
+        try add("mask_token", [1, d], small)
+        try add("patch_embed.proj.weight", [d, 3, patch, patch], linear(3 * patch * patch))
+        try add("patch_embed.proj.bias", [d], small)
+        for i in 0..<s.depth {
+            let b = "blocks.\(i)."
+            try add(b + "norm1.weight", [d], nearOne)
+            try add(b + "norm1.bias", [d], small)
+            try add(b + "attn.qkv.weight", [3 * d, d], linear(d))
+            try add(b + "attn.qkv.bias", [3 * d], small)
+            try add(b + "attn.proj.weight", [d, d], linear(d))
+            try add(b + "attn.proj.bias", [d], small)
+            try add(b + "ls1.gamma", [d], layerScale)
+            try add(b + "norm2.weight", [d], nearOne)
+            try add(b + "norm2.bias", [d], small)
+            if s.swiglu {
+                try add(b + "mlp.w12.weight", [2 * s.hidden, d], linear(d))
+                try add(b + "mlp.w12.bias", [2 * s.hidden], small)
+                try add(b + "mlp.w3.weight", [d, s.hidden], linear(s.hidden))
+                try add(b + "mlp.w3.bias", [d], small)
+            } else {
+                try add(b + "mlp.fc1.weight", [s.hidden, d], linear(d))
+                try add(b + "mlp.fc1.bias", [s.hidden], small)
+                try add(b + "mlp.fc2.weight", [d, s.hidden], linear(s.hidden))
+                try add(b + "mlp.fc2.bias", [d], small)
+            }
+            try add(b + "ls2.gamma", [d], layerScale)
+        }
+        try add("norm.weight", [d], nearOne)
+        try add("norm.bias", [d], small)
+        store.metadata["num_heads"] = String(d / 64)
+        return store
+    }
+}
