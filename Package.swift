@@ -32,7 +32,7 @@ let package = Package(
         .target(name: "TensorStore", dependencies: [
             .product(name: "OrderedCollections", package: "swift-collections"),
         ]),
-        .target(name: "Formats", dependencies: ["TensorStore", "CZip", "ONNXProto"]),
+        .target(name: "Formats", dependencies: ["TensorStore", "CZip"]),
         // SIMD kernels in C, compiled per function for AVX-512 / AVX2 and chosen at run time.
         .target(name: "CKernels"),
         .target(name: "Kernels", dependencies: ["TensorStore", "COpenBLAS", "CKernels"]),

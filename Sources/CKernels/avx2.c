@@ -55,9 +55,11 @@ static inline __attribute__((always_inline)) ATTR __m256 dk256_pow2(__m256 p, __
 #define V_HSUM(v) dk256_hsum(v)
 #define V_HMAX(v) dk256_hmax(v)
 
+#define DK_TILE_ROWS 6
 #include "simd_body.h"
 
 const dk_ops dk_ops_avx2 = {
+    .rows = DK_TILE_ROWS,
     .tile = dk256_tile,
     .layernorm = dk256_layernorm,
     .gelu = dk256_gelu,

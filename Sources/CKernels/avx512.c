@@ -36,9 +36,11 @@ static inline __attribute__((always_inline)) ATTR __mmask16 dk512_mask(int n) {
 #define V_HSUM(v) _mm512_reduce_add_ps(v)
 #define V_HMAX(v) _mm512_reduce_max_ps(v)
 
+#define DK_TILE_ROWS 12
 #include "simd_body.h"
 
 const dk_ops dk_ops_avx512 = {
+    .rows = DK_TILE_ROWS,
     .tile = dk512_tile,
     .layernorm = dk512_layernorm,
     .gelu = dk512_gelu,

@@ -4,7 +4,7 @@
 // row block's kc-slice of A stays in L2 while the panels go by. A is read in place.
 #include "internal.h"
 
-#define DK_KC 256
+#define DK_KC 384
 #define DK_MC 144
 
 size_t dk_packed_count(int n, int k) {
@@ -51,6 +51,7 @@ void dk_gemm(int m, int n, int k, const float *a, long lda, const float *b, long
     const int kblocks = k > 0 ? (k + DK_KC - 1) / DK_KC : 1;
     const int kc = (k + kblocks - 1) / kblocks;
     const int panels = (n + DK_NR - 1) / DK_NR;
+    const int mr_max = ops->rows;
     for (int i0 = 0; i0 < m; i0 += DK_MC) {
         const int mc = m - i0 < DK_MC ? m - i0 : DK_MC;
         for (int kb = 0; kb < kblocks; kb++) {
@@ -59,8 +60,8 @@ void dk_gemm(int m, int n, int k, const float *a, long lda, const float *b, long
             for (int jp = 0; jp < panels; jp++) {
                 const int nr = n - jp * DK_NR < DK_NR ? n - jp * DK_NR : DK_NR;
                 const float *panel = b + jp * panel_stride + (long)p0 * ldb;
-                for (int ir = 0; ir < mc; ir += DK_MR) {
-                    const int mr = mc - ir < DK_MR ? mc - ir : DK_MR;
+                for (int ir = 0; ir < mc; ir += mr_max) {
+                    const int mr = mc - ir < mr_max ? mc - ir : mr_max;
                     const long row = i0 + ir;
                     ops->tile(mr, nr, kcur, a + row * lda + p0, lda, panel, ldb, c + row * ldc + (long)jp * DK_NR, ldc,
                               flags, e, row, (long)jp * DK_NR);
@@ -78,3 +79,5 @@ void dk_gemm_packed(int m, int n, int k, const float *a, long lda, const float *
                     const dk_epilogue *e) {
     dk_gemm(m, n, k, a, lda, bp, DK_NR, (long)k * DK_NR, c, ldc, e);
 }
+
+int dk_tile_rows(void) { return dk_current_ops()->rows; }

@@ -14,6 +14,7 @@ enum {
 // readable floats per row). row0/col0 locate the tile in C for the epilogue's bias, gamma and
 // residual.
 typedef struct {
+    int rows; // micro-tile rows (≤ DK_MR)
     void (*tile)(int mr, int nr, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                  int flags, const dk_epilogue *e, long row0, long col0);
     void (*layernorm)(int rows, int cols, const float *x, long ldx, float *y, long ldy, const float *w,

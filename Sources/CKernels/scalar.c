@@ -115,6 +115,7 @@ static void scalar_residual(float *x, const float *branch, const float *gamma, i
 }
 
 const dk_ops dk_ops_scalar = {
+    .rows = 6,
     .tile = scalar_tile,
     .layernorm = scalar_layernorm,
     .gelu = scalar_gelu,

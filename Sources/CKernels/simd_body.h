@@ -175,9 +175,11 @@ static ATTR void FN(residual)(float *x, const float *branch, const float *gamma,
 // An MR × DK_HALF block of C: 2·MR accumulators, two vectors of B and one broadcast of A per k
 // step. MR is a constant at every call site, so the loops unroll into registers.
 static inline __attribute__((always_inline)) ATTR void
-FN(tile_part)(const int MR, int cols, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
+FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
               int flags, const dk_epilogue *e, long row0, long col0) {
-    vf acc0[DK_MR], acc1[DK_MR];
+    // Row counts above DK_TILE_ROWS are never called; clamping keeps their copies small.
+    const int MR = MR_ > DK_TILE_ROWS ? DK_TILE_ROWS : MR_;
+    vf acc0[DK_TILE_ROWS], acc1[DK_TILE_ROWS];
     const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
     const float alpha = e ? e->alpha : 1.0f;
     const float *bias = e ? e->bias : 0;
@@ -201,7 +203,7 @@ FN(tile_part)(const int MR, int cols, int kc, const float *a, long lda, const fl
             acc1[i] = V_SET1(0.0f);
         }
     }
-    const float *ar[DK_MR];
+    const float *ar[DK_TILE_ROWS];
 #pragma unroll
     for (int i = 0; i < MR; i++) ar[i] = a + i * lda;
 #pragma unroll 4
@@ -275,7 +277,16 @@ static ATTR void FN(tile)(int mr, int nr, int kc, const float *a, long lda, cons
         const float *bh = b + h * DK_HALF;
         float *ch = c + h * DK_HALF;
         long colh = col0 + h * DK_HALF;
-        switch (mr) {
+        // Specialised for every row count up to DK_TILE_ROWS (the larger cases are never taken).
+        switch (mr > DK_TILE_ROWS ? DK_TILE_ROWS : mr) {
+        case 14: FN(tile_part)(14, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 13: FN(tile_part)(13, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 12: FN(tile_part)(12, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 11: FN(tile_part)(11, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 10: FN(tile_part)(10, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 9: FN(tile_part)(9, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 8: FN(tile_part)(8, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        case 7: FN(tile_part)(7, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
         case 6: FN(tile_part)(6, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
         case 5: FN(tile_part)(5, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;
         case 4: FN(tile_part)(4, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh); break;

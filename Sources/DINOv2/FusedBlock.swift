@@ -29,33 +29,49 @@ extension Model {
     ///   hidden = GELU(normed · Wfc1ᵀ + b)                             (SwiGLU: w12, then the gate)
     ///   x     += ls2 ⊙ (hidden · Wfc2ᵀ + b); normed = next.norm1(x)  (when there is a next block)
     /// On entry `normed` holds norm1(x) of this block.
-    func fusedBlockForward(_ index: Int, _ buf: FusedBuffers, batch: Int, tokens: Int, normNext: Bool) {
+    func fusedBlockForward(_ index: Int, _ buf: FusedBuffers, batch: Int, tokens: Int, normNext: Bool,
+                           profile: ForwardProfile? = nil) {
         let c = config, rows = batch * tokens, eps = c.layerNormEps
         let w = parameters.blocks[index], pw = packed.blocks[index]
         let p = parallelism
+        let r = Double(rows), d = Double(c.embedDim), h = Double(c.ffnHidden), n = Double(tokens)
 
-        linearForward(out: buf.qkv, inp: buf.normed, weight: pw.qkv, bias: w.qkvBias.pointer, rows: rows, parallelism: p)
-        attentionForward(out: buf.attention, qkv: buf.qkv, batch: batch, tokens: tokens, heads: c.numHeads,
-                         headDim: c.headDim, scratch: buf.attentionScratch, parallelism: p)
+        profile.measure("qkv", flops: 2 * r * d * 3 * d) {
+            linearForward(out: buf.qkv, inp: buf.normed, weight: pw.qkv, bias: w.qkvBias.pointer, rows: rows, parallelism: p)
+        }
+        profile.measure("attention", flops: 4 * Double(batch) * n * n * d) {
+            attentionForward(out: buf.attention, qkv: buf.qkv, batch: batch, tokens: tokens, heads: c.numHeads,
+                             headDim: c.headDim, scratch: buf.attentionScratch, parallelism: p)
+        }
         let norm2 = LayerNormTarget(out: buf.normed, weight: w.norm2Weight.pointer, bias: w.norm2Bias.pointer, eps: eps)
-        linearForward(out: buf.branch, inp: buf.attention, weight: pw.proj, bias: w.projBias.pointer, rows: rows,
-                      epilogue: .residual(buf.residual, gamma: w.ls1?.pointer, norm: norm2), parallelism: p)
-
+        profile.measure("proj + ls1 residual + norm2", flops: 2 * r * d * d) {
+            linearForward(out: buf.branch, inp: buf.attention, weight: pw.proj, bias: w.projBias.pointer, rows: rows,
+                          epilogue: .residual(buf.residual, gamma: w.ls1?.pointer, norm: norm2), parallelism: p)
+        }
         switch c.ffn {
         case .mlp:
-            linearForward(out: buf.hidden, inp: buf.normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: rows,
-                          epilogue: .gelu, parallelism: p)
+            profile.measure("fc1 + GELU", flops: 2 * r * d * h) {
+                linearForward(out: buf.hidden, inp: buf.normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: rows,
+                              epilogue: .gelu, parallelism: p)
+            }
         case .swiglu:
-            linearForward(out: buf.hidden, inp: buf.normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: rows,
-                          parallelism: p)
-            swigluForward(out: buf.gated, inp: buf.hidden, rows: rows, hidden: c.ffnHidden, parallelism: p)
+            profile.measure("w12", flops: 2 * r * d * 2 * h) {
+                linearForward(out: buf.hidden, inp: buf.normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: rows,
+                              parallelism: p)
+            }
+            profile.measure("SwiGLU gate") {
+                swigluForward(out: buf.gated, inp: buf.hidden, rows: rows, hidden: c.ffnHidden, parallelism: p)
+            }
         }
         var next: LayerNormTarget?
         if normNext, index + 1 < parameters.blocks.count {
-            let n = parameters.blocks[index + 1]
-            next = LayerNormTarget(out: buf.normed, weight: n.norm1Weight.pointer, bias: n.norm1Bias.pointer, eps: eps)
+            let nb = parameters.blocks[index + 1]
+            next = LayerNormTarget(out: buf.normed, weight: nb.norm1Weight.pointer, bias: nb.norm1Bias.pointer, eps: eps)
         }
-        linearForward(out: buf.branch, inp: buf.gated, weight: pw.fc2, bias: w.fc2Bias.pointer, rows: rows,
-                      epilogue: .residual(buf.residual, gamma: w.ls2?.pointer, norm: next), parallelism: p)
+        profile.measure(c.ffn == .mlp ? "fc2 + ls2 residual + next norm1" : "w3 + ls2 residual + next norm1",
+                        flops: 2 * r * h * d) {
+            linearForward(out: buf.branch, inp: buf.gated, weight: pw.fc2, bias: w.fc2Bias.pointer, rows: rows,
+                          epilogue: .residual(buf.residual, gamma: w.ls2?.pointer, norm: next), parallelism: p)
+        }
     }
 }

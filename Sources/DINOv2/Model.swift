@@ -70,8 +70,10 @@ public struct Model: Sendable {
         let prenorm = ws.buffer(.residual, g.rows * d).pointer
         for b in 0..<g.batch { (cls + b * d).update(from: prenorm + b * g.tokens * d, count: d) }
         let out = ws.buffer(.normed, g.batch * d).pointer
-        finalNorm(out: out, inp: cls, rows: g.batch, ws: ws)
-        return try gatherTokens(out, batch: g.batch, tokens: 1, start: 0, count: 1, shape: [g.batch, d])
+        return try ws.profile.measure("final norm + output") {
+            finalNorm(out: out, inp: cls, rows: g.batch, ws: ws)
+            return try gatherTokens(out, batch: g.batch, tokens: 1, start: 0, count: 1, shape: [g.batch, d])
+        }
     }
 
     /// `get_intermediate_layers(x, n, reshape, return_class_token, norm)`: the residual stream
@@ -132,6 +134,7 @@ public struct Model: Sendable {
         try withPixels(x, geometry: g, workspace: ws) { pixels in
             try embedTokens(into: residual.pointer, pixels: pixels, masks: maskBits, geometry: g, workspace: ws)
         }
+        let profile = ws.profile
         let last = Swift.min(lastBlock, c.depth - 1)
         guard last >= 0 else { return g }
 
@@ -147,10 +150,13 @@ public struct Model: Sendable {
             attentionScratch: ws.buffer(.attentionScratch, attentionScratchCount(tokens: g.tokens, headDim: c.headDim,
                                                                                  parallelism: parallelism)).pointer)
         let first = parameters.blocks[0]
-        layerNormForward(out: buffers.normed, mean: nil, rstd: nil, inp: residual.pointer, weight: first.norm1Weight.pointer,
-                         bias: first.norm1Bias.pointer, rows: rows, cols: d, eps: c.layerNormEps, parallelism: parallelism)
+        profile.measure("norm1 of block 0") {
+            layerNormForward(out: buffers.normed, mean: nil, rstd: nil, inp: residual.pointer,
+                             weight: first.norm1Weight.pointer, bias: first.norm1Bias.pointer, rows: rows, cols: d,
+                             eps: c.layerNormEps, parallelism: parallelism)
+        }
         for i in 0...last {
-            fusedBlockForward(i, buffers, batch: g.batch, tokens: g.tokens, normNext: i < last)
+            fusedBlockForward(i, buffers, batch: g.batch, tokens: g.tokens, normNext: i < last, profile: profile)
             try afterBlock(i, residual.pointer, rows)
         }
         return g

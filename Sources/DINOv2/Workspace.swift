@@ -21,6 +21,9 @@ public final class Workspace {
     }
     var positionCache: (source: FloatBuffer, key: PositionCacheKey, table: FloatBuffer)?
 
+    /// When set, forwards with this workspace record the time of each step into it.
+    public var profile: ForwardProfile?
+
     public init() {}
 
     /// A buffer of at least `count` floats for `role`; contents are whatever the last user left.

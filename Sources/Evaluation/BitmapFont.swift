@@ -1,10 +1,10 @@
 /// A 5×7 pixel font for printable ASCII, for the labels on report pictures (no font files, no
 /// text rendering library). Each glyph is seven rows of five pixels, top to bottom, written as
-/// `#` (ink) and `.`; characters advance 6 pixels (one blank column). Anything outside
-/// 0x20…0x7E draws as `?`.
+/// `#` (ink) and `.`, plus an eighth row for the descenders of g, j, p, q, y; characters
+/// advance 6 pixels (one blank column). Anything outside 0x20…0x7E draws as `?`.
 enum BitmapFont {
     static let glyphWidth = 5
-    static let glyphHeight = 7
+    static let glyphHeight = 8
     static let advance = 6
 
     /// The glyph rows of `c` as bit masks (bit 4 = leftmost pixel).
@@ -20,9 +20,10 @@ enum BitmapFont {
     }
 
     private static let table: [[UInt8]] = glyphs.map { spec in
-        spec.split(separator: " ").map { row in
+        let rows = spec.split(separator: " ").map { row in
             row.reduce(UInt8(0)) { ($0 << 1) | ($1 == "#" ? 1 : 0) }
         }
+        return rows + [UInt8](repeating: 0, count: Swift.max(0, glyphHeight - rows.count))
     }
 
     /// 0x20 (space) … 0x7E (~), in order.
@@ -98,17 +99,17 @@ enum BitmapFont {
         "....# ....# .##.# #..## #...# #...# .####", // d
         "..... ..... .###. #...# ##### #.... .###.", // e
         "..##. .#..# .#... ###.. .#... .#... .#...", // f
-        "..... .#### #...# #...# .#### ....# .###.", // g
+        "..... ..... .#### #...# #...# .#### ....# .###.", // g
         "#.... #.... #.##. ##..# #...# #...# #...#", // h
         "..#.. ..... .##.. ..#.. ..#.. ..#.. .###.", // i
-        "...#. ..... ..##. ...#. ...#. #..#. .##..", // j
+        "...#. ..... ..##. ...#. ...#. ...#. #..#. .##..", // j
         "#.... #.... #..#. #.#.. ##... #.#.. #..#.", // k
         ".##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###.", // l
         "..... ..... ##.#. #.#.# #.#.# #...# #...#", // m
         "..... ..... #.##. ##..# #...# #...# #...#", // n
         "..... ..... .###. #...# #...# #...# .###.", // o
-        "..... ..... ####. #...# ####. #.... #....", // p
-        "..... ..... .##.# #..## .#### ....# ....#", // q
+        "..... ..... ####. #...# #...# ####. #.... #....", // p
+        "..... ..... .#### #...# #...# .#### ....# ....#", // q
         "..... ..... #.##. ##..# #.... #.... #....", // r
         "..... ..... .###. #.... .###. ....# ####.", // s
         ".#... .#... ###.. .#... .#... .#..# ..##.", // t
@@ -116,7 +117,7 @@ enum BitmapFont {
         "..... ..... #...# #...# #...# .#.#. ..#..", // v
         "..... ..... #...# #...# #.#.# #.#.# .#.#.", // w
         "..... ..... #...# .#.#. ..#.. .#.#. #...#", // x
-        "..... ..... #...# #...# .#### ....# .###.", // y
+        "..... ..... #...# #...# #...# .#### ....# .###.", // y
         "..... ..... ##### ...#. ..#.. .#... #####", // z
         "...#. ..#.. ..#.. .#... ..#.. ..#.. ...#.", // {
         "..#.. ..#.. ..#.. ..#.. ..#.. ..#.. ..#..", // |

@@ -4,22 +4,21 @@ import TensorStore
 
 /// What extracted features depend on. Cached features are reused only when every field
 /// matches: the weights' bytes (SHA-256), the model as built from them (config and
-/// interpolation), the preprocessing, the dataset's content, and the split.
+/// interpolation), the preprocessing, the dataset's content (`LabeledImages.fingerprint`, so
+/// a moved folder or the other CIFAR layout of the same images still matches), and the split.
 public struct FeatureCacheKey: Codable, Equatable, Sendable {
     public var weightsSHA256: String
     public var model: String
     public var preprocessing: String
-    public var dataset: String
     public var datasetFingerprint: String
     public var split: String
     public var count: Int
 
-    public init(weightsSHA256: String, model: String, preprocessing: String, dataset: String,
+    public init(weightsSHA256: String, model: String, preprocessing: String,
                 datasetFingerprint: String, split: String, count: Int) {
         self.weightsSHA256 = weightsSHA256
         self.model = model
         self.preprocessing = preprocessing
-        self.dataset = dataset
         self.datasetFingerprint = datasetFingerprint
         self.split = split
         self.count = count
@@ -38,7 +37,7 @@ public struct FeatureCacheKey: Codable, Equatable, Sendable {
 /// The feature cache (`probe --cache DIR`): for each key, `<stem>.npy` (float32 (N, D)
 /// features), `<stem>.labels.npy` (int64 labels; the pair can be given back to
 /// `probe --train-features/--train-labels`) and `<stem>.json`, the manifest: the key, the
-/// weights file's path, and the SHA-256 of the features file. Every file is written atomically
+/// weights file's path and the dataset's (for people), and the SHA-256 of the features file. Every file is written atomically
 /// and the manifest last, so a run interrupted mid-write leaves no entry that looks valid.
 /// An entry is reused only when its manifest's key equals the requested key and the features
 /// file still has the recorded digest and shape; otherwise features are extracted again and
@@ -64,6 +63,7 @@ public struct FeatureCache: Sendable {
         var format: String
         var key: FeatureCacheKey
         var weightsPath: String
+        var dataset: String
         var features: String
         var labels: String
         var shape: [Int]
@@ -102,12 +102,13 @@ public struct FeatureCache: Sendable {
     }
 
     /// Writes features (and labels) for `key`; the manifest goes last.
-    public func store(_ features: FeatureMatrix, labels: [Int], key: FeatureCacheKey, weightsPath: String) throws {
+    public func store(_ features: FeatureMatrix, labels: [Int], key: FeatureCacheKey, weightsPath: String,
+                      dataset: String = "") throws {
         let p = paths(for: key)
         do {
             try NPY.write(try features.tensor(), to: p.features)
             try LabelFile.write(labels, to: p.labels)
-            let manifest = Manifest(format: FeatureCache.format, key: key, weightsPath: weightsPath,
+            let manifest = Manifest(format: FeatureCache.format, key: key, weightsPath: weightsPath, dataset: dataset,
                                     features: (p.features as NSString).lastPathComponent,
                                     labels: (p.labels as NSString).lastPathComponent,
                                     shape: [features.rows, features.columns],
@@ -125,13 +126,13 @@ public struct FeatureCache: Sendable {
     }
 
     /// Cached features for `key`, or `extract()`'s, stored for next time.
-    public func features(for key: FeatureCacheKey, labels: [Int], weightsPath: String,
+    public func features(for key: FeatureCacheKey, labels: [Int], weightsPath: String, dataset: String = "",
                          extract: () throws -> FeatureMatrix) throws -> (features: FeatureMatrix, reused: Bool, reason: String?) {
         switch lookup(key) {
         case let .hit(features): return (features, true, nil)
         case let .miss(reason):
             let features = try extract()
-            try store(features, labels: labels, key: key, weightsPath: weightsPath)
+            try store(features, labels: labels, key: key, weightsPath: weightsPath, dataset: dataset)
             return (features, false, reason)
         }
     }

@@ -184,9 +184,10 @@ public struct ProbeExperiment {
             }
             guard let cache, let weightsDigest else { return try run() }
             let key = FeatureCacheKey(weightsSHA256: weightsDigest, model: model.config.description,
-                                      preprocessing: preprocess.summary, dataset: images.source,
+                                      preprocessing: preprocess.summary,
                                       datasetFingerprint: try images.fingerprint(), split: split, count: images.count)
-            let (matrix, reused, reason) = try cache.features(for: key, labels: images.labels, weightsPath: weights, extract: run)
+            let (matrix, reused, reason) = try cache.features(for: key, labels: images.labels, weightsPath: weights,
+                                                              dataset: images.source, extract: run)
             let file = cache.paths(for: key).features
             log(reused ? "\(split): reusing cached features \(file)" : "\(split): extracted features (\(reason ?? "")), cached in \(file)")
             return matrix

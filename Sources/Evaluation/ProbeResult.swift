@@ -10,6 +10,14 @@ public struct ProbeResult: Codable, Sendable, Equatable {
         public var iterations: Int
         public var fitSeconds: Double
 
+        public init(trainAccuracy: Double, testAccuracy: Double, objective: Double, iterations: Int, fitSeconds: Double) {
+            self.trainAccuracy = trainAccuracy
+            self.testAccuracy = testAccuracy
+            self.objective = objective
+            self.iterations = iterations
+            self.fitSeconds = fitSeconds
+        }
+
         enum CodingKeys: String, CodingKey {
             case trainAccuracy = "train_accuracy", testAccuracy = "test_accuracy", objective, iterations,
                  fitSeconds = "fit_seconds"
@@ -20,6 +28,11 @@ public struct ProbeResult: Codable, Sendable, Equatable {
         public var k: Int
         public var testAccuracy: Double
 
+        public init(k: Int, testAccuracy: Double) {
+            self.k = k
+            self.testAccuracy = testAccuracy
+        }
+
         enum CodingKeys: String, CodingKey { case k, testAccuracy = "test_accuracy" }
     }
 
@@ -27,4 +40,11 @@ public struct ProbeResult: Codable, Sendable, Equatable {
     public var knn: [KNNAccuracy]?
     public var classes: [String]
     public var confusion: [[Int]]
+
+    public init(logreg: LogReg?, knn: [KNNAccuracy]?, classes: [String], confusion: [[Int]]) {
+        self.logreg = logreg
+        self.knn = knn
+        self.classes = classes
+        self.confusion = confusion
+    }
 }

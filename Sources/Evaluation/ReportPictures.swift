@@ -16,19 +16,19 @@ public enum ReportPictures {
         let margin = 20
         let labelWidth = (names.map(\.count).max() ?? 1) * charW + 12
         let accuracyWidth = 7 * charW
-        let top = margin + charH + 16 + charH + 10 // title, "predicted", column indices
+        let captionY = margin + charH + 16
+        let top = captionY + charH + 10 + charH + 8 // title, "predicted", column indices
         let left = margin + labelWidth
         let width = Swift.max(left + k * cell + 12 + accuracyWidth + margin, margin * 2 + BitmapFont.width(title, scale: scale))
         let height = top + k * cell + 16 + charH + margin
 
         var canvas = Canvas(width: width, height: height)
         canvas.text(title, x: margin, y: margin, scale: scale)
-        let captionY = margin + charH + 16
         canvas.centredText("predicted", x: left, width: k * cell, y: captionY, scale: scale, color: .grey)
-        canvas.text("actual", x: margin, y: captionY, scale: scale, color: .grey)
-        canvas.text("acc", x: left + k * cell + 12, y: top - charH - 6, scale: scale, color: .grey)
+        canvas.text("actual", x: margin, y: top - charH - 8, scale: scale, color: .grey)
+        canvas.text("acc", x: left + k * cell + 12, y: top - charH - 8, scale: scale, color: .grey)
         for j in 0..<k {
-            canvas.centredText(String(j), x: left + j * cell, width: cell, y: top - charH - 6, scale: scale, color: .grey)
+            canvas.centredText(String(j), x: left + j * cell, width: cell, y: top - charH - 8, scale: scale, color: .grey)
         }
         for i in 0..<k {
             let y = top + i * cell

@@ -82,6 +82,7 @@ public enum Checkpoint {
         if lower.hasSuffix(".safetensors") { return .safetensors }
         if lower.hasSuffix(".pth") || lower.hasSuffix(".pt") || lower.hasSuffix(".bin") || lower.hasSuffix(".ckpt") { return .pytorchZip }
         if lower.hasSuffix(".npz") { return .npz }
+        if lower.hasSuffix(".onnx") { return .onnx }
         var st = stat()
         if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR { return .hfFolder }
         if !(lower.split(separator: "/").last ?? "").contains(".") { return .hfFolder }
@@ -95,7 +96,9 @@ public enum Checkpoint {
         case .pytorchZip: try TorchCheckpoint.write(store, to: path)
         case .npz: try NPZ.write(store, to: path)
         case .hfFolder: try HFFolder.write(hub: store, to: path)
-        case .pytorchLegacy, .npy, .onnx:
+        case .onnx:
+            throw CheckpointError.cannotWrite(path: path, reason: "an ONNX file is a graph, not a checkpoint: use `dinokit export-onnx --weights W --out \(path)`")
+        case .pytorchLegacy, .npy:
             throw CheckpointError.cannotWrite(path: path, reason: "DinoKit does not write \(format.rawValue) files; use .pth, .safetensors, .npz or a folder")
         }
     }

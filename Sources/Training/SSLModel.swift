@@ -27,6 +27,19 @@ public struct SSLModules {
     public func zero() { for b in blocks { b.zero() } }
 }
 
+/// Pointer views of a student's, teacher's or gradient's modules (made once: the blocks never move).
+public struct ModuleTensors {
+    public let backbone: BackboneTensors
+    public let dinoHead: HeadTensors
+    public let ibotHead: HeadTensors?
+
+    public init(_ m: SSLModules, config c: SSLConfig) {
+        backbone = BackboneTensors(m.backbone, config: c.backbone)
+        dinoHead = HeadTensors(m.dinoHead, config: c.dinoHead)
+        ibotHead = m.ibotHead.map { HeadTensors($0, config: c.ibotHeadConfig) }
+    }
+}
+
 /// DINOv2's SSL meta-architecture state (what a training checkpoint holds): student and teacher,
 /// and the DINO and iBOT loss modules' centers, under the training-checkpoint names
 /// (`student.backbone.*`, `student.dino_head.*`, [`student.ibot_head.*`], `teacher.*`,
@@ -63,6 +76,29 @@ public final class SSLModel {
         for name in store.names where !known.contains(name) {
             throw TrainingError.unexpectedTensor(name: name, file: file)
         }
+    }
+
+    /// Seeded synthetic weights (for benchmarks and smoke tests, not the training
+    /// initialisation): uniform values of scale 0.02 from DinoKit's LCG, norm weights 1,
+    /// LayerScale 0.1, `weight_g` 1; the teacher a copy of the student; centers 0.
+    public init(config c: SSLConfig, seed: UInt32) {
+        config = c
+        student = SSLModules(config: c)
+        teacher = SSLModules(config: c)
+        var g = SyntheticInput(seed: seed)
+        for block in student.blocks {
+            for s in block.layout.slots {
+                let p = block.base + s.offset
+                let name = s.name
+                let constant: Float? = name.hasSuffix("norm1.weight") || name.hasSuffix("norm2.weight") || name == "norm.weight"
+                    || name == "last_layer.weight_g" ? 1 : (name.hasSuffix("gamma") ? 0.1 : nil)
+                for i in 0..<s.count { p[i] = constant ?? g.nextValue() * 0.01 }
+            }
+        }
+        for (t, s) in zip(teacher.blocks, student.blocks) { t.copy(from: s) }
+        dinoCenter = TeacherCenter(values: [Float](repeating: 0, count: c.dinoHead.outDim), momentum: Float(c.loss.centerMomentum))
+        ibotCenter = TeacherCenter(values: [Float](repeating: 0, count: c.ibotHeadConfig.outDim),
+                                   momentum: Float(c.loss.centerMomentum))
     }
 
     /// The state under the training-checkpoint names, as Float32.

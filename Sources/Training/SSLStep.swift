@@ -72,15 +72,22 @@ public final class SSLTrainer {
     public let optimizer: AdamW
     public let groups: [[ParameterGroup]]
     public var parallelism: Parallelism
+    /// Drop path for the student's blocks (the teacher never has it); nil or rate 0: off, as in
+    /// the debug states.
+    public var stochasticDepth: StochasticDepth?
     /// Phase times of the last step.
     public private(set) var timings = StepTimings()
     private var workspace: StepWorkspace?
+    private let studentTensors: ModuleTensors, teacherTensors: ModuleTensors, gradientTensors: ModuleTensors
 
     public init(model: SSLModel, parallelism: Parallelism = .fromEnvironment) {
         self.model = model
         self.parallelism = parallelism
         let c = model.config
         gradients = SSLModules(config: c)
+        studentTensors = ModuleTensors(model.student, config: c)
+        teacherTensors = ModuleTensors(model.teacher, config: c)
+        gradientTensors = ModuleTensors(gradients, config: c)
         optimizer = AdamW(modules: gradients.blocks.map(\.layout), beta1: c.optim.beta1, beta2: c.optim.beta2,
                           eps: c.optim.eps)
         groups = model.student.named.map { name, block in
@@ -157,7 +164,7 @@ public final class SSLTrainer {
         gradients.zero()
 
         // 1. Teacher.
-        let teacherBackbone = BackboneTensors(model.teacher.backbone, config: bc)
+        let teacherBackbone = teacherTensors.backbone
         batch.globalCrops.withUnsafeBufferPointer { px in
             backboneForward(teacherBackbone, ga, pixels: px.baseAddress!, masks: nil, parallelism: par)
         }
@@ -169,10 +176,10 @@ public final class SSLTrainer {
         }
         let ibotIn = ibotHead.acts.input.pointer + (shared ? 2 * b * d : 0)
         for j in 0..<ibotRows { (ibotIn + j * d).update(from: ga.normOut + ws.maskRows[j] * d, count: d) }
-        dinoHeadForward(HeadTensors(model.teacher.dinoHead, config: c.dinoHead), dinoHead.acts, rows: dinoRowsTeacher,
+        dinoHeadForward(teacherTensors.dinoHead, dinoHead.acts, rows: dinoRowsTeacher,
                         parallelism: par)
-        if !shared, ibotRows > 0, let th = model.teacher.ibotHead {
-            dinoHeadForward(HeadTensors(th, config: c.ibotHeadConfig), ibotHead.acts, rows: ibotRows, parallelism: par)
+        if !shared, ibotRows > 0, let th = teacherTensors.ibotHead {
+            dinoHeadForward(th, ibotHead.acts, rows: ibotRows, parallelism: par)
         }
 
         // 2. Targets.
@@ -200,24 +207,28 @@ public final class SSLTrainer {
         timings.teacher = lap()
 
         // 3. Student.
-        let studentBackbone = BackboneTensors(model.student.backbone, config: bc)
-        batch.globalCrops.withUnsafeBufferPointer { px in
-            batch.masks.withUnsafeBufferPointer { m in
-                backboneForward(studentBackbone, ga, pixels: px.baseAddress!, masks: m.baseAddress!, parallelism: par)
+        let studentBackbone = studentTensors.backbone
+        func studentForward(_ a: BackboneActivations, _ px: UnsafePointer<Float>, _ masks: UnsafePointer<Bool>?) {
+            if var sd = stochasticDepth, sd.rate > 0 {
+                backboneForward(studentBackbone, a, pixels: px, masks: masks, stochasticDepth: &sd, parallelism: par)
+                stochasticDepth = sd
+            } else {
+                backboneForward(studentBackbone, a, pixels: px, masks: masks, parallelism: par)
             }
         }
+        batch.globalCrops.withUnsafeBufferPointer { px in
+            batch.masks.withUnsafeBufferPointer { m in studentForward(ga, px.baseAddress!, m.baseAddress!) }
+        }
         if let la {
-            batch.localCrops.withUnsafeBufferPointer { px in
-                backboneForward(studentBackbone, la, pixels: px.baseAddress!, masks: nil, parallelism: par)
-            }
+            batch.localCrops.withUnsafeBufferPointer { px in studentForward(la, px.baseAddress!, nil) }
             for j in 0..<(nl * b) { (dinoIn + j * d).update(from: la.normOut + j * la.tokens * d, count: d) }
         }
         for i in 0..<(2 * b) { (dinoIn + (nl * b + i) * d).update(from: ga.normOut + i * tg * d, count: d) }
         let studentIbotIn = ibotHead.acts.input.pointer + (shared ? (nl * b + 2 * b) * d : 0)
         for j in 0..<ibotRows { (studentIbotIn + j * d).update(from: ga.normOut + ws.maskRows[j] * d, count: d) }
-        let studentDinoHead = HeadTensors(model.student.dinoHead, config: c.dinoHead)
+        let studentDinoHead = studentTensors.dinoHead
         dinoHeadForward(studentDinoHead, dinoHead.acts, rows: dinoRowsStudent, parallelism: par)
-        let studentIbotHead = model.student.ibotHead.map { HeadTensors($0, config: c.ibotHeadConfig) }
+        let studentIbotHead = studentTensors.ibotHead
         if let h = studentIbotHead, ibotRows > 0 {
             dinoHeadForward(h, ibotHead.acts, rows: ibotRows, parallelism: par)
         }
@@ -257,11 +268,11 @@ public final class SSLTrainer {
         timings.losses = lap()
 
         // 5. Backward: heads, then the gradient of every x_norm row a loss read, then the backbone.
-        let dinoGrads = HeadTensors(gradients.dinoHead, config: c.dinoHead)
+        let dinoGrads = gradientTensors.dinoHead
         dinoHeadBackward(studentDinoHead, dinoGrads, dinoHead.acts, dinoHead.scratch, dlogits: dlogits,
                          dinput: dinoHead.dinput.pointer, rows: dinoRowsStudent, parallelism: par)
-        if let h = studentIbotHead, let g = gradients.ibotHead, ibotRows > 0 {
-            dinoHeadBackward(h, HeadTensors(g, config: c.ibotHeadConfig), ibotHead.acts, ibotHead.scratch,
+        if let h = studentIbotHead, let g = gradientTensors.ibotHead, ibotRows > 0 {
+            dinoHeadBackward(h, g, ibotHead.acts, ibotHead.scratch,
                              dlogits: ibotHead.dlogits.pointer, dinput: ibotHead.dinput.pointer, rows: ibotRows,
                              parallelism: par)
         }
@@ -276,7 +287,7 @@ public final class SSLTrainer {
             let dst = dGlobal + ws.maskRows[j] * d, src = dMasked + j * d
             for e in 0..<d { dst[e] += src[e] }
         }
-        let backboneGrads = BackboneTensors(gradients.backbone, config: bc)
+        let backboneGrads = gradientTensors.backbone
         backboneBackward(studentBackbone, backboneGrads, ga, ws.scratch, dnormOut: dGlobal, parallelism: par)
         if let la {
             let dLocal = ws.dLocal.pointer
@@ -294,7 +305,7 @@ public final class SSLTrainer {
 
     private func prepareWorkspace(for batch: SSLBatch) throws -> StepWorkspace {
         let key = StepWorkspace.Key(batch: batch.batchSize, globalSize: batch.globalSize, localCount: batch.localCount,
-                                    localSize: batch.localSize)
+                                    localSize: batch.localSize, stochasticDepth: (stochasticDepth?.rate ?? 0) > 0)
         if let ws = workspace, ws.key == key { return ws }
         workspace = nil
         let ws = try StepWorkspace(config: model.config, key: key, parallelism: parallelism)
@@ -324,7 +335,7 @@ final class HeadWorkspace {
 
 /// Everything one input geometry needs, made once.
 final class StepWorkspace {
-    struct Key: Equatable { let batch: Int, globalSize: Int, localCount: Int, localSize: Int }
+    struct Key: Equatable { let batch: Int, globalSize: Int, localCount: Int, localSize: Int, stochasticDepth: Bool }
     enum HeadRole { case dino, ibot }
 
     let key: Key
@@ -347,9 +358,11 @@ final class StepWorkspace {
     init(config c: SSLConfig, key: Key, parallelism: Parallelism) throws {
         self.key = key
         let bc = c.backbone, d = bc.embedDim, b = key.batch
-        global = try BackboneActivations(config: bc, batch: 2 * b, height: key.globalSize, width: key.globalSize)
+        global = try BackboneActivations(config: bc, batch: 2 * b, height: key.globalSize, width: key.globalSize,
+                                         stochasticDepth: key.stochasticDepth)
         local = key.localCount > 0
-            ? try BackboneActivations(config: bc, batch: key.localCount * b, height: key.localSize, width: key.localSize)
+            ? try BackboneActivations(config: bc, batch: key.localCount * b, height: key.localSize, width: key.localSize,
+                                      stochasticDepth: key.stochasticDepth)
             : nil
         scratch = BackboneGradScratch(serving: [global] + (local.map { [$0] } ?? []), parallelism: parallelism)
         dGlobal = FloatBuffer(count: global.rows * d)

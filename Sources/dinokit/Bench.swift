@@ -54,6 +54,9 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("gemm-shape"), help: "With --gemm: MxKxN, A (M, K) times a linear layer's (N, K) weight.")
     var gemmShape: String = "1576x384x1152"
 
+    @Flag(help: "Also time each step of the forward (GEMMs with their fused epilogues, attention, norms) and print where the time goes per batch size (on stderr with --json).")
+    var profile = false
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -135,9 +138,17 @@ struct Bench: ParsableCommand {
                 repeat { _ = try model(x, workspace: workspace) } while monotonicSeconds() < end
             }
             var results: [Result] = []
+            var profiles: [(Int, ForwardProfile)] = []
             for b in batches {
                 guard let x = inputs[b] else { continue }
                 _ = try model(x, workspace: workspace)
+                if profile {
+                    workspace.profile = ForwardProfile()
+                }
+                defer {
+                    if let p = workspace.profile { profiles.append((b, p)) }
+                    workspace.profile = nil
+                }
                 var seconds: [Double] = []
                 let started = monotonicSeconds()
                 while true {
@@ -160,8 +171,10 @@ struct Bench: ParsableCommand {
                                       peakRSSMB: peakResidentMegabytes()))
             }
             let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads, results: results)
+            let profileText = profiles.map { b, p in Self.render(profile: p, batch: b) }.joined(separator: "\n\n")
             if json {
                 try printJSON(report)
+                if profile { FileHandle.standardError.write(Data((profileText + "\n").utf8)) }
                 return
             }
             print("\(report.variant) at \(size)x\(size), \(report.threads) threads, kernels \(KernelDispatch.active.rawValue), " +
@@ -174,7 +187,22 @@ struct Bench: ParsableCommand {
                      String(format: "%.1f", r.gflops), String(format: "%.0f", r.peakRSSMB)]
                 },
                 rightAligned: Set(1...6)))
+            if profile { print("\n" + profileText) }
         }
+    }
+
+    /// Per step: ms per image, share of the forward, GFLOP/s of its GEMMs.
+    static func render(profile p: ForwardProfile, batch: Int) -> String {
+        guard let forwards = p.entries.first?.calls, forwards > 0 else { return "batch \(batch): no steps recorded" }
+        let total = p.seconds
+        let images = Double(forwards * batch)
+        let rows = p.entries.map { e -> [String] in
+            [e.name, String(format: "%.3f", e.seconds * 1000 / images), String(format: "%.1f%%", 100 * e.seconds / total),
+             e.flops > 0 ? String(format: "%.1f", e.flops / e.seconds / 1e9) : ""]
+        }
+        return "batch \(batch), \(forwards) forwards, steps summed over blocks:\n" +
+            renderTable(["step", "ms/image", "share", "GFLOP/s"], rows + [["total", String(format: "%.3f", total * 1000 / images), "100%", ""]],
+                        rightAligned: [1, 2, 3])
     }
 
     func runGEMM(threads: Int) throws {

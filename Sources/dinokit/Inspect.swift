@@ -64,6 +64,10 @@ struct Inspect: ParsableCommand {
             print("\(path)")
             print("format: \(report.format)   layout: \(report.layout)   variant: \(report.variant ?? "-")")
             if let a = architecture { print("architecture: \(a)") }
+            if format == .onnx, let model = try? ONNXModelReader.readModel(path: path) {
+                print("graph:")
+                for (k, v) in model.graphSummary { print("  \(k): \(v)") }
+            }
             print()
             let rows = report.tensors.map { [$0.name, $0.dtype, "\($0.shape)", grouped($0.bytes)] }
             print(renderTable(["name", "dtype", "shape", "bytes"], rows, rightAligned: [3]))

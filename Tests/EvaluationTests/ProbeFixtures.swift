@@ -75,6 +75,8 @@ struct CIFARReference: Decodable {
     var logreg: LogReg
     var knn: [KNNEntry]
     var knn_predictions: [[Int]]
+    /// hashlib's SHA-256 of each file of the binary layout.
+    var sha256: [String: String]
     /// torchvision's HWC arrays at a few places: [index, row, column, [r, g, b]].
     var train_pixels: [PixelCheck]
     var test_pixels: [PixelCheck]

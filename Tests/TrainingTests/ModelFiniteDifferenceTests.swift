@@ -102,6 +102,41 @@ final class ModelFiniteDifferenceTests: XCTestCase {
         }
     }
 
+    /// Stochastic depth with both of the official schemes — a random subset of images per branch
+    /// scaled by B/S (rate > 0.1), per-image keep/drop scaled by 1/(1 − r) (rate ≤ 0.1) — with the
+    /// subsets drawn once and held fixed, so the function differentiated is deterministic.
+    func testBackboneBackwardWithStochasticDepth() throws {
+        for rate in [0.5, 0.1] {
+            let c = Config(embedDim: 8, depth: 2, numHeads: 2, ffnHidden: 16, positionGrid: 2)
+            let params = ParameterBlock(layout: backboneLayout(c)), grads = ParameterBlock(layout: backboneLayout(c))
+            // Branches added with factor B/S = 2 curve the function more: smaller weights and step.
+            fill(params, seed: 53, scale: 0.5)
+            let acts = try BackboneActivations(config: c, batch: 4, height: 28, width: 28, stochasticDepth: true)
+            let pixels = G.values(54, 4 * 3 * 28 * 28, scale: 2)
+            let r = G.values(55, acts.rows * c.embedDim)
+            var sd = StochasticDepth(rate: rate, seed: 3)
+            backboneForward(BackboneTensors(params, config: c), acts, pixels: pixels, masks: nil, stochasticDepth: &sd,
+                            parallelism: .serial)
+            let subsets = acts.blocks.flatMap { [$0.attentionSubset, $0.ffnSubset] }
+            XCTAssertTrue(subsets.allSatisfy { !$0.isIdentity })
+            if rate > 0.1 {
+                XCTAssertTrue(subsets.allSatisfy { $0.count == 2 && $0.scales[0] == 2 })
+            } else {
+                XCTAssertTrue(subsets.contains { s in (0..<s.count).contains { s.scales[$0] == 0 } }, "some image dropped")
+            }
+            func f() -> Double {
+                backboneForwardWithSubsets(BackboneTensors(params, config: c), acts, pixels: pixels, masks: nil,
+                                           parallelism: .serial)
+                return G.dot(r, acts.normOut)
+            }
+            _ = f()
+            let scratch = BackboneGradScratch(serving: [acts], parallelism: .serial)
+            backboneBackward(BackboneTensors(params, config: c), BackboneTensors(grads, config: c), acts, scratch,
+                             dnormOut: r, parallelism: .serial)
+            checkAll("drop path \(rate)", params, grads, step: 5e-3, tolerance: 0, f)
+        }
+    }
+
     func testDINOLossGradients() {
         let b = 3, l = 2, k = 7
         let teacherLogits = G.values(46, 2 * b * k, scale: 4)

@@ -24,9 +24,11 @@ int dk_active_path(void);
 /// kernels run on other threads.
 int dk_set_path(int path);
 
-/// Columns per packed panel: the micro-kernel computes tiles of DK_MR rows × DK_NR columns.
+/// Columns per packed panel: the micro-kernel computes tiles of up to DK_MR rows × DK_NR columns.
 #define DK_NR 32
-#define DK_MR 6
+#define DK_MR 16
+/// Rows per micro-tile on the active path (≤ DK_MR): split rows between threads in multiples of it.
+int dk_tile_rows(void);
 
 /// Floats needed to pack a k × n right-hand matrix: ceil(n / DK_NR) panels of k × DK_NR.
 size_t dk_packed_count(int n, int k);

@@ -6,9 +6,34 @@ import Kernels
 // every token (cls at row b·tokens, patches after the registers).
 
 /// Training forward over `a.batch` images, `pixels` (batch, C, H, W) contiguous Float32.
-/// `masks` (batch·P bools, true = mask token) or nil.
+/// `masks` (batch·P bools, true = mask token) or nil. Every branch runs on every image.
 public func backboneForward(_ w: BackboneTensors, _ a: BackboneActivations, pixels: UnsafePointer<Float>,
                             masks: UnsafePointer<Bool>?, parallelism: Parallelism) {
+    for s in a.blocks {
+        s.attentionSubset.setIdentity(batch: a.batch)
+        s.ffnSubset.setIdentity(batch: a.batch)
+    }
+    backboneForwardWithSubsets(w, a, pixels: pixels, masks: masks, parallelism: parallelism)
+}
+
+/// The training forward with stochastic depth: each block's branch subsets are drawn from
+/// `stochasticDepth` first (the activations must have been made with `stochasticDepth: true`
+/// when its rate is non-zero).
+public func backboneForward(_ w: BackboneTensors, _ a: BackboneActivations, pixels: UnsafePointer<Float>,
+                            masks: UnsafePointer<Bool>?, stochasticDepth: inout StochasticDepth,
+                            parallelism: Parallelism) {
+    let depth = a.blocks.count
+    for (i, s) in a.blocks.enumerated() {
+        let r = stochasticDepth.rate(block: i, depth: depth)
+        precondition(r <= 0 || a.supportsStochasticDepth, "activations were made without room for stochastic depth")
+        stochasticDepth.draw(s.attentionSubset, batch: a.batch, rate: r)
+        stochasticDepth.draw(s.ffnSubset, batch: a.batch, rate: r)
+    }
+    backboneForwardWithSubsets(w, a, pixels: pixels, masks: masks, parallelism: parallelism)
+}
+
+func backboneForwardWithSubsets(_ w: BackboneTensors, _ a: BackboneActivations, pixels: UnsafePointer<Float>,
+                                masks: UnsafePointer<Bool>?, parallelism: Parallelism) {
     let c = a.config, d = c.embedDim, np = a.batch * a.patches
     if let masks {
         a.masks.update(from: masks, count: np)

@@ -32,6 +32,12 @@ public struct SavedBlock {
     public var hidden, gated, ffnBranch: UnsafeMutablePointer<Float>
     /// middle + ls2(ffn branch): the next block's input.
     public var output: UnsafeMutablePointer<Float>
+    /// Stochastic depth: the images each branch ran on, and the branch inputs gathered for them
+    /// (unused when the subsets are the identity).
+    public var attentionSubset: BranchSubset
+    public var ffnSubset: BranchSubset
+    public var attentionInput: UnsafeMutablePointer<Float>
+    public var ffnInput: UnsafeMutablePointer<Float>
 }
 
 /// Everything a backbone's training forward keeps for one batch size and image size
@@ -59,7 +65,9 @@ public final class BackboneActivations {
     public let masks: UnsafeMutablePointer<Bool>
     public var hasMasks = false
 
-    public init(config c: Config, batch: Int, height: Int, width: Int) throws {
+    /// `stochasticDepth`: room for drop path's gathered branch inputs (two (rows, D) buffers per
+    /// block); without it the forward runs every branch on every image.
+    public init(config c: Config, batch: Int, height: Int, width: Int, stochasticDepth: Bool = false) throws {
         let p = c.patchSize
         guard batch > 0, height >= p, width >= p, height % p == 0, width % p == 0 else {
             throw TrainingError.numeric("crops of \(height)x\(width) are not positive multiples of the patch size \(p)")
@@ -87,6 +95,7 @@ public final class BackboneActivations {
                 k.reserve(rows * d), k.reserve(rows * d), k.reserve(rows * d),           // attention, branch, middle
                 k.reserve(rows * d), k.reserve(rows), k.reserve(rows),                  // norm2
                 k.reserve(rows * fc1Width), k.reserve(rows * c.ffnHidden), k.reserve(rows * d), k.reserve(rows * d),
+                k.reserve(stochasticDepth ? rows * d : 0), k.reserve(stochasticDepth ? rows * d : 0),
             ])
         }
         let iNorm = k.reserve(rows * d), iMean = k.reserve(rows), iRstd = k.reserve(rows)
@@ -104,7 +113,9 @@ public final class BackboneActivations {
             let b = SavedBlock(input: input, norm1: q[0], norm1Mean: q[1], norm1Rstd: q[2], qkv: q[3], probabilities: q[4],
                                attention: q[5], attentionBranch: q[6], middle: q[7],
                                norm2: q[8], norm2Mean: q[9], norm2Rstd: q[10],
-                               hidden: q[11], gated: q[12], ffnBranch: q[13], output: q[14])
+                               hidden: q[11], gated: q[12], ffnBranch: q[13], output: q[14],
+                               attentionSubset: BranchSubset(capacity: batch), ffnSubset: BranchSubset(capacity: batch),
+                               attentionInput: q[15], ffnInput: q[16])
             saved.append(b)
             input = b.output
         }
@@ -114,9 +125,13 @@ public final class BackboneActivations {
         normRstd = k.pointer(iRstd, in: m)
         masks = .allocate(capacity: Swift.max(np, 1))
         masks.initialize(repeating: false, count: Swift.max(np, 1))
+        supportsStochasticDepth = stochasticDepth
     }
 
     deinit { masks.deallocate() }
+
+    /// Whether the activations have room for drop path's gathered inputs.
+    public let supportsStochasticDepth: Bool
 
     /// The last block's output (the pre-norm stream), or the tokens for a depth-0 model.
     public var prenorm: UnsafeMutablePointer<Float> { blocks.last?.output ?? embedded }
@@ -136,6 +151,8 @@ public final class BackboneGradScratch {
     public let attentionScratch: UnsafeMutablePointer<Float>
     /// (batch·P, D), (1 + P, D), resampling scratch.
     public let dpatchOut, dposition, positionScratch: UnsafeMutablePointer<Float>
+    /// (rows, D) each: a subset branch's scaled output gradient and its input gradient.
+    public let dsubsetOut, dsubsetIn: UnsafeMutablePointer<Float>
 
     public init(serving passes: [BackboneActivations], parallelism: Parallelism) {
         let c = passes[0].config, d = c.embedDim
@@ -149,7 +166,9 @@ public final class BackboneGradScratch {
         var k = BufferCarver()
         let pcs = [k.reserve(rows * d), k.reserve(rows * d), k.reserve(rows * d), k.reserve(rows * d),
                    k.reserve(rows * 3 * d), k.reserve(rows * fc1Width), k.reserve(rows * c.ffnHidden), k.reserve(attn),
-                   k.reserve(np * d), k.reserve(pos * d), k.reserve(rs)]
+                   k.reserve(np * d), k.reserve(pos * d), k.reserve(rs),
+                   k.reserve(passes.contains { $0.supportsStochasticDepth } ? rows * d : 0),
+                   k.reserve(passes.contains { $0.supportsStochasticDepth } ? rows * d : 0)]
         let m = FloatBuffer(count: k.total)
         memory = m
         let q = pcs.map { k.pointer($0, in: m) }
@@ -157,6 +176,7 @@ public final class BackboneGradScratch {
         dx = q[0]; dbranch = q[1]; dnorm = q[2]; dattention = q[3]
         dqkv = q[4]; dhidden = q[5]; dgated = q[6]; attentionScratch = q[7]
         dpatchOut = q[8]; dposition = q[9]; positionScratch = q[10]
+        dsubsetOut = q[11]; dsubsetIn = q[12]
     }
 
     public var byteCount: Int { memory.count * 4 }
