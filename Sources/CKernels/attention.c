@@ -47,11 +47,21 @@ void dk_attention_head(int n, int hd, const float *q, const float *k, const floa
     dk_pack(vp, v, n, hd, ld);
     const dk_ops *ops = dk_current_ops();
     const dk_epilogue scaled = {.kind = DK_EPI_STORE, .alpha = scale};
+    // P V is taken with the unnormalised exponentials and each output row is then multiplied by
+    // 1 / (row sum), saving a pass over the scores; kept probabilities are normalised after.
+    float inv[DK_ATT_ROWS];
+    const dk_epilogue normalised = {.kind = DK_EPI_STORE, .alpha = 1.0f, .row_scale = inv};
     for (int r0 = q0; r0 < q1; r0 += DK_ATT_ROWS) {
         const int rows = q1 - r0 < DK_ATT_ROWS ? q1 - r0 : DK_ATT_ROWS;
         float *s = probs ? probs + (long)r0 * n : scores;
         dk_gemm_packed(rows, n, hd, q + (long)r0 * ld, ld, kp, s, n, &scaled);
-        ops->softmax(s, rows, n, n);
-        dk_gemm_packed(rows, hd, n, s, n, vp, out + (long)r0 * ldo, ldo, 0);
+        ops->softmax_exp(s, rows, n, n, inv);
+        dk_gemm_packed(rows, hd, n, s, n, vp, out + (long)r0 * ldo, ldo, &normalised);
+        if (probs) {
+            for (int r = 0; r < rows; r++) {
+                float *row = s + (long)r * n;
+                for (int t = 0; t < n; t++) row[t] *= inv[r];
+            }
+        }
     }
 }

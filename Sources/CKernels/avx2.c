@@ -37,11 +37,15 @@ static inline __attribute__((always_inline)) ATTR __m256 dk256_pow2(__m256 p, __
 #define V_STORE(p, v) _mm256_storeu_ps((p), (v))
 #define V_LOADN(p, n) _mm256_maskload_ps((p), dk256_mask(n))
 #define V_STOREN(p, v, n) _mm256_maskstore_ps((p), dk256_mask(n), (v))
+#define V_LOADN_FILL(p, n, fill)                                                                    \
+    _mm256_blendv_ps(_mm256_set1_ps(fill), _mm256_maskload_ps((p), dk256_mask(n)), _mm256_castsi256_ps(dk256_mask(n)))
+#define V_ZERO_PAST(v, n) _mm256_and_ps((v), _mm256_castsi256_ps(dk256_mask(n)))
 #define V_SET1(x) _mm256_set1_ps(x)
 #define V_ADD(a, b) _mm256_add_ps(a, b)
 #define V_SUB(a, b) _mm256_sub_ps(a, b)
 #define V_MUL(a, b) _mm256_mul_ps(a, b)
 #define V_DIV(a, b) _mm256_div_ps(a, b)
+#define V_RECIP(x) _mm256_div_ps(_mm256_set1_ps(1.0f), x)
 #define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define V_MIN(a, b) _mm256_min_ps(a, b)
 #define V_MAX(a, b) _mm256_max_ps(a, b)
@@ -66,6 +70,7 @@ const dk_ops dk_ops_avx2 = {
     .silu = dk256_silu,
     .swiglu = dk256_swiglu,
     .softmax = dk256_softmax,
+    .softmax_exp = dk256_softmax_exp,
     .residual = dk256_residual,
 };
 #endif

@@ -97,3 +97,5 @@ void dk_softmax_rows(float *x, int rows, int cols, long ld) {
 void dk_residual(float *x, const float *branch, const float *gamma, int rows, int cols) {
     if (rows > 0 && cols > 0) dk_current_ops()->residual(x, branch, gamma, rows, cols);
 }
+
+long dk_fetch_add(long *counter, long delta) { return __atomic_fetch_add(counter, delta, __ATOMIC_RELAXED); }

@@ -1,7 +1,10 @@
 // The GEMM driver around the micro-kernel (BLIS's loop order): rows in blocks of DK_MC, k in
-// blocks of at most DK_KC, then one packed B panel at a time against every DK_MR-row tile of the
-// row block. A kc × 32 panel (≤ 32 KB) stays in L1 while the row tiles stream past it, and the
-// row block's kc-slice of A stays in L2 while the panels go by. A is read in place.
+// blocks of at most DK_KC, then one packed B panel at a time against every micro-tile of the row
+// block. A kc × 32 panel (≤ 48 KB) stays in L1/L2 while the row tiles stream past it, and the row
+// block's kc-slice of A stays in L2 while the panels go by. A is read in place (packing it into
+// micro-panels measured no faster). DK_KC = 384 keeps D = 384 products and the attention's
+// P V (k = tokens = 257) in one k block, so C is written once; longer k (fc2: 1536) makes
+// 384-deep blocks that accumulate in C.
 #include "internal.h"
 
 #define DK_KC 384

@@ -23,6 +23,8 @@ typedef struct {
     void (*silu)(float *y, const float *x, long n);
     void (*swiglu)(float *y, const float *u, int rows, int hidden);
     void (*softmax)(float *x, int rows, int cols, long ld);
+    // exp(x − row max) in place, and 1 / (row sum) into inv: the softmax before its normalisation.
+    void (*softmax_exp)(float *x, int rows, int cols, long ld, float *inv);
     void (*residual)(float *x, const float *branch, const float *gamma, int rows, int cols);
 } dk_ops;
 

@@ -9,10 +9,11 @@ static void scalar_tile(int mr, int nr, int kc, const float *a, long lda, const 
     float acc[DK_MR][DK_NR];
     const float alpha = e ? e->alpha : 1.0f;
     const float *bias = e ? e->bias : 0;
+    const int scaled = alpha != 1.0f || (e && e->row_scale);
     for (int i = 0; i < mr; i++) {
         for (int j = 0; j < DK_NR; j++) {
             if (flags & DK_TILE_LOAD_C) acc[i][j] = j < nr ? c[i * ldc + j] : 0.0f;
-            else acc[i][j] = (bias && alpha == 1.0f && j < nr) ? bias[col0 + j] : 0.0f;
+            else acc[i][j] = (bias && !scaled && j < nr) ? bias[col0 + j] : 0.0f;
         }
     }
     for (int p = 0; p < kc; p++) {
@@ -30,7 +31,10 @@ static void scalar_tile(int mr, int nr, int kc, const float *a, long lda, const 
         }
         for (int j = 0; j < nr; j++) {
             float y = acc[i][j];
-            if (alpha != 1.0f) y = y * alpha + (bias ? bias[col0 + j] : 0.0f);
+            if (scaled) {
+                float scale = e->row_scale ? alpha * e->row_scale[row0 + i] : alpha;
+                y = y * scale + (bias ? bias[col0 + j] : 0.0f);
+            }
             switch (e ? e->kind : DK_EPI_STORE) {
             case DK_EPI_RESIDUAL: {
                 float *r = e->residual + (row0 + i) * e->ldr + col0 + j;
@@ -92,7 +96,7 @@ static void scalar_swiglu(float *y, const float *u, int rows, int hidden) {
     }
 }
 
-static void scalar_softmax(float *x, int rows, int cols, long ld) {
+static void scalar_softmax_exp(float *x, int rows, int cols, long ld, float *inv) {
     for (int r = 0; r < rows; r++) {
         float *xr = x + (long)r * ld;
         float m = -INFINITY;
@@ -102,7 +106,14 @@ static void scalar_softmax(float *x, int rows, int cols, long ld) {
             xr[i] = expf(xr[i] - m);
             sum += xr[i];
         }
-        float inv = 1.0f / sum;
+        inv[r] = 1.0f / sum;
+    }
+}
+
+static void scalar_softmax(float *x, int rows, int cols, long ld) {
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + (long)r * ld, inv;
+        scalar_softmax_exp(xr, 1, cols, ld, &inv);
         for (int i = 0; i < cols; i++) xr[i] *= inv;
     }
 }
@@ -122,5 +133,6 @@ const dk_ops dk_ops_scalar = {
     .silu = scalar_silu,
     .swiglu = scalar_swiglu,
     .softmax = scalar_softmax,
+    .softmax_exp = scalar_softmax_exp,
     .residual = scalar_residual,
 };

@@ -33,7 +33,7 @@ static inline __attribute__((always_inline)) ATTR vf FN(exp)(vf x) {
 static inline __attribute__((always_inline)) ATTR vf FN(gelu_v)(vf x) {
     vf u = V_MUL(x, V_SET1(0.70710678118654752f));
     vf z = V_ABS(u);
-    vf t = V_DIV(V_SET1(1.0f), V_FMA(z, V_SET1(0.5f), V_SET1(1.0f)));
+    vf t = V_RECIP(V_FMA(z, V_SET1(0.5f), V_SET1(1.0f)));
     vf p = V_SET1(0.17087277f);
     p = V_FMA(p, t, V_SET1(-0.82215223f));
     p = V_FMA(p, t, V_SET1(1.48851587f));
@@ -123,32 +123,36 @@ static ATTR void FN(layernorm)(int rows, int cols, const float *x, long ldx, flo
     }
 }
 
-static ATTR void FN(softmax)(float *x, int rows, int cols, long ld) {
+static ATTR void FN(softmax_exp)(float *x, int rows, int cols, long ld, float *inv) {
+    const int tail = cols % VL, full = cols - tail;
     for (int r = 0; r < rows; r++) {
         float *xr = x + (long)r * ld;
         vf vmax = V_SET1(-__builtin_inff());
-        int i = 0;
-        for (; i + VL <= cols; i += VL) vmax = V_MAX(vmax, V_LOAD(xr + i));
-        float m = V_HMAX(vmax);
-        for (int j = i; j < cols; j++) m = xr[j] > m ? xr[j] : m;
-        vf vm = V_SET1(m), s = V_SET1(0.0f);
-        for (i = 0; i + VL <= cols; i += VL) {
+        for (int i = 0; i < full; i += VL) vmax = V_MAX(vmax, V_LOAD(xr + i));
+        if (tail) vmax = V_MAX(vmax, V_LOADN_FILL(xr + full, tail, -__builtin_inff()));
+        vf vm = V_SET1(V_HMAX(vmax)), s = V_SET1(0.0f);
+        for (int i = 0; i < full; i += VL) {
             vf e = FN(exp)(V_SUB(V_LOAD(xr + i), vm));
             V_STORE(xr + i, e);
             s = V_ADD(s, e);
         }
-        float sum = V_HSUM(s);
-        if (i < cols) {
-            int n = cols - i;
-            vf e = FN(exp)(V_SUB(V_LOADN(xr + i, n), vm));
-            V_STOREN(xr + i, e, n);
-            float tail[VL];
-            V_STORE(tail, e);
-            for (int j = 0; j < n; j++) sum += tail[j];
+        if (tail) {
+            vf e = V_ZERO_PAST(FN(exp)(V_SUB(V_LOADN(xr + full, tail), vm)), tail);
+            V_STOREN(xr + full, e, tail);
+            s = V_ADD(s, e);
         }
-        vf inv = V_SET1(1.0f / sum);
-        for (i = 0; i + VL <= cols; i += VL) V_STORE(xr + i, V_MUL(V_LOAD(xr + i), inv));
-        if (i < cols) V_STOREN(xr + i, V_MUL(V_LOADN(xr + i, cols - i), inv), cols - i);
+        inv[r] = 1.0f / V_HSUM(s);
+    }
+}
+
+static ATTR void FN(softmax)(float *x, int rows, int cols, long ld) {
+    for (int r = 0; r < rows; r++) {
+        float *xr = x + (long)r * ld, inv;
+        FN(softmax_exp)(xr, 1, cols, ld, &inv);
+        vf vi = V_SET1(inv);
+        int i = 0;
+        for (; i + VL <= cols; i += VL) V_STORE(xr + i, V_MUL(V_LOAD(xr + i), vi));
+        if (i < cols) V_STOREN(xr + i, V_MUL(V_LOADN(xr + i, cols - i), vi), cols - i);
     }
 }
 
@@ -183,13 +187,15 @@ FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const f
     const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
     const float alpha = e ? e->alpha : 1.0f;
     const float *bias = e ? e->bias : 0;
+    const float *row_scale = e ? e->row_scale : 0;
+    const int scaled = alpha != 1.0f || row_scale; // then the bias is added after scaling
     if (flags & DK_TILE_LOAD_C) {
 #pragma unroll
         for (int i = 0; i < MR; i++) {
             acc0[i] = V_LOADN(c + i * ldc, n0);
             acc1[i] = V_LOADN(c + i * ldc + VL, n1);
         }
-    } else if (bias && alpha == 1.0f) {
+    } else if (bias && !scaled) {
         vf b0 = V_LOADN(bias + col0, n0), b1 = V_LOADN(bias + col0 + VL, n1);
 #pragma unroll
         for (int i = 0; i < MR; i++) {
@@ -225,12 +231,12 @@ FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const f
         }
         return;
     }
-    if (alpha != 1.0f) {
-        vf va = V_SET1(alpha);
+    if (scaled) {
         vf b0 = bias ? V_LOADN(bias + col0, n0) : V_SET1(0.0f);
         vf b1 = bias ? V_LOADN(bias + col0 + VL, n1) : V_SET1(0.0f);
 #pragma unroll
         for (int i = 0; i < MR; i++) {
+            vf va = V_SET1(row_scale ? alpha * row_scale[row0 + i] : alpha);
             acc0[i] = V_ADD(V_MUL(acc0[i], va), b0);
             acc1[i] = V_ADD(V_MUL(acc1[i], va), b1);
         }

@@ -20,58 +20,97 @@ struct FusedBuffers {
     let attentionScratch: UnsafeMutablePointer<Float>
 }
 
+// The inference forward of the blocks (block.py L111-113), the same math as `blockForward`, with
+// every elementwise op fused into a GEMM's last pass over its tiles and only two parallel loops
+// per block. Within one token row, everything from proj to the next block's qkv depends only on
+// that row:
+//   x      += ls1 ⊙ (attn · Wprojᵀ + b);  normed = norm2(x)        (LayerNorm per finished row block)
+//   hidden  = GELU(normed · Wfc1ᵀ + b)                               (SwiGLU: w12, then the gate)
+//   x      += ls2 ⊙ (hidden · Wfc2ᵀ + b); normed = next.norm1(x)
+//   qkv     = normed · Wqkv(next)ᵀ + b
+// so each thread takes a fixed range of rows through that whole chain (`rowStage`), and only the
+// attention, which mixes the rows of an image, needs all threads to meet before and after it.
 extension Model {
-    /// One block for inference (block.py L111-113), the same math as `blockForward` in five
-    /// parallel steps, each elementwise op fused into a GEMM's last pass over its tiles:
-    ///   qkv    = normed · Wqkvᵀ + b
-    ///   attn   = fused attention(qkv)
-    ///   x     += ls1 ⊙ (attn · Wprojᵀ + b);  normed = norm2(x)       (LayerNorm per finished row block)
-    ///   hidden = GELU(normed · Wfc1ᵀ + b)                             (SwiGLU: w12, then the gate)
-    ///   x     += ls2 ⊙ (hidden · Wfc2ᵀ + b); normed = next.norm1(x)  (when there is a next block)
-    /// On entry `normed` holds norm1(x) of this block.
-    func fusedBlockForward(_ index: Int, _ buf: FusedBuffers, batch: Int, tokens: Int, normNext: Bool,
-                           profile: ForwardProfile? = nil) {
-        let c = config, rows = batch * tokens, eps = c.layerNormEps
-        let w = parameters.blocks[index], pw = packed.blocks[index]
-        let p = parallelism
-        let r = Double(rows), d = Double(c.embedDim), h = Double(c.ffnHidden), n = Double(tokens)
+    /// Runs `body` over `rows` in ranges of whole micro-tiles that the threads take as they go:
+    /// one range per thread for small batches, ranges of about 144 rows (the GEMM's row block)
+    /// for large ones, so that a thread slowed by another process hands rows to the others.
+    func parallelRows(_ rows: Int, _ body: (Range<Int>) -> Void) {
+        let tile = KernelDispatch.tileRows, threads = parallelism.threads
+        let perThread = rows >= threads * 288 ? (rows + threads * 144 - 1) / (threads * 144) : 1
+        let share = (rows + threads * perThread - 1) / (threads * perThread)
+        let chunk = (share + tile - 1) / tile * tile
+        parallelForDynamic(rows, chunk: chunk, parallelism) { range, _ in body(range) }
+    }
 
-        profile.measure("qkv", flops: 2 * r * d * 3 * d) {
-            linearForward(out: buf.qkv, inp: buf.normed, weight: pw.qkv, bias: w.qkvBias.pointer, rows: rows, parallelism: p)
+    /// norm1 and qkv of the first block for `range`.
+    func firstRowStage(_ range: Range<Int>, _ buf: FusedBuffers, profile: ForwardProfile?) {
+        let c = config, d = c.embedDim, w = parameters.blocks[0], r0 = range.lowerBound, n = range.count
+        profile.measure("norm1 of block 0") {
+            layerNormForward(out: buf.normed + r0 * d, mean: nil, rstd: nil, inp: buf.residual + r0 * d,
+                             weight: w.norm1Weight.pointer, bias: w.norm1Bias.pointer, rows: n, cols: d,
+                             eps: c.layerNormEps)
         }
-        profile.measure("attention", flops: 4 * Double(batch) * n * n * d) {
-            attentionForward(out: buf.attention, qkv: buf.qkv, batch: batch, tokens: tokens, heads: c.numHeads,
-                             headDim: c.headDim, scratch: buf.attentionScratch, parallelism: p)
+        qkvStage(0, range, buf, profile: profile)
+    }
+
+    func qkvStage(_ index: Int, _ range: Range<Int>, _ buf: FusedBuffers, profile: ForwardProfile?) {
+        let c = config, d = c.embedDim, r0 = range.lowerBound, n = range.count
+        let w = parameters.blocks[index], pw = packed.blocks[index]
+        profile.measure("qkv", flops: 2 * Double(n * d * 3 * d)) {
+            linearForward(out: buf.qkv + r0 * 3 * d, inp: buf.normed + r0 * d, weight: pw.qkv, bias: w.qkvBias.pointer,
+                          rows: n, parallelism: .serial)
         }
-        let norm2 = LayerNormTarget(out: buf.normed, weight: w.norm2Weight.pointer, bias: w.norm2Bias.pointer, eps: eps)
-        profile.measure("proj + ls1 residual + norm2", flops: 2 * r * d * d) {
-            linearForward(out: buf.branch, inp: buf.attention, weight: pw.proj, bias: w.projBias.pointer, rows: rows,
-                          epilogue: .residual(buf.residual, gamma: w.ls1?.pointer, norm: norm2), parallelism: p)
+    }
+
+    /// Block `index`'s attention over the whole batch (all threads).
+    func attentionStage(_ index: Int, _ buf: FusedBuffers, batch: Int, tokens: Int) {
+        let c = config
+        attentionForward(out: buf.attention, qkv: buf.qkv, batch: batch, tokens: tokens, heads: c.numHeads,
+                         headDim: c.headDim, scratch: buf.attentionScratch, parallelism: parallelism)
+    }
+
+    /// Block `index` from proj to the end for the rows in `range`, then, if `next`, the next
+    /// block's norm1 (fused into fc2) and qkv.
+    func rowStage(_ index: Int, _ range: Range<Int>, _ buf: FusedBuffers, next: Bool, profile: ForwardProfile?) {
+        let c = config, d = c.embedDim, eps = c.layerNormEps, r0 = range.lowerBound, n = range.count
+        let w = parameters.blocks[index], pw = packed.blocks[index]
+        let hiddenWidth = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
+        let rows = Double(n), dd = Double(d), h = Double(c.ffnHidden)
+        let residual = buf.residual + r0 * d, normed = buf.normed + r0 * d, branch = buf.branch + r0 * d
+        let hidden = buf.hidden + r0 * hiddenWidth
+
+        let norm2 = LayerNormTarget(out: normed, weight: w.norm2Weight.pointer, bias: w.norm2Bias.pointer, eps: eps)
+        profile.measure("proj + ls1 residual + norm2", flops: 2 * rows * dd * dd) {
+            linearForward(out: branch, inp: buf.attention + r0 * d, weight: pw.proj, bias: w.projBias.pointer, rows: n,
+                          epilogue: .residual(residual, gamma: w.ls1?.pointer, norm: norm2), parallelism: .serial)
         }
+        var gated = hidden
         switch c.ffn {
         case .mlp:
-            profile.measure("fc1 + GELU", flops: 2 * r * d * h) {
-                linearForward(out: buf.hidden, inp: buf.normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: rows,
-                              epilogue: .gelu, parallelism: p)
+            profile.measure("fc1 + GELU", flops: 2 * rows * dd * h) {
+                linearForward(out: hidden, inp: normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: n,
+                              epilogue: .gelu, parallelism: .serial)
             }
         case .swiglu:
-            profile.measure("w12", flops: 2 * r * d * 2 * h) {
-                linearForward(out: buf.hidden, inp: buf.normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: rows,
-                              parallelism: p)
+            gated = buf.gated + r0 * c.ffnHidden
+            profile.measure("w12", flops: 2 * rows * dd * 2 * h) {
+                linearForward(out: hidden, inp: normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: n,
+                              parallelism: .serial)
             }
             profile.measure("SwiGLU gate") {
-                swigluForward(out: buf.gated, inp: buf.hidden, rows: rows, hidden: c.ffnHidden, parallelism: p)
+                swigluForward(out: gated, inp: hidden, rows: n, hidden: c.ffnHidden)
             }
         }
-        var next: LayerNormTarget?
-        if normNext, index + 1 < parameters.blocks.count {
+        var norm1: LayerNormTarget?
+        if next {
             let nb = parameters.blocks[index + 1]
-            next = LayerNormTarget(out: buf.normed, weight: nb.norm1Weight.pointer, bias: nb.norm1Bias.pointer, eps: eps)
+            norm1 = LayerNormTarget(out: normed, weight: nb.norm1Weight.pointer, bias: nb.norm1Bias.pointer, eps: eps)
         }
         profile.measure(c.ffn == .mlp ? "fc2 + ls2 residual + next norm1" : "w3 + ls2 residual + next norm1",
-                        flops: 2 * r * h * d) {
-            linearForward(out: buf.branch, inp: buf.gated, weight: pw.fc2, bias: w.fc2Bias.pointer, rows: rows,
-                          epilogue: .residual(buf.residual, gamma: w.ls2?.pointer, norm: next), parallelism: p)
+                        flops: 2 * rows * h * dd) {
+            linearForward(out: branch, inp: gated, weight: pw.fc2, bias: w.fc2Bias.pointer, rows: n,
+                          epilogue: .residual(residual, gamma: w.ls2?.pointer, norm: norm1), parallelism: .serial)
         }
+        if next { qkvStage(index + 1, range, buf, profile: profile) }
     }
 }

@@ -70,7 +70,7 @@ public struct Model: Sendable {
         let prenorm = ws.buffer(.residual, g.rows * d).pointer
         for b in 0..<g.batch { (cls + b * d).update(from: prenorm + b * g.tokens * d, count: d) }
         let out = ws.buffer(.normed, g.batch * d).pointer
-        return try ws.profile.measure("final norm + output") {
+        return try ws.profile.measure("final norm + output", threads: parallelism.threads) {
             finalNorm(out: out, inp: cls, rows: g.batch, ws: ws)
             return try gatherTokens(out, batch: g.batch, tokens: 1, start: 0, count: 1, shape: [g.batch, d])
         }
@@ -149,17 +149,30 @@ public struct Model: Sendable {
             gated: c.ffn == .swiglu ? ws.buffer(.gated, rows * c.ffnHidden).pointer : ws.buffer(.hidden, rows * hiddenWidth).pointer,
             attentionScratch: ws.buffer(.attentionScratch, attentionScratchCount(tokens: g.tokens, headDim: c.headDim,
                                                                                  parallelism: parallelism)).pointer)
-        let first = parameters.blocks[0]
-        profile.measure("norm1 of block 0") {
-            layerNormForward(out: buffers.normed, mean: nil, rstd: nil, inp: residual.pointer,
-                             weight: first.norm1Weight.pointer, bias: first.norm1Bias.pointer, rows: rows, cols: d,
-                             eps: c.layerNormEps, parallelism: parallelism)
-        }
+        rowsInParallel(rows, profile: profile) { range, p in firstRowStage(range, buffers, profile: p) }
+        let attentionFLOPs = 4 * Double(g.batch * g.tokens * g.tokens * d)
         for i in 0...last {
-            fusedBlockForward(i, buffers, batch: g.batch, tokens: g.tokens, normNext: i < last, profile: profile)
+            profile.measure("attention", flops: attentionFLOPs, threads: parallelism.threads) {
+                attentionStage(i, buffers, batch: g.batch, tokens: g.tokens)
+            }
+            rowsInParallel(rows, profile: profile) { range, p in rowStage(i, range, buffers, next: i < last, profile: p) }
             try afterBlock(i, residual.pointer, rows)
         }
         return g
+    }
+
+    /// `parallelRows`, each thread recording its own steps into `profile`, and the time threads
+    /// spend waiting for the slowest one recorded as a step.
+    func rowsInParallel(_ rows: Int, profile: ForwardProfile?, _ body: (Range<Int>, ForwardProfile?) -> Void) {
+        guard let profile else {
+            parallelRows(rows) { body($0, nil) }
+            return
+        }
+        let before = profile.threadSeconds, start = ForwardProfile.now()
+        parallelRows(rows) { range in body(range, profile) }
+        let wall = ForwardProfile.now() - start
+        profile.record("waiting for the slowest thread",
+                       threadSeconds: wall * Double(parallelism.threads) - (profile.threadSeconds - before))
     }
 
     /// The final `norm` over `rows` rows.

@@ -11,17 +11,21 @@ extension Model {
         let unfoldWidth = c.inChannels * p * p
         let patches = ws.buffer(.patches, g.batch * patchesPerImage * unfoldWidth)
         let patchOut = ws.buffer(.patchOut, g.batch * patchesPerImage * d)
-        ws.profile.measure("patch unfold") {
+        ws.profile.measure("patch unfold", threads: parallelism.threads) {
             patchUnfoldForward(out: patches.pointer, inp: pixels, batch: g.batch, channels: c.inChannels,
                                height: g.height, width: g.width, patch: p, parallelism: parallelism)
         }
-        ws.profile.measure("patch embed", flops: 2 * Double(g.batch * patchesPerImage * unfoldWidth * d)) {
+        ws.profile.measure("patch embed", flops: 2 * Double(g.batch * patchesPerImage * unfoldWidth * d),
+                           threads: parallelism.threads) {
             linearForward(out: patchOut.pointer, inp: patches.pointer, weight: packed.patch,
                           bias: parameters.patchBias.pointer, rows: g.batch * patchesPerImage, parallelism: parallelism)
         }
 
         let start = ForwardProfile.now()
-        defer { ws.profile?.record("tokens (cls, registers, position)", seconds: ForwardProfile.now() - start) }
+        defer {
+            ws.profile?.record("tokens (cls, registers, position)",
+                               threadSeconds: (ForwardProfile.now() - start) * Double(parallelism.threads))
+        }
         let pe = try positionEmbedding(geometry: g, workspace: ws)
         let cls = parameters.clsToken.pointer, pos = pe.pointer
         let mask = parameters.maskToken?.pointer

@@ -25,7 +25,7 @@ struct LogisticLoss {
     let alpha: Double
     let fitIntercept: Bool
     let parallelism: Parallelism
-    static let blockRows = 256
+    static let blockRows = 1024
 
     var parameterCount: Int { outputs * x.columns + (fitIntercept ? outputs : 0) }
 
@@ -76,9 +76,15 @@ struct LogisticLoss {
     }
 
     /// Loss and gradient sums (unscaled) of `rows` into `out`: [loss, dW (k·d), db (k)].
+    ///
+    /// The products are skinny (k = 10 outputs against D = 384): BLAS runs them far below its
+    /// peak, and the orientation matters. Measured on this machine (OpenBLAS, one thread,
+    /// 50,000 × 384, k = 10): logits as Zᵀ = W·X_blockᵀ (class-major) ~25% faster than
+    /// X_block·Wᵀ; blocks of 1024 rows keep the block in cache for the gradient pass.
     private func accumulate(rows: Range<Int>, x: UnsafeMutablePointer<Float>, w: UnsafeMutablePointer<Float>,
                             b: UnsafeMutablePointer<Float>, into out: UnsafeMutablePointer<Double>) {
         let d = self.x.columns, k = outputs, block = LogisticLoss.blockRows
+        // Class-major scratch: z[c · bs + r], logits first, then the pointwise gradient.
         let z = UnsafeMutablePointer<Float>.allocate(capacity: block * k)
         let blockGrad = UnsafeMutablePointer<Float>.allocate(capacity: k * d)
         defer { z.deallocate(); blockGrad.deallocate() }
@@ -89,43 +95,44 @@ struct LogisticLoss {
             while r0 < rows.upperBound {
                 let bs = Swift.min(block, rows.upperBound - r0)
                 let xb = x + r0 * d
-                // Logits: z = X_block · Wᵀ (float32, as sklearn's X @ W.T for float32 X).
-                sgemm(transB: true, m: bs, n: k, k: d, a: xb, lda: d, b: w, ldb: d, c: z, ldc: k)
+                // Logits: Zᵀ = W · X_blockᵀ (float32, as sklearn's X @ W.T for float32 X).
+                sgemm(transB: true, m: k, n: bs, k: d, a: w, lda: d, b: xb, ldb: d, c: z, ldc: bs)
                 for r in 0..<bs {
-                    let zr = z + r * k
                     let y = Int(targets[r0 + r])
                     if binomial {
-                        let v = Double(zr[0] + b[0])
+                        let v = Double(z[r] + b[0])
                         // log(1 + e^v) − y·v, and its derivative sigmoid(v) − y, overflow-free.
                         let softplus = v > 0 ? v + Foundation.log1p(Foundation.exp(-v)) : Foundation.log1p(Foundation.exp(v))
                         lossSum += softplus - (y == 1 ? v : 0)
                         let sig = v >= 0 ? 1 / (1 + Foundation.exp(-v)) : Foundation.exp(v) / (1 + Foundation.exp(v))
-                        zr[0] = Float(sig - (y == 1 ? 1 : 0))
+                        z[r] = Float(sig - (y == 1 ? 1 : 0))
                     } else {
                         var m = -Double.infinity
                         for c in 0..<k {
-                            let v = Double(zr[c] + b[c])
+                            let v = Double(z[c * bs + r] + b[c])
                             probs[c] = v
                             if v > m { m = v }
                         }
+                        let zy = probs[y]
                         var sum = 0.0
                         for c in 0..<k {
                             let e = Foundation.exp(probs[c] - m)
                             probs[c] = e
                             sum += e
                         }
-                        let zy = Double(zr[y] + b[y])
                         lossSum += Foundation.log(sum) + m - zy
                         let inv = 1 / sum
-                        for c in 0..<k { zr[c] = Float(probs[c] * inv - (c == y ? 1 : 0)) }
+                        for c in 0..<k { z[c * bs + r] = Float(probs[c] * inv - (c == y ? 1 : 0)) }
                     }
                 }
                 // Gradient: G_blockᵀ · X_block, summed in double across blocks.
-                sgemm(transA: true, m: k, n: d, k: bs, a: z, lda: k, b: xb, ldb: d, c: blockGrad, ldc: d)
+                sgemm(m: k, n: d, k: bs, a: z, lda: bs, b: xb, ldb: d, c: blockGrad, ldc: d)
                 for j in 0..<(k * d) { out[1 + j] += Double(blockGrad[j]) }
                 if fitIntercept {
-                    for r in 0..<bs {
-                        for c in 0..<k { out[1 + k * d + c] += Double(z[r * k + c]) }
+                    for c in 0..<k {
+                        var s = 0.0
+                        for r in 0..<bs { s += Double(z[c * bs + r]) }
+                        out[1 + k * d + c] += s
                     }
                 }
                 r0 += bs

@@ -28,9 +28,21 @@ public struct LogisticRegression: Sendable {
         self.fitIntercept = fitIntercept
     }
 
-    /// Fits the model. `progress` is called after every L-BFGS iteration.
-    public func fit(_ x: FeatureMatrix, labels: [Int], parallelism: Parallelism = .fromEnvironment,
-                    progress: ((LBFGS.Progress) -> Void)? = nil) throws -> LogisticRegressionModel {
+    /// The objective this fit minimises (sklearn's scaling) at given parameters: `coefficients`
+    /// row-major (rows × D; rows = 1 for two classes, the class count otherwise) and
+    /// `intercepts` (rows). With sklearn's `coef_` and `intercept_` it gives sklearn's objective.
+    public func objective(_ x: FeatureMatrix, labels: [Int], coefficients: [Double], intercepts: [Double],
+                          parallelism: Parallelism = .fromEnvironment) throws -> Double {
+        let (_, loss) = try problem(x, labels: labels, parallelism: parallelism)
+        guard coefficients.count == loss.outputs * x.columns, intercepts.count == loss.outputs else {
+            throw EvaluationError.badFeatures(what: "coefficients", detail: "\(coefficients.count) coefficients and \(intercepts.count) intercepts; expected \(loss.outputs) x \(x.columns) and \(loss.outputs)")
+        }
+        var g = [Double](repeating: 0, count: loss.parameterCount)
+        return loss.evaluate(coefficients + (fitIntercept ? intercepts : []), &g)
+    }
+
+    /// Sorted classes and the loss for (x, labels), after checking both.
+    private func problem(_ x: FeatureMatrix, labels: [Int], parallelism: Parallelism) throws -> ([Int], LogisticLoss) {
         guard labels.count == x.rows else {
             throw EvaluationError.badFeatures(what: "training labels", detail: "\(labels.count) labels for \(x.rows) feature rows")
         }
@@ -38,18 +50,25 @@ public struct LogisticRegression: Sendable {
             throw EvaluationError.badFeatures(what: "training features", detail: "shape (\(x.rows), \(x.columns)) is empty")
         }
         guard C > 0, C.isFinite else { throw EvaluationError.invalidArgument(what: "C", detail: "\(C) must be positive and finite") }
-        guard tol >= 0 else { throw EvaluationError.invalidArgument(what: "tol", detail: "\(tol) must not be negative") }
-        guard maxIterations >= 0 else { throw EvaluationError.invalidArgument(what: "max iterations", detail: "\(maxIterations) must not be negative") }
         let classes = Array(Set(labels)).sorted()
         guard classes.count >= 2 else {
             throw EvaluationError.badFeatures(what: "training labels", detail: "logistic regression needs samples of at least 2 classes; all are \(classes.first.map(String.init) ?? "-")")
         }
         let index = Dictionary(uniqueKeysWithValues: classes.enumerated().map { ($1, $0) })
-        let targets = labels.map { Int32(index[$0]!) }
         let binomial = classes.count == 2
-        let outputs = binomial ? 1 : classes.count
-        let loss = LogisticLoss(x: x, targets: targets, outputs: outputs, binomial: binomial,
-                                alpha: 1 / (C * Double(x.rows)), fitIntercept: fitIntercept, parallelism: parallelism)
+        let loss = LogisticLoss(x: x, targets: labels.map { Int32(index[$0]!) }, outputs: binomial ? 1 : classes.count,
+                                binomial: binomial, alpha: 1 / (C * Double(x.rows)), fitIntercept: fitIntercept,
+                                parallelism: parallelism)
+        return (classes, loss)
+    }
+
+    /// Fits the model. `progress` is called after every L-BFGS iteration.
+    public func fit(_ x: FeatureMatrix, labels: [Int], parallelism: Parallelism = .fromEnvironment,
+                    progress: ((LBFGS.Progress) -> Void)? = nil) throws -> LogisticRegressionModel {
+        guard tol >= 0 else { throw EvaluationError.invalidArgument(what: "tol", detail: "\(tol) must not be negative") }
+        guard maxIterations >= 0 else { throw EvaluationError.invalidArgument(what: "max iterations", detail: "\(maxIterations) must not be negative") }
+        let (classes, loss) = try problem(x, labels: labels, parallelism: parallelism)
+        let outputs = loss.outputs
 
         let start = DispatchTime.now().uptimeNanoseconds
         // sklearn's scipy call: maxiter, maxls 50, gtol = tol, ftol = 64·eps (factr 64), m 10.

@@ -84,7 +84,7 @@ public struct ProbeExperiment {
                 .fit(data.train, labels: data.trainLabels, parallelism: parallelism) { p in
                     bar.update(p.iteration, detail: String(format: "f %.6f  |g| %.2e", p.f, p.gradientNorm))
                 }
-            bar.finish(model.converged ? "converged" : model.stop.rawValue)
+            bar.finish(model.converged ? "converged" : model.stop.rawValue, done: model.iterations)
             let testPredictions = try model.predict(data.test, parallelism: parallelism)
             logregModel = model
             logregPredictions = testPredictions

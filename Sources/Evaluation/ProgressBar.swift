@@ -36,12 +36,12 @@ public final class ProgressBar: @unchecked Sendable {
         draw(done, detail: detail, elapsed: now.timeIntervalSince(start))
     }
 
-    /// Draws the final state and ends the line.
-    public func finish(_ detail: String? = nil) {
+    /// Draws the final state (`done`, default all) and ends the line.
+    public func finish(_ detail: String? = nil, done: Int? = nil) {
         guard enabled else { return }
         lock.lock()
         defer { lock.unlock() }
-        draw(total, detail: detail, elapsed: Date().timeIntervalSince(start))
+        draw(done ?? total, detail: detail, elapsed: Date().timeIntervalSince(start))
         FileHandle.standardError.write(Data("\n".utf8))
         drawn = false
     }

@@ -84,7 +84,7 @@ func runAttention(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, b
     // 1/√headDim is a power of two for every released width (64 → 1/8), so scaling the scores
     // equals scaling q first (the older official code) or SDPA's internal scaling.
     let scale = Float(1 / Double(headDim).squareRoot())
-    parallelForWorkers(units, parallelism) { range, worker in
+    parallelForDynamic(units, chunk: 1, parallelism) { range, worker in
         for unit in range {
             let item = unit / parts, part = unit % parts
             let b = item / heads, h = item % heads

@@ -39,6 +39,10 @@ public enum KernelDispatch {
     /// The path in use.
     public static var active: KernelPath { KernelPath(code: dk_active_path()) }
 
+    /// Rows of the GEMM micro-tile on the active path: packed `linearForward`s split rows between
+    /// threads in multiples of it, and so should callers that split rows themselves.
+    public static var tileRows: Int { Int(dk_tile_rows()) }
+
     /// Uses `path`, or the best supported one below it; returns the path now active. Process-wide:
     /// call it only while no kernels run on other threads.
     @discardableResult

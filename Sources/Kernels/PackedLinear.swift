@@ -36,7 +36,7 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
                           bias: UnsafePointer<Float>?, rows: Int, epilogue: LinearEpilogue = .store,
                           parallelism: Parallelism) {
     guard rows > 0 else { return }
-    let n = weight.outFeatures, k = weight.inFeatures, mr = Int(dk_tile_rows())
+    let n = weight.outFeatures, k = weight.inFeatures, mr = KernelDispatch.tileRows
     let tiles = (rows + mr - 1) / mr
     // Below ~64k multiply-adds a second thread costs more to wake than it saves.
     let threads = rows * n * k < 1 << 16 ? 1 : Swift.min(parallelism.threads, tiles)

@@ -1,5 +1,5 @@
+import CKernels
 import COpenBLAS
-import Dispatch
 import Foundation
 
 /// How many threads DinoKit's own loops may use. A value passed down explicitly (no global
@@ -34,23 +34,11 @@ public enum BLASThreads {
 }
 
 /// Runs `body` over `0..<count` split into at most `parallelism.threads` contiguous ranges, on
-/// Dispatch's worker threads. BLAS is made single-threaded first, so bodies may call it.
-/// Small `count`s and one thread run inline.
+/// DinoKit's worker threads (CKernels' `dk_parallel`: the calling thread takes the first range).
+/// BLAS is made single-threaded first, so bodies may call it. Small `count`s and one thread run
+/// inline. Allocates nothing.
 public func parallelFor(_ count: Int, _ parallelism: Parallelism, _ body: (Range<Int>) -> Void) {
-    guard count > 0 else { return }
-    let chunks = Swift.min(count, parallelism.threads)
-    BLASThreads.set(1)
-    if chunks == 1 {
-        body(0..<count)
-        return
-    }
-    withoutActuallyEscaping(body) { body in
-        let box = UncheckedSendable(body)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = count * c / chunks, hi = count * (c + 1) / chunks
-            if lo < hi { box.value(lo..<hi) }
-        }
-    }
+    parallelForWorkers(count, parallelism) { range, _ in body(range) }
 }
 
 /// `parallelFor` for loops whose bodies need a per-worker scratch slot: `body(range, worker)`
@@ -63,19 +51,54 @@ public func parallelForWorkers(_ count: Int, _ parallelism: Parallelism, _ body:
         body(0..<count, 0)
         return
     }
-    withoutActuallyEscaping(body) { body in
-        let box = UncheckedSendable(body)
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = count * c / chunks, hi = count * (c + 1) / chunks
-            if lo < hi { box.value(lo..<hi, c) }
-        }
+    runTasks(chunks) { c, n in
+        let lo = count * c / n, hi = count * (c + 1) / n
+        if lo < hi { body(lo..<hi, c) }
     }
 }
 
-/// Carries a loop body into Dispatch's `@Sendable` worker closure. Sound here because
-/// `concurrentPerform` returns only after every iteration has finished, and DinoKit's loop bodies
-/// write disjoint ranges of their buffers (that is the contract of `parallelFor`).
-struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+/// Runs task(i, n) for i in 0..<n through `dk_parallel`. The closure travels as a pointer to a
+/// stack value, so no closure context is boxed on the heap.
+func runTasks(_ n: Int, _ task: (Int, Int) -> Void) {
+    withoutActuallyEscaping(task) { task in
+        var context = TaskContext(task: task)
+        withUnsafeMutablePointer(to: &context) { dk_parallel(Int32(n), taskTrampoline, $0) }
+    }
+}
+
+private struct TaskContext {
+    let task: (Int, Int) -> Void
+}
+
+private let taskTrampoline: @convention(c) (UnsafeMutableRawPointer?, Int32, Int32) -> Void = { context, index, count in
+    context!.assumingMemoryBound(to: TaskContext.self).pointee.task(Int(index), Int(count))
+}
+
+/// Runs `body` over `0..<count` in chunks of `chunk` indices that `parallelism.threads` workers
+/// take from a shared counter as they finish the previous one: an uneven machine (a core shared
+/// with another process) then slows the loop by its lost share, not by a whole static range.
+/// `body(range, worker)` gets `worker` in `0..<min(chunks, threads)` for per-worker scratch.
+public func parallelForDynamic(_ count: Int, chunk: Int, _ parallelism: Parallelism,
+                               _ body: (Range<Int>, Int) -> Void) {
+    guard count > 0 else { return }
+    let size = Swift.max(1, chunk), chunks = (count + size - 1) / size
+    let workers = Swift.min(chunks, parallelism.threads)
+    if workers == 1 {
+        BLASThreads.set(1)
+        body(0..<count, 0)
+        return
+    }
+    // The shared counter lives on this thread's stack: no allocation per loop.
+    withUnsafeTemporaryAllocation(of: Int.self, capacity: 1) { next in
+        next.initialize(repeating: 0)
+        let counter = next.baseAddress!
+        BLASThreads.set(1)
+        runTasks(workers) { worker, _ in
+            while true {
+                let c = dk_fetch_add(counter, 1)
+                if c >= chunks { break }
+                body((c * size)..<Swift.min(count, (c + 1) * size), worker)
+            }
+        }
+    }
 }

@@ -79,6 +79,7 @@ public final class SSLTrainer {
     public private(set) var timings = StepTimings()
     private var workspace: StepWorkspace?
     private let studentTensors: ModuleTensors, teacherTensors: ModuleTensors, gradientTensors: ModuleTensors
+    private let studentBlocks: [ParameterBlock], teacherBlocks: [ParameterBlock], gradientBlocks: [ParameterBlock]
 
     public init(model: SSLModel, parallelism: Parallelism = .fromEnvironment) {
         self.model = model
@@ -88,6 +89,9 @@ public final class SSLTrainer {
         studentTensors = ModuleTensors(model.student, config: c)
         teacherTensors = ModuleTensors(model.teacher, config: c)
         gradientTensors = ModuleTensors(gradients, config: c)
+        studentBlocks = model.student.blocks
+        teacherBlocks = model.teacher.blocks
+        gradientBlocks = gradients.blocks
         optimizer = AdamW(modules: gradients.blocks.map(\.layout), beta1: c.optim.beta1, beta2: c.optim.beta2,
                           eps: c.optim.eps)
         groups = model.student.named.map { name, block in
@@ -115,10 +119,10 @@ public final class SSLTrainer {
         let start = monotonicSeconds()
         defer { timings.update = monotonicSeconds() - start }
         let c = model.config
-        let norms = gradients.blocks.map { c.optim.clipGrad > 0 ? clipGradientNorm($0, maxNorm: c.optim.clipGrad) : 0 }
-        optimizer.step(params: model.student.blocks, grads: gradients.blocks, groups: groups, hyper: hyper,
+        let norms = gradientBlocks.map { c.optim.clipGrad > 0 ? clipGradientNorm($0, maxNorm: c.optim.clipGrad) : 0 }
+        optimizer.step(params: studentBlocks, grads: gradientBlocks, groups: groups, hyper: hyper,
                        parallelism: parallelism)
-        for (t, s) in zip(model.teacher.blocks, model.student.blocks) {
+        for (t, s) in zip(teacherBlocks, studentBlocks) {
             updateTeacher(t, from: s, momentum: hyper.teacherMomentum, parallelism: parallelism)
         }
         return norms
@@ -161,7 +165,7 @@ public final class SSLTrainer {
             defer { clock = now }
             return now - clock
         }
-        gradients.zero()
+        for g in gradientBlocks { g.zero() }
 
         // 1. Teacher.
         let teacherBackbone = teacherTensors.backbone
@@ -176,8 +180,7 @@ public final class SSLTrainer {
         }
         let ibotIn = ibotHead.acts.input.pointer + (shared ? 2 * b * d : 0)
         for j in 0..<ibotRows { (ibotIn + j * d).update(from: ga.normOut + ws.maskRows[j] * d, count: d) }
-        dinoHeadForward(teacherTensors.dinoHead, dinoHead.acts, rows: dinoRowsTeacher,
-                        parallelism: par)
+        dinoHeadForward(teacherTensors.dinoHead, dinoHead.acts, rows: dinoRowsTeacher, parallelism: par)
         if !shared, ibotRows > 0, let th = teacherTensors.ibotHead {
             dinoHeadForward(th, ibotHead.acts, rows: ibotRows, parallelism: par)
         }
@@ -272,15 +275,15 @@ public final class SSLTrainer {
         dinoHeadBackward(studentDinoHead, dinoGrads, dinoHead.acts, dinoHead.scratch, dlogits: dlogits,
                          dinput: dinoHead.dinput.pointer, rows: dinoRowsStudent, parallelism: par)
         if let h = studentIbotHead, let g = gradientTensors.ibotHead, ibotRows > 0 {
-            dinoHeadBackward(h, g, ibotHead.acts, ibotHead.scratch,
-                             dlogits: ibotHead.dlogits.pointer, dinput: ibotHead.dinput.pointer, rows: ibotRows,
-                             parallelism: par)
+            dinoHeadBackward(h, g, ibotHead.acts, ibotHead.scratch, dlogits: ibotHead.dlogits.pointer,
+                             dinput: ibotHead.dinput.pointer, rows: ibotRows, parallelism: par)
         }
         let dGlobal = ws.dGlobal.pointer, dIn = dinoHead.dinput.pointer
         dGlobal.update(repeating: 0, count: ga.rows * d)
         for i in 0..<(2 * b) {
-            let dst = dGlobal + i * tg * d, a = dIn + (nl * b + i) * d, k2 = ws.dcls.pointer + i * d
-            for e in 0..<d { dst[e] = a[e] + k2[e] }
+            // The head's gradient plus KoLeo's, both at the global cls rows.
+            let dst = dGlobal + i * tg * d, head = dIn + (nl * b + i) * d, koleoGrad = ws.dcls.pointer + i * d
+            for e in 0..<d { dst[e] = head[e] + koleoGrad[e] }
         }
         let dMasked = ibotHead.dinput.pointer + (shared ? (nl * b + 2 * b) * d : 0)
         for j in 0..<ibotRows {
@@ -305,7 +308,8 @@ public final class SSLTrainer {
 
     private func prepareWorkspace(for batch: SSLBatch) throws -> StepWorkspace {
         let key = StepWorkspace.Key(batch: batch.batchSize, globalSize: batch.globalSize, localCount: batch.localCount,
-                                    localSize: batch.localSize, stochasticDepth: (stochasticDepth?.rate ?? 0) > 0)
+                                    localSize: batch.localSize, stochasticDepth: (stochasticDepth?.rate ?? 0) > 0,
+                                    threads: parallelism.threads)
         if let ws = workspace, ws.key == key { return ws }
         workspace = nil
         let ws = try StepWorkspace(config: model.config, key: key, parallelism: parallelism)
@@ -335,7 +339,10 @@ final class HeadWorkspace {
 
 /// Everything one input geometry needs, made once.
 final class StepWorkspace {
-    struct Key: Equatable { let batch: Int, globalSize: Int, localCount: Int, localSize: Int, stochasticDepth: Bool }
+    /// What the buffers are sized for (attention scratch is per thread).
+    struct Key: Equatable {
+        let batch: Int, globalSize: Int, localCount: Int, localSize: Int, stochasticDepth: Bool, threads: Int
+    }
     enum HeadRole { case dino, ibot }
 
     let key: Key

@@ -171,7 +171,7 @@ struct Bench: ParsableCommand {
                                       peakRSSMB: peakResidentMegabytes()))
             }
             let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads, results: results)
-            let profileText = profiles.map { b, p in Self.render(profile: p, batch: b) }.joined(separator: "\n\n")
+            let profileText = profiles.map { b, p in Self.render(profile: p, batch: b, threads: parallelism.threads) }.joined(separator: "\n\n")
             if json {
                 try printJSON(report)
                 if profile { FileHandle.standardError.write(Data((profileText + "\n").utf8)) }
@@ -191,18 +191,19 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// Per step: ms per image, share of the forward, GFLOP/s of its GEMMs.
-    static func render(profile p: ForwardProfile, batch: Int) -> String {
-        guard let forwards = p.entries.first?.calls, forwards > 0 else { return "batch \(batch): no steps recorded" }
-        let total = p.seconds
-        let images = Double(forwards * batch)
-        let rows = p.entries.map { e -> [String] in
-            [e.name, String(format: "%.3f", e.seconds * 1000 / images), String(format: "%.1f%%", 100 * e.seconds / total),
-             e.flops > 0 ? String(format: "%.1f", e.flops / e.seconds / 1e9) : ""]
+    /// Per step: ms per image (thread-seconds over the threads), share, GFLOP/s of its GEMMs.
+    static func render(profile p: ForwardProfile, batch: Int, threads: Int) -> String {
+        let entries = p.entries
+        guard let forwards = entries.first?.calls, forwards > 0 else { return "batch \(batch): no steps recorded" }
+        let total = entries.reduce(0) { $0 + $1.threadSeconds }
+        let images = Double(forwards * batch), t = Double(threads)
+        let rows = entries.map { e -> [String] in
+            [e.name, String(format: "%.3f", e.threadSeconds / t * 1000 / images), String(format: "%.1f%%", 100 * e.threadSeconds / total),
+             e.flops > 0 ? String(format: "%.1f", e.flops / (e.threadSeconds / t) / 1e9) : ""]
         }
-        return "batch \(batch), \(forwards) forwards, steps summed over blocks:\n" +
-            renderTable(["step", "ms/image", "share", "GFLOP/s"], rows + [["total", String(format: "%.3f", total * 1000 / images), "100%", ""]],
-                        rightAligned: [1, 2, 3])
+        return "batch \(batch), \(forwards) forwards, \(threads) threads; steps summed over blocks, in thread time / threads:\n" +
+            renderTable(["step", "ms/image", "share", "GFLOP/s"],
+                        rows + [["total", String(format: "%.3f", total / t * 1000 / images), "100%", ""]], rightAligned: [1, 2, 3])
     }
 
     func runGEMM(threads: Int) throws {

@@ -10,20 +10,19 @@ struct Probe: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Frozen-feature evaluation: logistic regression (sklearn's defaults) and DINOv2's weighted k-NN.",
         discussion: """
-        Features come from one of:
-          --weights W --cifar10 DIR              CIFAR-10, binary or python version (resize 32->224 \
-        bicubic, CIFAR mean/std)
-          --weights W --train DIR --test DIR     ImageFolder trees (DINOv2's eval preset: 256 -> centre 224)
-          --train-features tr.npy --train-labels trl.npy --test-features te.npy --test-labels tel.npy
-        The classifier is sklearn's LogisticRegression(C, max_iter) fitted to the same objective with \
-        the same L-BFGS stopping rule; k-NN is DINOv2's protocol (cosine similarity, softmax(sim/T) \
-        over the top max(k) neighbours). Extracted features are cached with --cache (reused only for \
-        the same weights bytes, model, preprocessing and images). --report DIR writes report.json, \
-        confusion.png and misclassified.png.
+        Features come from CIFAR-10 (--weights W --cifar10 DIR, binary or python version; resized \
+        32 -> 224 bicubic with CIFAR's mean and std), from ImageFolder trees (--weights W --train DIR \
+        --test DIR; DINOv2's eval preset, 256 -> centre 224), or from .npy files (--train-features, \
+        --train-labels, --test-features, --test-labels).
 
-        The CIFAR-10 experiment with the official ViT-S/14 weights:
-          dinokit probe --weights dinov2_vits14_pretrain.pth --cifar10 cifar-10-batches-bin/ \
-        --cache features/ --report report/
+        The classifier is sklearn's LogisticRegression(C, max_iter), fitted to the same objective \
+        with the same L-BFGS stopping rule; k-NN is DINOv2's protocol (cosine similarity, \
+        softmax(sim / T) over the max(k) nearest neighbours). With --cache, extracted features are \
+        kept and reused only for the same weights bytes, model, preprocessing and images. --report \
+        DIR writes report.json, confusion.png and misclassified.png.
+
+        The CIFAR-10 experiment with the official ViT-S/14 weights: dinokit probe --weights \
+        dinov2_vits14_pretrain.pth --cifar10 cifar-10-batches-bin/ --cache features/ --report report/
         """)
 
     @Option(help: "Model weights (any format DinoKit reads); needed for image datasets.")
@@ -225,8 +224,8 @@ struct Probe: ParsableCommand {
             print("k-NN (T \(temperature)): " + knn.map { "k=\($0.k) test \(pct($0.testAccuracy))" }.joined(separator: "  "))
         }
         print("\nper-class accuracy (\(outcome.confusionSource)):")
-        let rows = zip(outcome.classes, outcome.confusion.perClassAccuracy).map { name, acc in
-            [name, acc.map(pct) ?? "-", String(outcome.confusion.counts[outcome.classes.firstIndex(of: name)!].reduce(0, +))]
+        let rows = outcome.classes.indices.map { i in
+            [outcome.classes[i], outcome.confusion.perClassAccuracy[i].map(pct) ?? "-", String(outcome.confusion.counts[i].reduce(0, +))]
         }
         print(renderTable(["class", "accuracy", "test images"], rows, rightAligned: [1, 2]))
         print("\nconfusion matrix (\(outcome.confusionSource); rows actual, columns predicted):")

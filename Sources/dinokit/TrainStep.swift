@@ -65,12 +65,9 @@ struct TrainStep: ParsableCommand {
                 try printJSON(r)
                 return
             }
-            var rows: [[String]] = []
-            for (t, terms) in r.lossErrors.enumerated() {
-                for (name, ours, theirs, rel) in terms {
-                    rows.append(["\(t)", name, String(format: "%.7g", ours), String(format: "%.7g", theirs),
-                                 String(format: "%.2e", rel)])
-                }
+            let rows = r.lossComparisons.map {
+                ["\($0.step)", $0.term, String(format: "%.7g", $0.dinokit), String(format: "%.7g", $0.pytorch),
+                 String(format: "%.2e", $0.relativeError)]
             }
             print(renderTable(["step", "term", "dinokit", "pytorch", "rel err"], rows, rightAligned: [2, 3, 4]))
             let gradFails = r.gradientComparisons.filter { !$0.pass }.count
@@ -123,7 +120,7 @@ struct TrainStep: ParsableCommand {
             return
         }
         let r = result
-        print("\(r.batch) images (2x\(input.globalSize) + \(r.localCrops) crops each), K \(r.prototypes), \(r.maskedPatches) masked patches, \(r.threads) threads")
+        print("\(r.batch) images (2x\(input.globalSize) + \(r.localCrops) crops each), K \(r.prototypes), \(r.maskedPatches) masked patches, \(r.threads) threads, OpenBLAS \(r.blasCore)")
         print(renderTable(["phase", "ms (median)"], r.phasesMsMedian.sorted { $0.key < $1.key }.map { [$0.key, String(format: "%.1f", $0.value)] },
                           rightAligned: [1]))
         print("step: \(String(format: "%.1f", r.msPerStepMedian)) ms (median of \(r.msPerStep.count)), CPU \(String(format: "%.1f", r.cpuMsPerStepMedian)) ms; activations and scratch \(String(format: "%.1f", r.workspaceMB)) MB, parameters/gradients/moments/teacher \(String(format: "%.1f", r.parameterMB)) MB, peak RSS \(String(format: "%.1f", peak)) MB")

@@ -71,7 +71,7 @@ final class FeatureCacheTests: XCTestCase {
 
     func testCacheFolderMustBeAFolder() throws {
         let file = directory + "/file"
-        FileManager.default.createFile(atPath: file, contents: Data("x".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: file, contents: Data("x".utf8)))
         XCTAssertThrowsError(try FeatureCache(directory: file))
     }
 

@@ -57,7 +57,7 @@ final class ImageFolderTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("no class folders"), "\(error)")
         }
         try FileManager.default.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: root + "/empty/notes.txt", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: root + "/empty/notes.txt", contents: Data()))
         XCTAssertThrowsError(try ImageFolder(root: root)) { error in
             XCTAssertTrue("\(error)".contains("'empty'"), "\(error)")
         }

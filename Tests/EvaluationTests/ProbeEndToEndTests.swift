@@ -24,10 +24,20 @@ final class ProbeEndToEndTests: XCTestCase {
         return e
     }
 
+    /// One extraction serves three checks: the binary layout end to end, the features against
+    /// the official model's, and the python layout — whose images are the same, so its features
+    /// come from the content-keyed cache — end to end again.
     func testCIFARBothLayoutsMatchTheOfficialPipeline() throws {
         let reference = try CIFARReference.load()
+        let cache = makeTemporaryDirectory("probe-cache")
+        defer { try? FileManager.default.removeItem(atPath: cache) }
+        let messages = MessageLog()
+        var outcomes: [ProbeExperiment.Outcome] = []
         for layout in ["cifar-10-batches-bin", "cifar-10-batches-py"] {
-            let outcome = try experiment(.cifar10(fixturePath("cifar/" + layout))).run()
+            var e = experiment(.cifar10(fixturePath("cifar/" + layout)), cache: cache)
+            e.log = { messages.append($0) }
+            let outcome = try e.run()
+            outcomes.append(outcome)
             let r = outcome.result
             XCTAssertEqual(r.classes, reference.classes)
             XCTAssertEqual(outcome.trainLabels, reference.train_labels)
@@ -46,44 +56,24 @@ final class ProbeEndToEndTests: XCTestCase {
                 + "(\(reference.logreg.test_accuracy)) objective \(logreg.objective) (\(reference.logreg.objective)) iterations "
                 + "\(logreg.iterations) (\(reference.logreg.iterations)); knn \(r.knn!.map(\.testAccuracy))")
         }
-    }
-
-    func testExtractedFeaturesMatchTheOfficialModel() throws {
-        let cifar = try CIFAR10(directory: fixturePath("cifar/cifar-10-batches-bin"))
-        let model = try Model(store: loadWeights(path: weights), numHeads: 2, parallelism: Parallelism(threads: 2))
-        let extractor = FeatureExtractor(model: model, preprocess: ProbeExperiment.defaultPreprocess(for: .cifar10("")), batchSize: 7)
-        for (split, file) in [(cifar.train, "cifar/reference.train.npy"), (cifar.test, "cifar/reference.test.npy")] {
-            let mine = try extractor.extract(split)
-            let theirs = try FeatureMatrix.load(npy: fixturePath(file))
-            XCTAssertEqual([mine.rows, mine.columns], [theirs.rows, theirs.columns])
-            let diff = zip(mine.values, theirs.values).map { abs($0 - $1) }.max()!
-            XCTAssertLessThan(diff, 1e-4, file)
-        }
-    }
-
-    func testCacheIsReusedAcrossRunsAndLayouts() throws {
-        let cache = makeTemporaryDirectory("probe-cache")
-        defer { try? FileManager.default.removeItem(atPath: cache) }
-        let messages = MessageLog()
-        var first = experiment(.cifar10(fixturePath("cifar/cifar-10-batches-bin")), cache: cache)
-        first.log = { messages.append($0) }
-        let a = try first.run()
         XCTAssertEqual(messages.all.filter { $0.contains("extracted") }.count, 2, "\(messages.all)")
-        // The python layout holds the same images: its features come from the cache.
-        var second = experiment(.cifar10(fixturePath("cifar/cifar-10-batches-py")), cache: cache)
-        second.log = { messages.append($0) }
-        let b = try second.run()
         XCTAssertEqual(messages.all.filter { $0.contains("reusing") }.count, 2, "\(messages.all)")
-        XCTAssertEqual(a.result, b.result.with(fitSeconds: a.result.logreg!.fitSeconds))
-        // The cached pair is a valid --train-features/--train-labels input.
+        XCTAssertEqual(outcomes[0].result, outcomes[1].result.with(fitSeconds: outcomes[0].result.logreg!.fitSeconds))
+
+        // DinoKit's features (as cached) against the official model's; the cached pair is a
+        // valid --train-features/--train-labels input.
         let files = try FileManager.default.contentsOfDirectory(atPath: cache).sorted()
         XCTAssertEqual(files.filter { $0.hasSuffix(".json") }.count, 2)
         XCTAssertFalse(files.contains { $0.contains(".tmp-") }, "\(files)")
-        let stem = files.first { $0.hasPrefix("train-") && $0.hasSuffix(".json") }!.dropLast(5)
-        let features = try FeatureMatrix.load(npy: cache + "/\(stem).npy")
-        let labels = try LabelFile.load(npy: cache + "/\(stem).labels.npy")
-        XCTAssertEqual(features.rows, 100)
-        XCTAssertEqual(labels, a.trainLabels)
+        for split in ["train", "test"] {
+            let stem = files.first { $0.hasPrefix(split + "-") && $0.hasSuffix(".json") }!.dropLast(5)
+            let mine = try FeatureMatrix.load(npy: cache + "/\(stem).npy")
+            let theirs = try FeatureMatrix.load(npy: fixturePath("cifar/reference.\(split).npy"))
+            XCTAssertEqual([mine.rows, mine.columns], [theirs.rows, theirs.columns])
+            XCTAssertLessThan(zip(mine.values, theirs.values).map { abs($0 - $1) }.max()!, 1e-4, split)
+            XCTAssertEqual(try LabelFile.load(npy: cache + "/\(stem).labels.npy"),
+                           split == "train" ? reference.train_labels : reference.test_labels)
+        }
     }
 
     func testImageFolderTreesRunAndWriteAReport() throws {

@@ -133,7 +133,7 @@ final class ModelFiniteDifferenceTests: XCTestCase {
             let scratch = BackboneGradScratch(serving: [acts], parallelism: .serial)
             backboneBackward(BackboneTensors(params, config: c), BackboneTensors(grads, config: c), acts, scratch,
                              dnormOut: r, parallelism: .serial)
-            checkAll("drop path \(rate)", params, grads, step: 5e-3, tolerance: 0, f)
+            checkAll("drop path \(rate)", params, grads, step: 5e-3, tolerance: 5e-3, f)
         }
     }
 

@@ -38,7 +38,8 @@ void dk_pack_transposed(float *dst, const float *w, int n, int k, long ldw);
 /// Packs a row-major k × n matrix `b` (row stride `ldb`) into the same panel layout.
 void dk_pack(float *dst, const float *b, int k, int n, long ldb);
 
-/// What a GEMM does with each finished tile y = alpha · (A·B) + bias (bias and alpha optional).
+/// What a GEMM does with each finished tile y = alpha · row_scale[i] · (A·B) + bias (alpha 1,
+/// row_scale and bias NULL for none).
 enum {
     DK_EPI_STORE = 0,    // c = y
     DK_EPI_GELU = 1,     // c = gelu(y), exact erf GELU
@@ -48,6 +49,7 @@ enum {
 typedef struct {
     int kind;
     float alpha;            // 1 for none; applied before the bias
+    const float *row_scale; // m values (one per row of C), or NULL
     const float *bias;      // n values, or NULL
     const float *gamma;     // DK_EPI_RESIDUAL: n values, or NULL
     float *residual;        // DK_EPI_RESIDUAL: m × n, row stride ldr
@@ -102,6 +104,18 @@ size_t dk_attention_scratch_count(int tokens, int head_dim);
 /// dk_attention_pack_count floats, or is NULL to use a buffer kept per thread.
 void dk_attention_head(int tokens, int head_dim, const float *q, const float *k, const float *v, long ld,
                        float *out, long ldo, float scale, int q0, int q1, float *probs, float *scores, float *packs);
+
+/// A task of a parallel loop: `index` in 0..<count.
+typedef void (*dk_task_fn)(void *context, int index, int count);
+/// Runs fn(context, i, n) for i in 0..<n, i = 0 on the calling thread and the others on DinoKit's
+/// worker threads (started on first use, kept spinning briefly between loops, then sleeping);
+/// returns when all have finished. Loops do not nest or overlap: a call made while another loop
+/// runs (from another thread, or from inside a task) runs its n tasks on the calling thread.
+void dk_parallel(int n, dk_task_fn fn, void *context);
+
+/// Atomically adds `delta` to *counter and returns the previous value (work queues of the
+/// Swift parallel loops).
+long dk_fetch_add(long *counter, long delta);
 
 #ifdef __cplusplus
 }

@@ -122,13 +122,31 @@ public enum NumpyPickle {
         switch value {
         case let .bytes(b): return b
         case let .string(s):
-            var out: [UInt8] = []
-            out.reserveCapacity(s.utf8.count)
-            for scalar in s.unicodeScalars {
-                guard scalar.value <= 0xFF else { throw NumpyPickleError.malformed("array data string is not latin-1") }
-                out.append(UInt8(scalar.value))
+            // Each latin-1 character is one byte: U+0000…U+007F as itself, U+0080…U+00FF as the
+            // UTF-8 pair C2/C3 xx. Decoding the UTF-8 bytes directly is several times faster than
+            // walking unicode scalars (a CIFAR batch is 30 MB).
+            var text = s
+            text.makeContiguousUTF8()
+            let decoded: [UInt8]?? = text.utf8.withContiguousStorageIfAvailable { u -> [UInt8]? in
+                var out: [UInt8] = []
+                out.reserveCapacity(u.count)
+                var i = 0
+                while i < u.count {
+                    let b = u[i]
+                    if b < 0x80 {
+                        out.append(b)
+                        i += 1
+                    } else if b == 0xC2 || b == 0xC3, i + 1 < u.count {
+                        out.append((b & 0x03) << 6 | (u[i + 1] & 0x3F))
+                        i += 2
+                    } else {
+                        return nil
+                    }
+                }
+                return out
             }
-            return out
+            guard let bytes = decoded ?? nil else { throw NumpyPickleError.malformed("array data string is not latin-1") }
+            return bytes
         default:
             throw NumpyPickleError.malformed("array data is \(value.kindName), not bytes")
         }

@@ -51,11 +51,20 @@ public struct StepReport: Codable, Sendable {
         public var detail: String
     }
 
+    /// One loss term of one step.
+    public struct LossComparison: Sendable {
+        public var step: Int
+        public var term: String
+        public var dinokit: Double
+        public var pytorch: Double
+        public var relativeError: Double
+    }
+
     /// Failed checks, one line each (empty when `pass`).
     public var failures: [String] = []
+    public var lossComparisons: [LossComparison] = []
     public var gradientComparisons: [TensorComparison] = []
     public var finalComparisons: [TensorComparison] = []
-    public var lossErrors: [[(String, Double, Double, Double)]] = []
 
     enum CodingKeys: String, CodingKey { case pass, steps, grads, final }
 
@@ -64,23 +73,21 @@ public struct StepReport: Codable, Sendable {
                                expected state: DebugState) -> StepReport {
         var failures: [String] = []
         var steps: [Step] = []
-        var lossErrors: [[(String, Double, Double, Double)]] = []
+        var lossComparisons: [LossComparison] = []
         for (t, e) in state.expected.enumerated() {
             guard t < losses.count else {
                 failures.append("step \(t): not run")
                 continue
             }
             var worst = 0.0
-            var rows: [(String, Double, Double, Double)] = []
             for ((name, ours), (_, theirs)) in zip(losses[t].named, e.named) {
                 let rel = abs(ours - theirs) / Swift.max(abs(theirs), .leastNormalMagnitude)
                 worst = Swift.max(worst, rel.isNaN ? .infinity : rel)
-                rows.append((name, ours, theirs, rel))
+                lossComparisons.append(LossComparison(step: t, term: name, dinokit: ours, pytorch: theirs, relativeError: rel))
                 if !(rel <= lossTolerance) {
                     failures.append("step \(t) \(name): \(ours) vs \(theirs) (relative error \(rel) > \(lossTolerance))")
                 }
             }
-            lossErrors.append(rows)
             steps.append(Step(total: losses[t].total, totalExpected: e.total, maxRelErr: worst))
         }
 
@@ -159,7 +166,7 @@ public struct StepReport: Codable, Sendable {
         report.failures = failures
         report.gradientComparisons = gradComparisons
         report.finalComparisons = finalComparisons
-        report.lossErrors = lossErrors
+        report.lossComparisons = lossComparisons
         return report
     }
 }

@@ -95,15 +95,18 @@ public func l2NormalizeBackward(dinp: UnsafeMutablePointer<Float>, dout: UnsafeP
 
 /// `torch._weight_norm(v, g, dim=0)`: W[k, :] = v[k, :] · (g[k] / ‖v[k, :]‖).
 public func weightNormForward(weight: UnsafeMutablePointer<Float>, vNorms: UnsafeMutablePointer<Float>,
-                              g: UnsafePointer<Float>, v: UnsafePointer<Float>, rows: Int, cols: Int) {
-    for k in 0..<rows {
-        let vr = v + k * cols, w = weight + k * cols
-        var s = 0.0
-        for i in 0..<cols { s += Double(vr[i]) * Double(vr[i]) }
-        let n = Float(s.squareRoot())
-        vNorms[k] = n
-        let scale = g[k] / n
-        for i in 0..<cols { w[i] = vr[i] * scale }
+                              g: UnsafePointer<Float>, v: UnsafePointer<Float>, rows: Int, cols: Int,
+                              parallelism: Parallelism = .serial) {
+    parallelFor(rows, pieces(rows, work: rows * cols * 2, minimum: 64, parallelism)) { range in
+        for k in range {
+            let vr = v + k * cols, w = weight + k * cols
+            var s = 0.0
+            for i in 0..<cols { s += Double(vr[i]) * Double(vr[i]) }
+            let n = Float(s.squareRoot())
+            vNorms[k] = n
+            let scale = g[k] / n
+            for i in 0..<cols { w[i] = vr[i] * scale }
+        }
     }
 }
 
@@ -148,7 +151,7 @@ public func dinoHeadForward(_ w: HeadTensors, _ acts: HeadActivations, rows: Int
     l2NormalizeForward(out: acts.normalized.pointer, norms: acts.norms.pointer, inp: acts.linearOut[shapes.count - 1].pointer,
                        rows: rows, cols: bn, eps: headNormalizeEps)
     weightNormForward(weight: acts.weight.pointer, vNorms: acts.vNorms.pointer, g: w.weightG, v: w.weightV,
-                      rows: h.outDim, cols: bn)
+                      rows: h.outDim, cols: bn, parallelism: parallelism)
     linearForward(out: acts.logits.pointer, inp: acts.normalized.pointer, weight: acts.weight.pointer, bias: nil,
                   rows: rows, inFeatures: bn, outFeatures: h.outDim, parallelism: parallelism)
 }

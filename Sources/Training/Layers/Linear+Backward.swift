@@ -18,7 +18,8 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMu
     let work = rows * inFeatures * outFeatures
     if let dinp {
         // Row blocks: each owns its rows of dinp.
-        parallelFor(rows, pieces(rows, work: work, minimum: 32, parallelism)) { r in
+        let p = pieces(rows, work: work, minimum: 32, parallelism)
+        parallelForDynamic(rows, grain: p.threads > 1 ? Swift.max(32, rows / (4 * p.threads)) : rows, p) { r in
             sgemm(m: r.count, n: inFeatures, k: outFeatures, a: dout + r.lowerBound * outFeatures, lda: outFeatures,
                   b: weight, ldb: inFeatures, beta: accumulateInput ? 1 : 0,
                   c: dinp + r.lowerBound * inFeatures, ldc: inFeatures)
@@ -26,7 +27,8 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMu
     }
     // Output-feature blocks: each owns its rows of dweight and entries of dbias, so the sum over
     // the batch needs no reduction between threads.
-    parallelFor(outFeatures, pieces(outFeatures, work: work, minimum: 8, parallelism)) { o in
+    let p = pieces(outFeatures, work: work, minimum: 8, parallelism)
+    parallelForDynamic(outFeatures, grain: p.threads > 1 ? Swift.max(8, outFeatures / (4 * p.threads)) : outFeatures, p) { o in
         sgemm(transA: true, m: o.count, n: inFeatures, k: rows, a: dout + o.lowerBound, lda: outFeatures,
               b: inp, ldb: inFeatures, beta: 1, c: dweight + o.lowerBound * inFeatures, ldc: inFeatures)
         if let dbias {
