@@ -31,14 +31,20 @@ struct FusedBuffers {
 // so each thread takes a fixed range of rows through that whole chain (`rowStage`), and only the
 // attention, which mixes the rows of an image, needs all threads to meet before and after it.
 extension Model {
-    /// Runs `body` over `rows` in ranges of whole micro-tiles that the threads take as they go:
-    /// one range per thread for small batches, ranges of about 144 rows (the GEMM's row block)
-    /// for large ones, so that a thread slowed by another process hands rows to the others.
+    /// Runs `body` over `rows` in ranges that the threads take as they go: an equal share per
+    /// thread when there are few rows (one image of 257 splits 129 + 128, not in whole 6-row tiles,
+    /// which would leave one thread 5% more work), else ranges of about 144 rows (the GEMM's row
+    /// block) in whole tiles, so that a thread slowed by another process hands rows to the others.
     func parallelRows(_ rows: Int, _ body: (Range<Int>) -> Void) {
         let tile = KernelDispatch.tileRows, threads = parallelism.threads
-        let perThread = rows >= threads * 288 ? (rows + threads * 144 - 1) / (threads * 144) : 1
-        let share = (rows + threads * perThread - 1) / (threads * perThread)
-        let chunk = (share + tile - 1) / tile * tile
+        let chunk: Int
+        if rows < threads * 288 {
+            chunk = (rows + threads - 1) / threads
+        } else {
+            let perThread = (rows + threads * 144 - 1) / (threads * 144)
+            let share = (rows + threads * perThread - 1) / (threads * perThread)
+            chunk = (share + tile - 1) / tile * tile
+        }
         parallelForDynamic(rows, chunk: chunk, parallelism) { range, _ in body(range) }
     }
 

@@ -2,7 +2,8 @@ import TensorStore
 
 /// A validated input batch's sizes: (B, C, H, W) pixels → B × (1 + R + h·w) token rows.
 struct InputGeometry {
-    let batch: Int, height: Int, width: Int
+    private(set) var batch: Int
+    let height: Int, width: Int
     let patchRows: Int, patchCols: Int
     let tokens: Int
 
@@ -47,5 +48,14 @@ struct InputGeometry {
         guard masks.dtype == .bool else { throw DINOv2Error.maskDType(masks.dtype) }
         guard hasMaskToken else { throw DINOv2Error.noMaskToken }
         return masks.withContiguousBytes { raw in raw.map { $0 != 0 } }
+    }
+}
+
+extension InputGeometry {
+    /// The geometry of images `range` of this batch.
+    func slice(images range: Range<Int>) -> InputGeometry {
+        var g = self
+        g.batch = range.count
+        return g
     }
 }

@@ -30,17 +30,25 @@ final class FastForwardTests: XCTestCase {
         }
     }
 
+    /// Also covers images passing through the blocks in groups: at 224 (261 tokens with registers)
+    /// one thread takes the three images one at a time, five threads all together.
     func testOutputsDoNotDependOnTheThreadCount() throws {
         var model = try InputValidationTests.tinyModel("tiny-reg")
-        let x = try SyntheticInput.tensor(seed: 9, shape: [3, 3, 42, 56])
+        let x = try SyntheticInput.tensor(seed: 9, shape: [3, 3, 224, 224])
         model.parallelism = .init(threads: 1)
         let one = try model.forwardFeatures(x)
+        let oneLayers = try model.intermediateLayers(x, n: [0, 1], returnClassToken: true)
         for threads in [2, 3, 5] {
             model.parallelism = .init(threads: threads)
             let f = try model.forwardFeatures(x)
             XCTAssertTrue(f.prenorm.bitwiseEqual(one.prenorm), "\(threads) threads")
             XCTAssertTrue(f.patchTokens.bitwiseEqual(one.patchTokens), "\(threads) threads")
             XCTAssertTrue(f.clsToken.bitwiseEqual(one.clsToken), "\(threads) threads")
+            let layers = try model.intermediateLayers(x, n: [0, 1], returnClassToken: true)
+            for (a, b) in zip(layers, oneLayers) {
+                XCTAssertTrue(a.patchTokens.bitwiseEqual(b.patchTokens), "\(threads) threads, block \(a.blockIndex)")
+                XCTAssertTrue(try XCTUnwrap(a.classToken).bitwiseEqual(try XCTUnwrap(b.classToken)))
+            }
         }
     }
 }
