@@ -209,19 +209,24 @@ FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const f
             acc1[i] = V_SET1(0.0f);
         }
     }
-    const float *ar[DK_TILE_ROWS];
+    // Rows of A are addressed as base[i / 3] + (i % 3) · lda — one base register per three rows,
+    // the row stride as a scaled index — so that 12 rows need 4 pointer registers, not 12.
+    const char *base[(DK_TILE_ROWS + 2) / 3];
+    const long stride = lda * (long)sizeof(float);
 #pragma unroll
-    for (int i = 0; i < MR; i++) ar[i] = a + i * lda;
+    for (int j = 0; j < (MR + 2) / 3; j++) base[j] = (const char *)(a + 3 * j * lda);
 #pragma unroll 4
     for (int p = 0; p < kc; p++) {
         vf b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
         b += ldb;
 #pragma unroll
         for (int i = 0; i < MR; i++) {
-            vf ai = V_SET1(ar[i][p]);
+            vf ai = V_SET1(*(const float *)(base[i / 3] + (i % 3) * stride));
             acc0[i] = V_FMA(ai, b0, acc0[i]);
             acc1[i] = V_FMA(ai, b1, acc1[i]);
         }
+#pragma unroll
+        for (int j = 0; j < (MR + 2) / 3; j++) base[j] += sizeof(float);
     }
     if (!(flags & DK_TILE_FINAL)) {
 #pragma unroll

@@ -5,9 +5,10 @@ import Foundation
 /// How many threads DinoKit's own loops may use. A value passed down explicitly (no global
 /// setting), so two models in one process can be run with different budgets.
 ///
-/// DinoKit owns the threads: OpenBLAS is called single-threaded, from inside DinoKit's parallel
-/// loops (GEMMs are split by rows, attention by batch × head), so BLAS threads and DinoKit threads
-/// never compete for the cores.
+/// DinoKit owns the threads: its loops run on its own worker threads (CKernels' `dk_parallel`),
+/// GEMMs split by rows and attention by batch × head; OpenBLAS, where it is still called, is made
+/// single-threaded and called from inside those loops, so BLAS threads and DinoKit threads never
+/// compete for the cores.
 public struct Parallelism: Sendable, Equatable {
     public var threads: Int
 
@@ -58,7 +59,8 @@ public func parallelForWorkers(_ count: Int, _ parallelism: Parallelism, _ body:
 }
 
 /// Runs task(i, n) for i in 0..<n through `dk_parallel`. The closure travels as a pointer to a
-/// stack value, so no closure context is boxed on the heap.
+/// stack value; the only heap traffic is the small object Swift allocates per call to check that
+/// the closure did not escape.
 func runTasks(_ n: Int, _ task: (Int, Int) -> Void) {
     withoutActuallyEscaping(task) { task in
         var context = TaskContext(task: task)
