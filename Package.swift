@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Images", dependencies: ["TensorStore", "CImageCodecs"]),
         .target(name: "DINOv2", dependencies: ["Kernels", "Formats", "TensorStore"]),
         .target(name: "ONNXExport", dependencies: ["DINOv2", "Formats", "Kernels", "TensorStore", "ONNXProto"]),
-        .target(name: "Training", dependencies: ["DINOv2", "Formats", "Kernels", "TensorStore"]),
+        .target(name: "Training", dependencies: ["DINOv2", "Evaluation", "Images", "Formats", "Kernels", "TensorStore"]),
         .target(name: "Evaluation", dependencies: ["DINOv2", "Images", "Formats", "Kernels", "TensorStore"]),
         .executableTarget(name: "dinokit", dependencies: [
             "DINOv2", "Formats", "TensorStore", "Kernels", "Images", "ONNXExport", "Evaluation", "Training",
@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Formats", "TestSupport"]),
         .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "DINOv2", "Formats", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "DINOv2", "Images", "Formats", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "DINOv2", "Kernels", "Formats", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "DINOv2", "Evaluation", "Images", "Kernels", "Formats", "TestSupport"]),
         .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "Formats", "TestSupport"]),
     ]
 )
