@@ -37,41 +37,64 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 public enum Checkpoint {
     /// What a file or folder holds, by its first bytes (folders: config.json + model.safetensors).
     public static func detectFormat(path: String) throws -> CheckpointFormat {
+        try sniff(path: path).format
+    }
+
+    /// Reads any supported checkpoint into a tensor store (names as the file has them).
+    public static func read(path: String) throws -> (format: CheckpointFormat, store: TensorStore) {
+        let sniffed = try sniff(path: path)
+        // The file mapped (and the zip directory walked) for sniffing is the one read, rather than
+        // opening and walking it again: that was a third of reading a .pth's tensor list.
+        if let archive = sniffed.archive {
+            return (.pytorchZip, try TorchCheckpointReader.readZip(archive).store)
+        }
+        if let file = sniffed.file {
+            switch sniffed.format {
+            case .pytorchLegacy:
+                return (.pytorchLegacy, try withExtendedLifetime(file) { try TorchCheckpointReader.readLegacy(file) }.store)
+            case .safetensors:
+                return (.safetensors, try Safetensors.read(file: file))
+            default:
+                break
+            }
+        }
+        switch sniffed.format {
+        case .pytorchZip, .pytorchLegacy: return (sniffed.format, try TorchCheckpoint.read(path: path).store)
+        case .safetensors: return (sniffed.format, try Safetensors.read(path: path))
+        case .hfFolder: return (sniffed.format, try HFFolder.read(path: path))
+        case .npz: return (sniffed.format, try NPZ.read(path: path))
+        case .onnx: return (sniffed.format, try ONNXModelReader.read(path: path))
+        case .npy:
+            var store = TensorStore()
+            try store.insert(try NPY.read(path: path), named: "array")
+            return (sniffed.format, store)
+        }
+    }
+
+    /// The format, and for files the mapping it was sniffed from (plus the zip directory for
+    /// zips), for `read` to go on with.
+    private static func sniff(path: String) throws -> (format: CheckpointFormat, file: MappedFile?, archive: ZipArchive?) {
         var st = stat()
         guard stat(path, &st) == 0 else { throw CheckpointError.notFound(path) }
         if (st.st_mode & S_IFMT) == S_IFDIR {
-            if HFFolder.isHFFolder(path: path) { return .hfFolder }
+            if HFFolder.isHFFolder(path: path) { return (.hfFolder, nil, nil) }
             throw CheckpointError.unrecognised(path: path, head: "(a directory without config.json + model.safetensors)")
         }
         let file = try MappedFile(path: path)
         return try withExtendedLifetime(file) {
             let head = UnsafeRawBufferPointer(rebasing: file.bytes.prefix(64))
-            if NPY.isNPY(head) { return .npy }
+            if NPY.isNPY(head) { return (.npy, file, nil) }
             if TorchCheckpoint.isZip(head) {
                 // NPZ and .pth are both zips: a .pth has a data.pkl entry, an NPZ .npy members.
-                return try ZipArchive(file: file).entries.contains { $0.name.hasSuffix("/data.pkl") || $0.name == "data.pkl" } ? .pytorchZip : .npz
+                let archive = try ZipArchive(file: file)
+                let isTorch = archive.entries.contains { $0.name.hasSuffix("/data.pkl") || $0.name == "data.pkl" }
+                return isTorch ? (.pytorchZip, file, archive) : (.npz, file, nil)
             }
-            if TorchCheckpoint.isLegacy(head) { return .pytorchLegacy }
-            if Safetensors.isSafetensors(head, fileSize: file.count) { return .safetensors }
-            if ONNXModelReader.isONNX(head: head) { return .onnx }
+            if TorchCheckpoint.isLegacy(head) { return (.pytorchLegacy, file, nil) }
+            if Safetensors.isSafetensors(head, fileSize: file.count) { return (.safetensors, file, nil) }
+            if ONNXModelReader.isONNX(head: head) { return (.onnx, file, nil) }
             let hex = head.prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined(separator: " ")
             throw CheckpointError.unrecognised(path: path, head: hex)
-        }
-    }
-
-    /// Reads any supported checkpoint into a tensor store (names as the file has them).
-    public static func read(path: String) throws -> (format: CheckpointFormat, store: TensorStore) {
-        let format = try detectFormat(path: path)
-        switch format {
-        case .pytorchZip, .pytorchLegacy: return (format, try TorchCheckpoint.read(path: path).store)
-        case .safetensors: return (format, try Safetensors.read(path: path))
-        case .hfFolder: return (format, try HFFolder.read(path: path))
-        case .npz: return (format, try NPZ.read(path: path))
-        case .onnx: return (format, try ONNXModelReader.read(path: path))
-        case .npy:
-            var store = TensorStore()
-            try store.insert(try NPY.read(path: path), named: "array")
-            return (format, store)
         }
     }
 

@@ -4,8 +4,17 @@ import TensorStore
 /// (shared with the legacy reader).
 enum TorchCheckpointReader {
     static func readZip(_ file: MappedFile) throws -> TorchCheckpointContents {
-        let path = file.path
-        let archive = try zipErrors { try ZipArchive(file: file) }
+        try readZip(try zipErrors { try ZipArchive(file: file) })
+    }
+
+    /// Reads from a zip directory already parsed (by `Checkpoint.read`'s sniffing), so the
+    /// directory is walked once per read.
+    static func readZip(_ archive: ZipArchive) throws -> TorchCheckpointContents {
+        try withExtendedLifetime(archive) { try readZipEntries(archive) }
+    }
+
+    private static func readZipEntries(_ archive: ZipArchive) throws -> TorchCheckpointContents {
+        let path = archive.path
         // Any root folder name: torch uses the file's base name, or "archive" for buffers.
         guard let first = archive.entries.first, let slash = first.name.firstIndex(of: "/") else {
             throw TorchCheckpointError.notACheckpoint(path: path, detail: "zip archive without a root folder (not written by torch.save)")

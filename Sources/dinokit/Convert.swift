@@ -65,7 +65,7 @@ struct Convert: ParsableCommand {
             var store = source
             let outputLayout = layout ?? (format == .hfFolder ? .hf : (inputLayout == .unknown ? .unknown : .hub))
             if inputLayout != .unknown {
-                store = try KeyLayouts.canonicalize(source, which: branch).store
+                store = try KeyLayouts.canonicalize(source, detected: inputLayout, which: branch).store
             } else if let layout, layout != .unknown {
                 throw ValidationError("\(input) is not a DINOv2 checkpoint in a known layout; it can be converted only with its names kept (omit --layout)")
             }

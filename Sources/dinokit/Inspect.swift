@@ -50,7 +50,7 @@ struct Inspect: ParsableCommand {
             let layout = KeyLayouts.detect(store)
             // Variant and shape come from the canonical (hub-named) backbone when there is one.
             let architecture = layout == .unknown ? nil
-                : (try? KeyLayouts.canonicalize(store)).flatMap { try? BackboneArchitecture.detect(hubStore: $0.store) }
+                : (try? KeyLayouts.canonicalize(store, detected: layout)).flatMap { try? BackboneArchitecture.detect(hubStore: $0.store) }
             let report = Report(
                 format: format.rawValue, layout: layout.rawValue, variant: architecture?.variant,
                 architecture: architecture?.description, parameters: store.parameterCount,

@@ -41,6 +41,8 @@ enum HubLayout {
             return (3, position, 0)
         }
         let keyed = store.names.enumerated().map { (rank($1, $0), $1) }
+        // A hub checkpoint is in hub order already: the same store, without rebuilding it.
+        if zip(keyed, keyed.dropFirst()).allSatisfy({ $0.0 <= $1.0 }) { return store }
         var out = TensorStore()
         out.metadata = store.metadata
         for (_, name) in keyed.sorted(by: { $0.0 < $1.0 }) {
@@ -69,6 +71,7 @@ enum LayoutNames {
     static let wrapperComponents: Set<Substring> = ["module", "_fsdp_wrapped_module", "_checkpoint_wrapped_module", "_orig_mod"]
 
     static func strippingWrappers(_ name: String) -> String {
+        guard hasWrapper(name) else { return name }
         let parts = name.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.contains(where: { wrapperComponents.contains($0) }) else { return name }
         return parts.filter { !wrapperComponents.contains($0) }.joined(separator: ".")

@@ -18,7 +18,7 @@ public enum KeyLayouts {
         if HFLayout.matches(names) { return .hf }
         let set = Set(names)
         let hasBackbone = set.contains("patch_embed.proj.weight") || set.contains("cls_token")
-            || names.contains { HubLayout.block($0)?.rest == "attn.qkv.weight" }
+            || names.contains { $0.hasSuffix(".attn.qkv.weight") && HubLayout.block($0)?.rest == "attn.qkv.weight" }
         guard hasBackbone else { return .unknown }
         if set.contains("reg_token") { return .timm }
         if !set.contains("mask_token"), set.contains("cls_token") { return .timm }
@@ -30,7 +30,12 @@ public enum KeyLayouts {
     /// chunk index of `blocks.<k>.<i>` removed. Metadata is kept; DinoKit notes what it could not
     /// recover (`dinokit.mask_token` = `absent`, `dinokit.cls_pos_fold`).
     public static func canonicalize(_ store: TensorStore, which: TrainingBranch = .teacher) throws -> (store: TensorStore, layout: Layout) {
-        let layout = detect(store)
+        try canonicalize(store, detected: detect(store), which: which)
+    }
+
+    /// `canonicalize` for a caller that already ran `detect(store)` (inspect, convert): the
+    /// layout it found, so the names are not classified twice.
+    public static func canonicalize(_ store: TensorStore, detected layout: Layout, which: TrainingBranch = .teacher) throws -> (store: TensorStore, layout: Layout) {
         switch layout {
         case .training:
             return (try TrainingLayout.toHub(store, which: which).store, layout)

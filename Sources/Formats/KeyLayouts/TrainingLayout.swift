@@ -38,14 +38,23 @@ enum TrainingLayout {
     /// True when `names` look like a training checkpoint (branch or backbone/head prefixes, or
     /// chunked blocks).
     static func matches(_ names: [String]) -> Bool {
-        names.contains { n in
-            var parts = LayoutNames.strippingWrappers(n).split(separator: ".", omittingEmptySubsequences: false)[...]
-            if parts.first == "model" { parts = parts.dropFirst() }
-            guard let first = parts.first else { return false }
-            if branches[String(first)] != nil, parts.count > 1 { return true }
-            if first == "backbone" || heads.contains(first) { return true }
-            return unchunked(parts.joined(separator: ".")) != nil
+        names.contains { LayoutNames.withBytes($0, looksLikeTraining) }
+    }
+
+    /// One name of `matches`, on its bytes: wrapper components skipped, an optional `model.`, then
+    /// a branch with something after it, a backbone/head root, or a chunked block (`unchunked`).
+    private static func looksLikeTraining(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var parts = NameComponents(bytes, skippingWrappers: true)
+        guard var first = parts.next() else { return false }
+        if parts.equals(first, "model") {
+            guard let next = parts.next() else { return false }
+            first = next
         }
+        if parts.equals(first, "teacher") || parts.equals(first, "student") { return parts.next() != nil }
+        if parts.equals(first, "backbone") || parts.equals(first, "dino_head") || parts.equals(first, "ibot_head") { return true }
+        guard parts.equals(first, "blocks"), let kc = parts.next(), let ic = parts.next(),
+              let k = parts.index(kc), let i = parts.index(ic), k <= i else { return false }
+        return parts.next() != nil
     }
 
     /// `blocks.<k>.<i>.<rest>` -> `blocks.<i>.<rest>` (nil when the name is not chunked).

@@ -56,7 +56,20 @@ public enum PickleAllowList {
     }
 
     public static func isAllowed(module: String, name: String) -> Bool {
+        if isStateDictGlobal(module: module, name: name) { return true }
         if blockedModules.contains(module) { return false }
         return allowed.contains("\(module).\(name)")
+    }
+
+    /// The few globals every state dict names, answered without `allowed`: building that set on
+    /// first use cost more than the rest of reading a small checkpoint's pickle. Each is in
+    /// `allowed` (a test checks).
+    static func isStateDictGlobal(module: String, name: String) -> Bool {
+        switch module {
+        case "collections": return name == "OrderedDict"
+        case "torch._utils": return name == "_rebuild_tensor_v2" || name == "_rebuild_parameter"
+        case "torch": return name.hasSuffix("Storage") && TorchDTypeNames.storageClassDType[name] != nil
+        default: return false
+        }
     }
 }

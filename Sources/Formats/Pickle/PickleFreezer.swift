@@ -7,13 +7,16 @@ struct Freezer {
     let nodes: [Unpickler.Node]
     let offsets: [Int]
     let limits: PickleLimits
-    private var frozen: [Int: (value: PickleValue, size: Int)] = [:]
-    private var inProgress: Set<Int> = []
+    /// By node index (arrays: a node is looked up once per reference).
+    private var frozen: [(value: PickleValue, size: Int)?]
+    private var inProgress: [Bool]
 
     init(unpickler: Unpickler) {
         nodes = unpickler.nodes
         offsets = unpickler.nodeOffsets
         limits = unpickler.limits
+        frozen = Array(repeating: nil, count: nodes.count)
+        inProgress = Array(repeating: false, count: nodes.count)
     }
 
     mutating func freeze(_ root: Int) throws -> PickleValue {
@@ -26,10 +29,11 @@ struct Freezer {
         guard depth <= limits.maxNestingDepth else {
             throw PickleError.limitExceeded(what: "nesting depth of containers", limit: limits.maxNestingDepth, offset: offset)
         }
-        guard inProgress.insert(index).inserted else {
+        guard !inProgress[index] else {
             throw PickleError.malformed("an object contains itself (cyclic reference)", offset: offset)
         }
-        defer { inProgress.remove(index) }
+        inProgress[index] = true
+        defer { inProgress[index] = false }
 
         var size = 1
         func children(_ items: [Int]) throws -> [PickleValue] {

@@ -21,7 +21,11 @@ public struct Unpickler {
     var nodeOffsets: [Int] = []
     var stack: [Int] = []
     var marks: [Int] = []
-    var memo: [Int: Int] = [:]
+    /// The memo: index -> node. Pickles memoize 0, 1, 2, ... in order, so indices live in an array;
+    /// an index far beyond it (legal, rare) goes to `sparseMemo` rather than growing the array.
+    var memo: [Int] = []
+    var sparseMemo: [Int: Int] = [:]
+    var memoCount = 0
     /// Offset of the opcode being executed, for errors.
     var opOffset = 0
 
@@ -48,6 +52,8 @@ public struct Unpickler {
         stack.removeAll()
         marks.removeAll()
         memo.removeAll()
+        sparseMemo.removeAll()
+        memoCount = 0
         while true {
             opOffset = position
             let byte = try readByte()
@@ -99,7 +105,7 @@ public struct Unpickler {
         case .longBinPut:
             try memoize(at: Int(try readUInt32()))
         case .memoize:
-            try memoize(at: memo.count)
+            try memoize(at: memoCount)
         case .get:
             try pushMemo(try readDecimalLine())
         case .binGet:
@@ -272,16 +278,33 @@ public struct Unpickler {
         return items
     }
 
+    /// Gaps the dense memo may pad with empty slots before an index goes to `sparseMemo`.
+    static let memoGap = 1024
+
     private mutating func memoize(at index: Int) throws {
         guard index >= 0 else { throw PickleError.malformed("negative memo index", offset: opOffset) }
-        if memo[index] == nil, memo.count >= limits.maxMemoEntries {
-            throw PickleError.limitExceeded(what: "memo entries", limit: limits.maxMemoEntries, offset: opOffset)
+        let node = try top()
+        let isNew = index < memo.count ? memo[index] < 0 : sparseMemo[index] == nil
+        if isNew {
+            guard memoCount < limits.maxMemoEntries else {
+                throw PickleError.limitExceeded(what: "memo entries", limit: limits.maxMemoEntries, offset: opOffset)
+            }
+            memoCount += 1
         }
-        memo[index] = try top()
+        if index < memo.count {
+            memo[index] = node
+        } else if index - memo.count < Unpickler.memoGap && sparseMemo.isEmpty {
+            // Once an index went sparse the array stops growing, so no index is ever in both.
+            memo.append(contentsOf: repeatElement(-1, count: index - memo.count))
+            memo.append(node)
+        } else {
+            sparseMemo[index] = node
+        }
     }
 
     private mutating func pushMemo(_ index: Int) throws {
-        guard let node = memo[index] else { throw PickleError.malformed("memo entry \(index) was never stored", offset: opOffset) }
+        let node = index >= 0 && index < memo.count ? memo[index] : (sparseMemo[index] ?? -1)
+        guard node >= 0 else { throw PickleError.malformed("memo entry \(index) was never stored", offset: opOffset) }
         stack.append(node)
     }
 
@@ -466,9 +489,11 @@ extension Unpickler {
         case set(ListBox)
         case tuple([Int])
         case dict(DictBox)
-        case global(module: String, name: String)
-        case storage(PickleStorageRef)
-        case tensor(PickleTensor)
+        // Boxed (rare, and wide): inline they made every node ~160 bytes, and pushing nodes was a
+        // fifth of unpickling.
+        indirect case global(module: String, name: String)
+        indirect case storage(PickleStorageRef)
+        indirect case tensor(PickleTensor)
         case object(ObjectBox)
     }
 

@@ -1,5 +1,10 @@
 import CZip
 import TensorStore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// One member of a zip archive, as its central directory describes it (ZIP64 fields applied).
 public struct ZipEntry: Sendable, Equatable {
@@ -33,7 +38,7 @@ public final class ZipArchive {
 
     public init(file: MappedFile) throws {
         self.file = file
-        let entries = try withExtendedLifetime(file) { try ZipArchive.readDirectory(file.bytes, path: file.path) }
+        let entries = try withExtendedLifetime(file) { try ZipArchive.readDirectory(file.bytes, path: file.path, descriptor: file.descriptor) }
         var index: [String: Int] = [:]
         for (i, e) in entries.enumerated() {
             guard index[e.name] == nil else { throw ZipError.duplicateEntry(path: file.path, name: e.name) }
@@ -77,7 +82,8 @@ public final class ZipArchive {
     private static let centralSignature: UInt32 = 0x0201_4B50
     private static let localSignature: UInt32 = 0x0403_4B50
 
-    static func readDirectory(_ bytes: UnsafeRawBufferPointer, path: String) throws -> [ZipEntry] {
+    /// `descriptor`, when given, is the mapped file's: local headers are read from it (see below).
+    static func readDirectory(_ bytes: UnsafeRawBufferPointer, path: String, descriptor: Int32 = -1) throws -> [ZipEntry] {
         let size = bytes.count
         func u16(_ at: Int) -> Int { Int(bytes[at]) | Int(bytes[at + 1]) << 8 }
         func u32(_ at: Int) -> Int { u16(at) | u16(at + 2) << 16 }
@@ -125,6 +131,24 @@ public final class ZipArchive {
         // Each entry takes at least 46 bytes: a count the directory cannot hold is a lie.
         guard count <= cdSize / 46 else {
             throw ZipError.corrupt(path: path, detail: "\(count) entries claimed in a central directory of \(cdSize) bytes")
+        }
+
+        // Local headers lie one per member all over the file: reading them through the mapping
+        // faults in a page per member, which cost more than the rest of the directory walk. A
+        // pread of the header and name into this buffer touches no mapping.
+        let localBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 30 + 0xFFFF, alignment: 8)
+        defer { localBuffer.deallocate() }
+        func localHeader(at header: Int, nameLength: Int) -> UnsafeRawBufferPointer {
+            let wanted = Swift.min(30 + nameLength, size - header)
+            if descriptor >= 0 {
+                var done = 0
+                while done < wanted {
+                    let n = pread(descriptor, localBuffer.baseAddress! + done, wanted - done, off_t(header + done))
+                    if n > 0 { done += n } else if n < 0 && errno == EINTR { continue } else { break }
+                }
+                if done == wanted { return UnsafeRawBufferPointer(rebasing: localBuffer[0..<wanted]) }
+            }
+            return UnsafeRawBufferPointer(rebasing: bytes[header..<(header + wanted)])
         }
 
         var entries: [ZipEntry] = []
@@ -178,17 +202,20 @@ public final class ZipArchive {
             guard header <= size - 30 else {
                 throw ZipError.outOfBounds(path: path, entry: name, detail: "local header at byte \(header) runs past the end of the file (\(size) bytes)")
             }
-            guard u32(header) == localSignature else {
+            let local = localHeader(at: header, nameLength: nameLength)
+            func localU16(_ at: Int) -> Int { Int(local[at]) | Int(local[at + 1]) << 8 }
+            guard localU16(0) | localU16(2) << 16 == localSignature else {
                 throw ZipError.corrupt(path: path, detail: "no local header signature at byte \(header) for entry '\(name)'")
             }
-            let localName = u16(header + 26), localExtra = u16(header + 28)
+            let localName = localU16(26), localExtra = localU16(28)
             let dataOffset = header + 30 + localName + localExtra
             guard dataOffset <= size, compressedSize <= size - dataOffset else {
                 throw ZipError.outOfBounds(path: path, entry: name,
                                            detail: "data at bytes \(dataOffset)..<\(dataOffset + compressedSize) past the end of the file (\(size) bytes)")
             }
-            guard localName == nameLength,
-                  UnsafeRawBufferPointer(rebasing: bytes[(header + 30)..<(header + 30 + localName)]).elementsEqual(nameBytes) else {
+            // Here 30 + localName <= size - header, so `local` holds the whole name when the lengths agree.
+            guard localName == nameLength, local.count == 30 + nameLength,
+                  UnsafeRawBufferPointer(rebasing: local[30...]).elementsEqual(nameBytes) else {
                 throw ZipError.corrupt(path: path, detail: "local header at byte \(header) names a different entry than '\(name)'")
             }
             let uncompressedSize: Int
