@@ -48,7 +48,7 @@ public struct FeatureExtractor: Sendable {
                         guard processed.width == size.width, processed.height == size.height else {
                             throw EvaluationError.invalidArgument(what: "preprocessing", detail: "image \(first + i) came out \(processed.width)x\(processed.height)")
                         }
-                        try preprocess.write(processed, table: table, into: UnsafeMutableBufferPointer(start: slots.floats + i * plane, count: plane))
+                        try preprocess.writeNormalized(processed, table: table, into: UnsafeMutableBufferPointer(start: slots.floats + i * plane, count: plane))
                     } catch {
                         slots.errors[i] = error
                     }

@@ -84,7 +84,11 @@ public struct Preprocess: Hashable, Sendable {
     /// 3 × H × W floats for `outputSize(width:height:)`. For callers filling their own batch
     /// buffers (e.g. a reader decoding the next batch while the model runs).
     public func write(_ image: RGBImage, table: [Float], into out: UnsafeMutableBufferPointer<Float>) throws {
-        let processed = try geometry(image)
+        try writeNormalized(try geometry(image), table: table, into: out)
+    }
+
+    /// `write` for an image `geometry` has already resized and cropped: ToTensor and Normalize only.
+    public func writeNormalized(_ processed: RGBImage, table: [Float], into out: UnsafeMutableBufferPointer<Float>) throws {
         guard out.count >= 3 * processed.pixelCount, let base = out.baseAddress else {
             throw ImageError.invalidArgument(what: "output buffer", detail: "\(out.count) floats cannot hold 3x\(processed.height)x\(processed.width)")
         }

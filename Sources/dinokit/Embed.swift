@@ -1,0 +1,216 @@
+import ArgumentParser
+import DINOv2
+import Evaluation
+import Foundation
+import Images
+import Kernels
+import TensorStore
+
+extension EmbedOutputKind: ExpressibleByArgument {}
+
+struct Embed: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Features of image files as a float32 .npy, in file order (resumable).",
+        discussion: """
+        Inputs: image files as arguments, --dir (an ImageFolder tree: one subfolder per class, \
+        torchvision's order; --labels writes int64 labels and <labels>.classes.txt the class names) \
+        or --list (a text file, one path per line). Next to the output goes the file list (the files \
+        whose rows are in the output, same order: feats.npy -> feats.files.txt). Files that cannot be decoded are skipped with a \
+        warning (--strict: the run stops, naming the file).
+
+        Outputs: cls (N, D) = model(x); patch (N, h*w, D) = x_norm_patchtokens; cls+avgpool (N, 2D) \
+        and intermediate4 (N, 5D) = DINOv2's linear-eval inputs (create_linear_input: class tokens \
+        of the last 1 or 4 blocks, then the mean of the last block's patch tokens).
+
+        Presets: eval = Resize(size*256/224, bicubic, shorter side) -> CenterCrop(size) (DINOv2's \
+        evaluation transform at --size 224); resize = Resize((size, size), bicubic). Both then \
+        ToTensor and Normalize(--mean, --std; ImageNet's by default), exactly as torchvision on PIL.
+
+        Resuming: rows are written batch by batch to <out>.partial with a record in \
+        <out>.partial.json; run the same command again after an interruption and it continues. \
+        Other arguments (weights, output, preset, batch, files) start over.
+        """)
+
+    enum Preset: String, ExpressibleByArgument { case eval, resize }
+
+    @Option(help: "Model weights (any format DinoKit reads).")
+    var weights: String
+
+    @Argument(help: "Image files (JPEG, PNG).")
+    var files: [String] = []
+
+    @Option(help: "ImageFolder tree: one subfolder of images per class.")
+    var dir: String?
+
+    @Option(help: "Text file with one image path per line.")
+    var list: String?
+
+    @Option(help: "Output .npy (float32).")
+    var out: String
+
+    @Option(help: "With --dir: write the labels (int64 .npy) here, class names to <labels>.classes.txt.")
+    var labels: String?
+
+    @Option(help: "cls, patch, cls+avgpool or intermediate4.")
+    var output: EmbedOutputKind = .cls
+
+    @Option(help: "Preprocessing: eval (shorter side to size*256/224, centre crop size) or resize (size x size).")
+    var preset: Preset = .eval
+
+    @Option(help: "Model input side in pixels (a multiple of the patch size).")
+    var size: Int = 224
+
+    @Option(help: "Normalisation mean, three comma-separated values (default ImageNet's).")
+    var mean: String?
+
+    @Option(help: "Normalisation std, three comma-separated values (default ImageNet's).")
+    var std: String?
+
+    @Option(help: "Images per forward batch.")
+    var batch: Int = 32
+
+    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
+    var threads: Int?
+
+    @Option(name: .customLong("num-heads"), help: "Attention heads, when the width is not a multiple of 64 and the weights do not record it.")
+    var numHeads: Int?
+
+    @Flag(help: "Stop at the first file that cannot be read.")
+    var strict = false
+
+    @Flag(help: "No progress bar or notes (warnings still go to stderr).")
+    var quiet = false
+
+    @Flag(help: "Print a JSON summary.")
+    var json = false
+
+    struct Summary: Encodable {
+        var out: String
+        var shape: [Int]
+        var output: String
+        var preprocessing: String
+        var files: String
+        var labels: String?
+        var classes: [String]?
+        var skipped: [Embedder.Failure]
+        var resumedFrom: Int
+        /// The whole command.
+        var seconds: Double
+        /// Reading, decoding and the model over the files (weights loaded): what images/s is of.
+        var embedSeconds: Double
+        var imagesPerSecond: Double
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            let start = monotonicSeconds()
+            let sources = [files.isEmpty ? nil : "files", dir.map { _ in "--dir" }, list.map { _ in "--list" }].compactMap { $0 }
+            guard sources.count == 1 else {
+                throw ValidationError("give exactly one of: image files, --dir, --list (got \(sources.isEmpty ? "none" : sources.joined(separator: ", ")))")
+            }
+            guard labels == nil || dir != nil else { throw ValidationError("--labels needs --dir (labels come from class folders)") }
+            guard batch > 0 else { throw ValidationError("--batch must be positive") }
+            guard size > 0 else { throw ValidationError("--size must be positive") }
+
+            var paths = files, folderLabels: [Int]? = nil, classes: [String]? = nil
+            if let dir {
+                let folder = try ImageFolder(root: dir)
+                paths = folder.paths
+                folderLabels = folder.labels
+                classes = folder.classes
+            } else if let list {
+                paths = try readList(list)
+            }
+            guard !paths.isEmpty else { throw ValidationError("no image files to embed") }
+
+            var model = try Model(store: loadWeights(path: weights), numHeads: numHeads)
+            if let threads {
+                guard threads > 0 else { throw ValidationError("--threads must be positive") }
+                model.parallelism = Parallelism(threads: threads)
+            }
+            let meanValues = try parseTriple(mean, option: "--mean") ?? Preprocess.imageNetMean
+            let stdValues = try parseTriple(std, option: "--std") ?? Preprocess.imageNetStd
+            let preprocess: Preprocess
+            switch preset {
+            case .eval: preprocess = .eval(resize: (size * 256 + 112) / 224, crop: size, mean: meanValues, std: stdValues)
+            case .resize: preprocess = .resize(size, mean: meanValues, std: stdValues)
+            }
+            let embedder = Embedder(model: model, preprocess: preprocess, output: output, batchSize: batch,
+                                    decodeThreads: model.parallelism.threads)
+            let key = embedder.key(paths: paths, weightsID: weightsIdentity(weights))
+
+            let showBar = !quiet && ProgressBar.stderrIsTerminal
+            // Counts this run's files (so images/s is this run's rate after resuming).
+            var bar = ProgressBar(label: "embed", total: paths.count, enabled: showBar)
+            var resumedAt = 0
+            let quiet = self.quiet
+            func note(_ text: String, always: Bool = false) {
+                guard always || !quiet else { return }
+                if bar.enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                FileHandle.standardError.write(Data("dinokit: \(text)\n".utf8))
+            }
+            let loopStart = monotonicSeconds()
+            let result = try embedder.run(paths: paths, out: out, key: key, strict: strict) { event in
+                switch event {
+                case let .resuming(done, total):
+                    note("resuming \(out): \(done) of \(total) files already done")
+                    resumedAt = done
+                    bar = ProgressBar(label: "embed", total: total - done, enabled: showBar)
+                case let .startingOver(reason): note("starting over: \(reason)")
+                case let .skipped(f):
+                    note("warning: skipped " + (f.reason.hasPrefix(f.path) ? f.reason : "\(f.path): \(f.reason)"), always: true)
+                case let .progress(done): bar.update(done - resumedAt)
+                }
+            }
+            bar.finish()
+            let loopSeconds = monotonicSeconds() - loopStart
+
+            let folder = labels.flatMap { path in folderLabels.map { (path: path, values: $0, classes: classes ?? []) } }
+            let listPath = try Embedder.writeSidecars(result, paths: paths, out: out, labels: folder)
+            let seconds = monotonicSeconds() - start
+            let done = paths.count - result.resumedFrom
+            let summary = Summary(out: out, shape: [result.rows] + result.rowShape, output: output.rawValue,
+                                  preprocessing: preprocess.summary, files: listPath, labels: labels, classes: classes,
+                                  skipped: result.failures, resumedFrom: result.resumedFrom, seconds: seconds,
+                                  embedSeconds: loopSeconds, imagesPerSecond: loopSeconds > 0 ? Double(done) / loopSeconds : 0)
+            if json {
+                try printJSON(summary)
+            } else if !quiet {
+                print("\(model.config)")
+                print("preprocessing: \(preprocess.summary)")
+                print("wrote \(out) \(summary.shape) (\(output.rawValue)), file list \(listPath)"
+                      + (labels.map { ", labels \($0)" } ?? ""))
+                if !result.failures.isEmpty { print("skipped \(result.failures.count) unreadable file(s)") }
+                print(String(format: "%d images in %.2f s (%.1f images/s)%@", done, loopSeconds, summary.imagesPerSecond,
+                             result.resumedFrom > 0 ? " after resuming at \(result.resumedFrom)" : ""))
+            }
+        }
+    }
+}
+
+/// Non-empty lines of a path list (surrounding spaces trimmed).
+func readList(_ path: String) throws -> [String] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+        throw ValidationError("--list \(path): cannot read the file")
+    }
+    return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
+        .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+}
+
+/// "0.5,0.5,0.5" -> [0.5, 0.5, 0.5].
+func parseTriple(_ text: String?, option: String) throws -> [Double]? {
+    guard let text else { return nil }
+    let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+    guard values.count == 3, values.allSatisfy({ $0 != nil }) else {
+        throw ValidationError("\(option): give three comma-separated numbers, e.g. 0.485,0.456,0.406")
+    }
+    return values.compactMap { $0 }
+}
+
+/// Path, size and modification time: enough to notice other weights without hashing them.
+func weightsIdentity(_ path: String) -> String {
+    let attributes = try? FileManager.default.attributesOfItem(atPath: path)
+    let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
+    let date = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+    return "weights=\((path as NSString).standardizingPath) size=\(size) mtime=\(date)"
+}
