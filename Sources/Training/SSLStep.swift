@@ -70,14 +70,14 @@ public final class SSLTrainer {
     /// d total / d every student parameter after `forwardBackward` (before clipping).
     public let gradients: SSLModules
     public let optimizer: AdamW
-    public let groups: [[ParameterGroup]]
+    public var groups: [[ParameterGroup]]
     public var parallelism: Parallelism
     /// Drop path for the student's blocks (the teacher never has it); nil or rate 0: off, as in
     /// the debug states.
     public var stochasticDepth: StochasticDepth?
     /// Phase times of the last step.
     public private(set) var timings = StepTimings()
-    private var workspace: StepWorkspace?
+    var workspace: StepWorkspace?
     private let studentTensors: ModuleTensors, teacherTensors: ModuleTensors, gradientTensors: ModuleTensors
     private let studentBlocks: [ParameterBlock], teacherBlocks: [ParameterBlock], gradientBlocks: [ParameterBlock]
 

@@ -4,5 +4,5 @@ import ArgumentParser
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Continue DINOv2 self-supervised training, or fine-tune on labelled images.",
-        subcommands: [])
+        subcommands: [TrainSSL.self, TrainFinetune.self])
 }

@@ -28,7 +28,7 @@ public struct StepHyperparameters: Sendable, Equatable {
 /// counter advances for every tensor every step, also while a group's lr is 0.
 public final class AdamW {
     public let beta1: Double, beta2: Double, eps: Double
-    public private(set) var stepCount = 0
+    public internal(set) var stepCount = 0
     /// First and second moments, one pair of blocks per module.
     public let moments: [(m: ParameterBlock, v: ParameterBlock)]
 

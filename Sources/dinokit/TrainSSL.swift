@@ -1,0 +1,238 @@
+import ArgumentParser
+import DINOv2
+import Evaluation
+import Formats
+import Foundation
+import Images
+import Kernels
+import TensorStore
+import Training
+
+struct TrainSSL: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ssl",
+        abstract: "Continue DINOv2 self-supervised (DINO + iBOT + KoLeo) training on a folder of images.",
+        discussion: """
+        Starts from backbone weights (hub .pth, safetensors, HF folder or timm; DINO/iBOT heads are then \
+        built with the official init, the teacher a copy of the student) or from an official training \
+        checkpoint (heads, centres and teacher taken from it). One epoch is one pass over --data. The run \
+        folder gets config.json (every setting, resolved), metrics.jsonl (one line per step: loss terms, \
+        schedules, teacher entropy, centre statistics, knn at epoch ends), knn.json, loss.png, knn.png and \
+        checkpoints/ (atomic; every --checkpoint-every steps and at each epoch end). --resume RUN continues \
+        from RUN's latest checkpoint with the same numbers an uninterrupted run gives (same seed and \
+        --threads). Settings: defaults < --config file (JSON, snake_case keys as in config.json) < options.
+        """)
+
+    @Option(help: "Starting weights: a backbone (any layout) or an official training checkpoint.")
+    var weights: String?
+
+    @Option(help: "Folder of JPEG/PNG images (flat or one subfolder per class; searched recursively).")
+    var data: String
+
+    @Option(help: "Run folder to create.")
+    var out: String?
+
+    @Option(help: "Continue the run in this folder from its latest checkpoint.")
+    var resume: String?
+
+    @Option(help: "Run settings as JSON (keys as in a run's config.json).")
+    var config: String?
+
+    @Option(help: "Epochs (passes over the data; default 10).")
+    var epochs: Int?
+
+    @Option(help: "Images per step (default 16).")
+    var batch: Int?
+
+    @Option(help: "Learning rate after scaling (default base_lr 0.004 * sqrt(batch / 1024)).")
+    var lr: Double?
+
+    @Option(help: "Random seed: crops, masks, drop path, head init, k-NN split (default 0).")
+    var seed: UInt64?
+
+    @Option(help: "Local crops per image (default 8).")
+    var localCrops: Int?
+
+    @Option(help: "DINO head prototypes (default 4096; official 65536).")
+    var prototypes: Int?
+
+    @Option(help: "Backbone blocks to freeze (lr 0, weight decay 0), e.g. 0-7 or 0,1,4-5.")
+    var freezeBlocks: String?
+
+    @Option(help: "Steps at the start that train the heads only (backbone frozen).")
+    var headsWarmupSteps: Int?
+
+    @Option(help: "A checkpoint every N steps besides those at epoch ends.")
+    var checkpointEvery: Int?
+
+    @Option(help: "Labelled folder (one subfolder per class): k-NN top-1 of the teacher at the start and each epoch end.")
+    var knnData: String?
+
+    @Option(help: "Attention heads, for widths that are not a multiple of 64.")
+    var numHeads: Int?
+
+    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
+    var threads: Int?
+
+    @Option(help: "Stop after this many steps of the run (the run can be resumed).")
+    var stopAfter: Int?
+
+    @Flag(help: "No progress bar.")
+    var quiet = false
+
+    @Flag(help: "Print a JSON summary at the end.")
+    var json = false
+
+    struct Summary: Encodable {
+        var run: String
+        var steps: Int
+        var totalSteps: Int
+        var epochs: Int
+        var images: Int
+        var seconds: Double
+        var imagesPerSecond: Double
+        var firstLoss: Double?
+        var lastLoss: Double?
+        var knn: [SSLRun.KNNPoint]
+        var checkpoint: String?
+    }
+
+    func resolvedConfig() throws -> SSLRunConfig {
+        var c = SSLRunConfig()
+        if let config {
+            guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("cannot read --config \(config)") }
+            c = try SSLRunConfig.load(json: data, file: config)
+        }
+        if let epochs { c.epochs = epochs }
+        if let batch { c.batchSize = batch }
+        if let lr { c.lr = lr }
+        if let seed { c.seed = seed }
+        if let localCrops { c.localCropsNumber = localCrops }
+        if let prototypes {
+            c.headPrototypes = prototypes
+            c.ibotHeadPrototypes = prototypes
+        }
+        if let freezeBlocks { c.freezeBlocks = try SSLRunConfig.parseBlocks(freezeBlocks) }
+        if let headsWarmupSteps { c.headsWarmupSteps = headsWarmupSteps }
+        if let checkpointEvery { c.checkpointEvery = checkpointEvery }
+        try c.validate(file: config ?? "options")
+        return c
+    }
+
+    static func source(_ c: SSLRunConfig, data: String, patch: Int, parallelism: Parallelism) throws -> MultiCropSource {
+        var crops = MultiCropConfig()
+        crops.globalCropsSize = c.globalCropsSize
+        crops.globalCropsScale = c.globalCropsScale
+        crops.localCropsNumber = c.localCropsNumber
+        crops.localCropsSize = c.localCropsSize
+        crops.localCropsScale = c.localCropsScale
+        var masks = MaskConfig()
+        masks.ratioMin = c.maskRatioMinMax[0]
+        masks.ratioMax = c.maskRatioMinMax[1]
+        masks.sampleProbability = c.maskSampleProbability
+        return try MultiCropSource(images: try ImageList(scanning: data), config: crops, maskConfig: masks, patchSize: patch,
+                                   batchSize: c.batchSize, seed: c.seed, parallelism: parallelism)
+    }
+
+    func run() throws {
+        try runReportingErrors {
+            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+            let parallelism = threads.map { Parallelism(threads: $0) } ?? .fromEnvironment
+            let started = monotonicSeconds()
+            let run: SSLRun
+            if let resume {
+                let settings: [Any?] = [weights, config, out, epochs, batch, lr, seed, localCrops, prototypes, freezeBlocks,
+                                        headsWarmupSteps, checkpointEvery]
+                guard settings.allSatisfy({ $0 == nil }) else {
+                    throw ValidationError("--resume takes the weights and every setting from the run's checkpoint; give only --data (the same folder), --knn-data, --threads, --stop-after")
+                }
+                let (_, _, info) = try RunCheckpoint.read(path: try RunCheckpoint.path(run: resume))
+                let patch = try patchSize(runCheckpoint: resume)
+                run = try SSLRun(resuming: resume, source: try Self.source(info.config, data: data, patch: patch, parallelism: parallelism),
+                                 parallelism: parallelism)
+            } else {
+                guard let weights else { throw ValidationError("missing --weights (or --resume RUN)") }
+                guard let out else { throw ValidationError("missing --out (the run folder)") }
+                var c = try resolvedConfig()
+                let store = try Checkpoint.read(path: weights).store
+                let state = try SSLStart.trainingState(store)
+                let model: SSLModel
+                let source: MultiCropSource
+                if SSLStart.isTrainingState(state) {
+                    var teacher = TensorStore()
+                    for (n, t) in state.tensors where n.hasPrefix("teacher.backbone.") { try teacher.insert(t, named: String(n.dropFirst(17))) }
+                    let (backbone, _) = try SSLStart.backbone(store: teacher, file: weights, numHeads: numHeads)
+                    let dino = try SSLStart.headConfig(in: state, prefix: "student.dino_head.", inDim: backbone.embedDim, file: weights)
+                    c.headPrototypes = dino.outDim
+                    c.headHiddenDim = dino.hiddenDim
+                    c.headBottleneckDim = dino.bottleneckDim
+                    c.headLayers = dino.layers
+                    c.ibotSeparateHead = state["student.ibot_head.last_layer.weight_v"] != nil
+                    source = try Self.source(c, data: data, patch: backbone.patchSize, parallelism: parallelism)
+                    var ssl = SSLStart.sslConfig(run: c, backbone: backbone, totalSteps: c.epochs * source.stepsPerEpoch)
+                    if c.ibotSeparateHead {
+                        let ibot = try SSLStart.headConfig(in: state, prefix: "student.ibot_head.", inDim: backbone.embedDim, file: weights)
+                        ssl.ibotHead = ibot
+                        c.ibotHeadPrototypes = ibot.outDim
+                    }
+                    var clean = state
+                    clean.metadata = [:]
+                    model = try SSLModel(config: ssl, store: clean, file: weights)
+                } else {
+                    let (backbone, hub) = try SSLStart.backbone(store: store, file: weights, numHeads: numHeads)
+                    source = try Self.source(c, data: data, patch: backbone.patchSize, parallelism: parallelism)
+                    let ssl = SSLStart.sslConfig(run: c, backbone: backbone, totalSteps: c.epochs * source.stepsPerEpoch)
+                    model = try SSLStart.fromBackbone(hub: hub, config: ssl, seed: c.seed, file: weights)
+                }
+                run = try SSLRun(folder: out, config: c, source: source, model: model, parallelism: parallelism)
+            }
+            if let knnData {
+                // Evaluated at the training resolution (eval resize/crop ratio 256/224, as DINOv2's).
+                let g = run.config.globalCropsSize
+                run.knn = try KNNMonitor(folder: knnData, seed: run.config.seed,
+                                         preprocess: .eval(resize: Int((Double(g) * 256 / 224).rounded()), crop: g),
+                                         parallelism: parallelism)
+            }
+            let first = run.step, batchSize = run.config.batchSize
+            let bar = ProgressBar(label: "train ssl", total: run.totalSteps, enabled: !quiet && !json && ProgressBar.stderrIsTerminal)
+            var stepSeconds = 0.0
+            var firstLoss: Double?, lastLoss: Double?
+            run.onStep = { m in
+                stepSeconds += m.seconds
+                if firstLoss == nil { firstLoss = m.total }
+                lastLoss = m.total
+                bar.update(m.step + 1, detail: String(format: "epoch %d  loss %.4f  entropy %.3f  %.1f img/s", m.epoch + 1, m.total,
+                                                       m.teacherEntropy, Double(batchSize) / Swift.max(m.seconds, 1e-9)))
+            }
+            run.onEpochEnd = { m in
+                guard !json else { return }
+                let knn = m.knn.map { String(format: "  knn %.1f%%", 100 * $0) } ?? ""
+                bar.finish(nil, done: m.step + 1)
+                print(String(format: "epoch %d/%d  step %d  loss %.4f  teacher entropy %.3f%@", m.epoch + 1, run.config.epochs, m.step + 1,
+                             m.total, m.teacherEntropy, knn))
+            }
+            let limit = stopAfter.map { Swift.min(run.totalSteps, $0) }
+            try run.run(until: limit)
+            if run.step < run.totalSteps, run.step > first { try run.checkpoint() }
+            let steps = run.step - first
+            let summary = Summary(run: run.folder, steps: steps, totalSteps: run.totalSteps, epochs: run.config.epochs,
+                                  images: run.source.imageCount, seconds: monotonicSeconds() - started,
+                                  imagesPerSecond: stepSeconds > 0 ? Double(steps * batchSize) / stepSeconds : 0,
+                                  firstLoss: firstLoss, lastLoss: lastLoss, knn: run.readKNN(),
+                                  checkpoint: try? RunCheckpoint.path(run: run.folder))
+            if json {
+                try printJSON(summary)
+            } else {
+                print("\(run.folder): \(run.step)/\(run.totalSteps) steps, \(String(format: "%.1f", summary.imagesPerSecond)) images/s in the steps; checkpoint \(summary.checkpoint ?? "-")")
+            }
+        }
+    }
+
+    func patchSize(runCheckpoint run: String) throws -> Int {
+        let (state, _, _) = try RunCheckpoint.read(path: try RunCheckpoint.path(run: run))
+        guard let w = state["student.backbone.patch_embed.proj.weight"], w.shape.dims.count == 4 else {
+            throw ValidationError("\(run): checkpoint has no patch embedding")
+        }
+        return w.shape.dims[2]
+    }
+}
