@@ -4,7 +4,7 @@ import XCTest
 @testable import Training
 
 /// DinoKit's schedules against the official `CosineScheduler` / `build_schedulers` values
-/// (Fixtures/trainrun/schedules.json, made by Scripts/make-trainrun-fixtures).
+/// (Fixtures/trainrun/schedules.json, made by Scripts/fixtures/trainrun_schedules.py).
 final class SSLSchedulesTests: XCTestCase {
     struct Fixture: Decodable {
         struct Case: Decodable {
