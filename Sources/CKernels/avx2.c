@@ -67,6 +67,7 @@ const dk_ops dk_ops_avx2 = {
     .tile = dk256_tile,
     .layernorm = dk256_layernorm,
     .gelu = dk256_gelu,
+    .gelu_backward = dk256_gelu_backward,
     .silu = dk256_silu,
     .swiglu = dk256_swiglu,
     .softmax = dk256_softmax,

@@ -53,6 +53,7 @@ const dk_ops dk_ops_avx512 = {
     .tile = dk512_tile,
     .layernorm = dk512_layernorm,
     .gelu = dk512_gelu,
+    .gelu_backward = dk512_gelu_backward,
     .silu = dk512_silu,
     .swiglu = dk512_swiglu,
     .softmax = dk512_softmax,

@@ -82,6 +82,10 @@ void dk_gelu(float *y, const float *x, long n) {
     if (n > 0) dk_current_ops()->gelu(y, x, n);
 }
 
+void dk_gelu_backward(float *dx, const float *dy, const float *x, long n) {
+    if (n > 0) dk_current_ops()->gelu_backward(dx, dy, x, n);
+}
+
 void dk_silu(float *y, const float *x, long n) {
     if (n > 0) dk_current_ops()->silu(y, x, n);
 }

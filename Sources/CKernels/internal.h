@@ -20,6 +20,7 @@ typedef struct {
     void (*layernorm)(int rows, int cols, const float *x, long ldx, float *y, long ldy, const float *w,
                       const float *b, float eps, float *mean, float *rstd);
     void (*gelu)(float *y, const float *x, long n);
+    void (*gelu_backward)(float *dx, const float *dy, const float *x, long n);
     void (*silu)(float *y, const float *x, long n);
     void (*swiglu)(float *y, const float *u, int rows, int hidden);
     void (*softmax)(float *x, int rows, int cols, long ld);

@@ -83,6 +83,15 @@ static void scalar_gelu(float *y, const float *x, long n) {
     }
 }
 
+static void scalar_gelu_backward(float *dx, const float *dy, const float *x, long n) {
+    for (long i = 0; i < n; i++) {
+        float v = x[i];
+        float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
+        float pdf = expf(v * v * -0.5f) * 0.39894228040143268f;
+        dx[i] = dy[i] * (cdf + v * pdf);
+    }
+}
+
 static inline float scalar_silu_one(float v) { return v / (1.0f + expf(-v)); }
 
 static void scalar_silu(float *y, const float *x, long n) {
@@ -130,6 +139,7 @@ const dk_ops dk_ops_scalar = {
     .tile = scalar_tile,
     .layernorm = scalar_layernorm,
     .gelu = scalar_gelu,
+    .gelu_backward = scalar_gelu_backward,
     .silu = scalar_silu,
     .swiglu = scalar_swiglu,
     .softmax = scalar_softmax,

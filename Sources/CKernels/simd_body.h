@@ -30,8 +30,7 @@ static inline __attribute__((always_inline)) ATTR vf FN(exp)(vf x) {
 // with erfc(z) = t · exp(−z² + P(t)), t = 1 / (1 + z/2): the Chebyshev fit of Numerical Recipes'
 // erfcc, relative error below 1.2e-7 for every z ≥ 0, so 1 + erf is as good as PyTorch's own
 // (which also rounds erf before adding 1).
-static inline __attribute__((always_inline)) ATTR vf FN(gelu_v)(vf x) {
-    vf u = V_MUL(x, V_SET1(0.70710678118654752f));
+static inline __attribute__((always_inline)) ATTR vf FN(erf_v)(vf u) {
     vf z = V_ABS(u);
     vf t = V_RECIP(V_FMA(z, V_SET1(0.5f), V_SET1(1.0f)));
     vf p = V_SET1(0.17087277f);
@@ -45,8 +44,20 @@ static inline __attribute__((always_inline)) ATTR vf FN(gelu_v)(vf x) {
     p = V_FMA(p, t, V_SET1(1.00002368f));
     p = V_FMA(p, t, V_SET1(-1.26551223f));
     vf erfc = V_MUL(t, FN(exp)(V_SUB(p, V_MUL(z, z))));
-    vf erf = V_COPYSIGN(V_SUB(V_SET1(1.0f), erfc), u);
+    return V_COPYSIGN(V_SUB(V_SET1(1.0f), erfc), u);
+}
+
+static inline __attribute__((always_inline)) ATTR vf FN(gelu_v)(vf x) {
+    vf erf = FN(erf_v)(V_MUL(x, V_SET1(0.70710678118654752f)));
     return V_MUL(V_MUL(x, V_SET1(0.5f)), V_ADD(V_SET1(1.0f), erf));
+}
+
+// GELU's derivative times the incoming gradient, as PyTorch's gelu_backward writes it:
+// dy · (Φ(x) + x · φ(x)), Φ(x) = 0.5 · (1 + erf(x/√2)), φ(x) = exp(−x²/2) / √(2π).
+static inline __attribute__((always_inline)) ATTR vf FN(gelu_grad_v)(vf dy, vf x) {
+    vf cdf = V_MUL(V_SET1(0.5f), V_ADD(V_SET1(1.0f), FN(erf_v)(V_MUL(x, V_SET1(0.70710678118654752f)))));
+    vf pdf = V_MUL(FN(exp)(V_MUL(V_MUL(V_SET1(-0.5f), x), x)), V_SET1(0.39894228040143268f));
+    return V_MUL(dy, V_FMA(x, pdf, cdf));
 }
 
 static inline __attribute__((always_inline)) ATTR vf FN(silu_v)(vf x) {
@@ -57,6 +68,15 @@ static ATTR void FN(gelu)(float *y, const float *x, long n) {
     long i = 0;
     for (; i + VL <= n; i += VL) V_STORE(y + i, FN(gelu_v)(V_LOAD(x + i)));
     if (i < n) V_STOREN(y + i, FN(gelu_v)(V_LOADN(x + i, (int)(n - i))), (int)(n - i));
+}
+
+static ATTR void FN(gelu_backward)(float *dx, const float *dy, const float *x, long n) {
+    long i = 0;
+    for (; i + VL <= n; i += VL) V_STORE(dx + i, FN(gelu_grad_v)(V_LOAD(dy + i), V_LOAD(x + i)));
+    if (i < n) {
+        const int r = (int)(n - i);
+        V_STOREN(dx + i, FN(gelu_grad_v)(V_LOADN(dy + i, r), V_LOADN(x + i, r)), r);
+    }
 }
 
 static ATTR void FN(silu)(float *y, const float *x, long n) {

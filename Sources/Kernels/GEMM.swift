@@ -15,27 +15,21 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 
 /// `nn.Linear`: out[r, o] = Σ_i inp[r, i] · weight[o, i] + bias[o], weight stored (out, in) as
 /// PyTorch stores it. Like `torch.addmm(bias, x, W.t())` (what `F.linear` runs for 2-D and
-/// contiguous 3-D inputs), the bias is put in the output first and the GEMM accumulates onto it.
-/// `rows` is batch × tokens: one GEMM for the whole batch, split into row blocks across
-/// DinoKit's threads with single-threaded BLAS in each (see `linearRowBlocks`).
+/// contiguous 3-D inputs), each sum starts from the bias and accumulates the products onto it.
+/// `rows` is batch × tokens: one GEMM for the whole batch on DinoKit's own kernels (`gemm`), which
+/// packs the weight once per call — for weights that change every step (training) or are used
+/// once; a model that reuses its weights packs them at load (`PackedLinearWeights`).
 public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>,
                           weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                           rows: Int, inFeatures: Int, outFeatures: Int, parallelism: Parallelism) {
     guard rows > 0, outFeatures > 0 else { return }
-    let blocks = linearRowBlocks(rows: rows, inFeatures: inFeatures, outFeatures: outFeatures, parallelism: parallelism)
-    parallelFor(rows, Parallelism(threads: blocks)) { range in
-        let o = out + range.lowerBound * outFeatures
-        if let bias {
-            for r in 0..<range.count { (o + r * outFeatures).update(from: bias, count: outFeatures) }
-        }
-        sgemm(transB: true, m: range.count, n: outFeatures, k: inFeatures, a: inp + range.lowerBound * inFeatures,
-              lda: inFeatures, b: weight, ldb: inFeatures, beta: bias == nil ? 0 : 1, c: o, ldc: outFeatures)
-    }
+    gemm(transB: true, m: rows, n: outFeatures, k: inFeatures, a: inp, lda: inFeatures, b: weight, ldb: inFeatures,
+         c: out, ldc: outFeatures, bias: bias, parallelism: parallelism)
 }
 
-/// How many row blocks to split a GEMM into. DinoKit runs OpenBLAS single-threaded and
-/// parallelises GEMMs itself by rows: OpenBLAS's own pool spins (sched_yield) after each call and
-/// would steal the cores from DinoKit's loops in between, and one owner of all threads cannot
+/// How many row blocks to split an OpenBLAS GEMM into (for callers that still run `sgemm` inside
+/// `parallelFor`). DinoKit runs OpenBLAS single-threaded and parallelises GEMMs itself by rows:
+/// OpenBLAS's own pool spins (sched_yield) after each call and would steal the cores from DinoKit's loops in between, and one owner of all threads cannot
 /// oversubscribe. Blocks stay at least 32 rows so each call keeps BLAS's packing efficient.
 public func linearRowBlocks(rows: Int, inFeatures: Int, outFeatures: Int, parallelism: Parallelism) -> Int {
     let work = rows * inFeatures * outFeatures

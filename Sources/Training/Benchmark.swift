@@ -42,15 +42,17 @@ public enum SSLBenchmark {
         /// Parameters, gradients, AdamW moments and the teacher.
         public var parameterMB: Double
         public var precision = "fp32"
-        /// OpenBLAS's kernel family (the backward's GEMMs run through it).
+        /// OpenBLAS's kernel family, for the record: the step's GEMMs no longer run through it.
         public var blasCore = BLASInfo.coreName
+        /// The instruction set of DinoKit's own kernels, which run every GEMM of the step.
+        public var kernelPath = KernelDispatch.active.rawValue
 
         enum CodingKeys: String, CodingKey {
             case msPerStepMedian = "ms_per_step_median", msPerStep = "ms_per_step", phasesMsMedian = "phases_ms_median"
             case cpuMsPerStepMedian = "cpu_ms_per_step_median"
             case threads, batch, globalCrops = "global_crops", localCrops = "local_crops", prototypes
             case maskedPatches = "masked_patches", studentParams = "student_params", workspaceMB = "workspace_mb"
-            case parameterMB = "parameter_mb", precision, blasCore = "blas_core"
+            case parameterMB = "parameter_mb", precision, blasCore = "blas_core", kernelPath = "kernel_path"
         }
     }
 

@@ -120,7 +120,7 @@ struct TrainStep: ParsableCommand {
             return
         }
         let r = result
-        print("\(r.batch) images (2x\(input.globalSize) + \(r.localCrops) crops each), K \(r.prototypes), \(r.maskedPatches) masked patches, \(r.threads) threads, OpenBLAS \(r.blasCore)")
+        print("\(r.batch) images (2x\(input.globalSize) + \(r.localCrops) crops each), K \(r.prototypes), \(r.maskedPatches) masked patches, \(r.threads) threads, \(r.kernelPath) kernels")
         print(renderTable(["phase", "ms (median)"], r.phasesMsMedian.sorted { $0.key < $1.key }.map { [$0.key, String(format: "%.1f", $0.value)] },
                           rightAligned: [1]))
         print("step: \(String(format: "%.1f", r.msPerStepMedian)) ms (median of \(r.msPerStep.count)), CPU \(String(format: "%.1f", r.cpuMsPerStepMedian)) ms; activations and scratch \(String(format: "%.1f", r.workspaceMB)) MB, parameters/gradients/moments/teacher \(String(format: "%.1f", r.parameterMB)) MB, peak RSS \(String(format: "%.1f", peak)) MB")

@@ -72,6 +72,16 @@ void dk_gemm_packed(int m, int n, int k, const float *a, long lda, const float *
 void dk_gemm(int m, int n, int k, const float *a, long lda, const float *b, long ldb, long panel_stride,
              float *c, long ldc, const dk_epilogue *e);
 
+/// The general GEMM: C (m × n) = alpha · op(A) · op(B) (+ bias, one value per column, when not
+/// accumulating), or C += alpha · op(A) · op(B) with `accumulate`. op(A) is m × k: A row-major
+/// with row stride lda, or with `trans_a` A stored k × m (op(A) = Aᵀ). op(B) is k × n: B
+/// row-major k × n (row stride ldb), or with `trans_b` stored n × k (op(B) = Bᵀ, as `nn.Linear`
+/// weights are). Runs on up to `threads` threads of DinoKit's pool (inline when called from
+/// inside a parallel loop); packing buffers are kept per thread. Each element of C is computed
+/// the same way whatever the thread count, so results do not depend on it.
+void dk_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, long lda, const float *b,
+              long ldb, int accumulate, float *c, long ldc, const float *bias, int threads);
+
 /// LayerNorm over each of `rows` rows of `cols` (biased variance): y = (x − mean)·rstd·w + b.
 /// mean/rstd (length rows) may be NULL.
 void dk_layernorm(int rows, int cols, const float *x, long ldx, float *y, long ldy, const float *w,
@@ -79,6 +89,9 @@ void dk_layernorm(int rows, int cols, const float *x, long ldx, float *y, long l
 
 /// Exact GELU, 0.5·x·(1 + erf(x/√2)), elementwise (y may equal x).
 void dk_gelu(float *y, const float *x, long n);
+/// GELU's backward: dx = dy · (Φ(x) + x·φ(x)) elementwise, PyTorch's gelu_backward
+/// (approximate='none'); dx may equal dy.
+void dk_gelu_backward(float *dx, const float *dy, const float *x, long n);
 /// SiLU x / (1 + exp(−x)), elementwise.
 void dk_silu(float *y, const float *x, long n);
 /// SwiGLU gate: y[r, i] = silu(u[r, i]) · u[r, hidden + i]; u is rows × 2·hidden.

@@ -29,16 +29,16 @@ public func attentionBackward(dqkv: UnsafeMutablePointer<Float>, dout: UnsafePoi
             let q = qkv + base, k = qkv + base + dim, v = qkv + base + 2 * dim
             let dq = dqkv + base, dk = dqkv + base + dim, dv = dqkv + base + 2 * dim
             let dO = dout + b * n * dim + h * headDim
-            sgemm(transA: true, m: n, n: headDim, k: n, a: p, lda: n, b: dO, ldb: dim, c: dv, ldc: ld)
-            sgemm(transB: true, m: n, n: n, k: headDim, a: dO, lda: dim, b: v, ldb: ld, c: ds, ldc: n)
+            gemm(transA: true, m: n, n: headDim, k: n, a: p, lda: n, b: dO, ldb: dim, c: dv, ldc: ld)
+            gemm(transB: true, m: n, n: n, k: headDim, a: dO, lda: dim, b: v, ldb: ld, c: ds, ldc: n)
             for i in 0..<n {
                 let pr = p + i * n, dr = ds + i * n
                 var dot: Float = 0
                 for j in 0..<n { dot += pr[j] * dr[j] }
                 for j in 0..<n { dr[j] = pr[j] * (dr[j] - dot) }
             }
-            sgemm(m: n, n: headDim, k: n, alpha: scale, a: ds, lda: n, b: k, ldb: ld, c: dq, ldc: ld)
-            sgemm(transA: true, m: n, n: headDim, k: n, alpha: scale, a: ds, lda: n, b: q, ldb: ld, c: dk, ldc: ld)
+            gemm(m: n, n: headDim, k: n, alpha: scale, a: ds, lda: n, b: k, ldb: ld, c: dq, ldc: ld)
+            gemm(transA: true, m: n, n: headDim, k: n, alpha: scale, a: ds, lda: n, b: q, ldb: ld, c: dk, ldc: ld)
         }
     }
 }

@@ -15,23 +15,18 @@ public func linearBackward(dinp: UnsafeMutablePointer<Float>?, dweight: UnsafeMu
                            weight: UnsafePointer<Float>, rows: Int, inFeatures: Int, outFeatures: Int,
                            accumulateInput: Bool = false, parallelism: Parallelism) {
     guard rows > 0, inFeatures > 0, outFeatures > 0 else { return }
-    let work = rows * inFeatures * outFeatures
+    // Both products run on DinoKit's GEMM, threads splitting rows of the result (dX's rows,
+    // dW's output features), so neither needs a reduction between threads.
     if let dinp {
-        // Row blocks: each owns its rows of dinp.
-        let p = pieces(rows, work: work, minimum: 32, parallelism)
-        parallelForDynamic(rows, grain: p.threads > 1 ? Swift.max(32, rows / (4 * p.threads)) : rows, p) { r in
-            sgemm(m: r.count, n: inFeatures, k: outFeatures, a: dout + r.lowerBound * outFeatures, lda: outFeatures,
-                  b: weight, ldb: inFeatures, beta: accumulateInput ? 1 : 0,
-                  c: dinp + r.lowerBound * inFeatures, ldc: inFeatures)
-        }
+        gemm(m: rows, n: inFeatures, k: outFeatures, a: dout, lda: outFeatures, b: weight, ldb: inFeatures,
+             accumulate: accumulateInput, c: dinp, ldc: inFeatures, parallelism: parallelism)
     }
-    // Output-feature blocks: each owns its rows of dweight and entries of dbias, so the sum over
-    // the batch needs no reduction between threads.
-    let p = pieces(outFeatures, work: work, minimum: 8, parallelism)
-    parallelForDynamic(outFeatures, grain: p.threads > 1 ? Swift.max(8, outFeatures / (4 * p.threads)) : outFeatures, p) { o in
-        sgemm(transA: true, m: o.count, n: inFeatures, k: rows, a: dout + o.lowerBound, lda: outFeatures,
-              b: inp, ldb: inFeatures, beta: 1, c: dweight + o.lowerBound * inFeatures, ldc: inFeatures)
-        if let dbias {
+    gemm(transA: true, m: outFeatures, n: inFeatures, k: rows, a: dout, lda: outFeatures, b: inp, ldb: inFeatures,
+         accumulate: true, c: dweight, ldc: inFeatures, parallelism: parallelism)
+    if let dbias {
+        // Column sums: each piece owns a range of features and walks the rows in order.
+        let p = pieces(outFeatures, work: rows * outFeatures, minimum: 64, parallelism)
+        parallelFor(outFeatures, p) { o in
             for r in 0..<rows {
                 let g = dout + r * outFeatures
                 for j in o { dbias[j] += g[j] }
