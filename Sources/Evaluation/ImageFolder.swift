@@ -98,14 +98,14 @@ public struct ImageFolder: LabeledImages {
         return files
     }
 
-    static func isDirectory(_ path: String) -> Bool {
+    public static func isDirectory(_ path: String) -> Bool {
         var isDir: ObjCBool = false
         return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
     }
 
     /// Python's `str` ordering: lexicographic by Unicode code point (Swift's `<` on String
     /// compares canonical equivalents and is not the same for every input).
-    static func pythonOrder(_ a: String, _ b: String) -> Bool {
+    public static func pythonOrder(_ a: String, _ b: String) -> Bool {
         a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars) { $0.value < $1.value }
     }
 }

@@ -8,7 +8,13 @@ import TensorStore
 /// would reject anything else).
 enum TorchCheckpointWriter {
     static func write(_ store: TensorStore, to path: String) throws {
-        let pickle = try Pickler.pickle(stateDict(store))
+        try write(root: stateDict(store), storages: store, to: path)
+    }
+
+    /// Writes `root` as data.pkl and the tensors of `store` as its storages, in order: `root`
+    /// holds the state dict `stateDict(store)` makes, alone or inside a container.
+    static func write(root: PickleValue, storages store: TensorStore, to path: String) throws {
+        let pickle = try Pickler.pickle(root)
         let root = rootFolder(for: path)
         try AtomicFileWriter.write(to: path) { output in
             var zip = ZipWriter(output: output, alignment: 64)

@@ -1,3 +1,4 @@
+import Evaluation
 import Foundation
 import Images
 
@@ -39,7 +40,7 @@ public struct ImageList: Sendable, Equatable {
     /// Scans `folder` as described on the type.
     public init(scanning folder: String) throws {
         let base = folder.count > 1 && folder.hasSuffix("/") ? String(folder.dropLast()) : folder
-        guard ImageList.isDirectory(base) else {
+        guard ImageFolder.isDirectory(base) else {
             throw SSLDataError.folder(path: base, detail: "not a folder; --data takes a folder of JPEG/PNG images (flat, or one subfolder per class)")
         }
         var directories: [String] = []
@@ -50,20 +51,20 @@ public struct ImageList: Sendable, Equatable {
             guard depth < 64, visited.insert(real).inserted else { return }
             directories.append(dir)
             let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-            for name in names where !name.hasPrefix(".") && ImageList.isDirectory(dir + "/" + name) {
+            for name in names where !name.hasPrefix(".") && ImageFolder.isDirectory(dir + "/" + name) {
                 collect(dir + "/" + name, depth: depth + 1)
             }
         }
         collect(base, depth: 0)
-        directories.sort(by: ImageList.pythonOrder)
+        directories.sort(by: ImageFolder.pythonOrder)
         var paths: [String] = [], problems: [Problem] = []
         for dir in directories {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
             let images = names.filter { name in
                 let lower = name.lowercased()
-                return !name.hasPrefix(".") && ImageList.extensions.contains { lower.hasSuffix($0) } && !ImageList.isDirectory(dir + "/" + name)
+                return !name.hasPrefix(".") && ImageList.extensions.contains { lower.hasSuffix($0) } && !ImageFolder.isDirectory(dir + "/" + name)
             }
-            for name in images.sorted(by: ImageList.pythonOrder) {
+            for name in images.sorted(by: ImageFolder.pythonOrder) {
                 let path = dir + "/" + name
                 if let reason = ImageList.headerProblem(path) {
                     problems.append(Problem(path: path, reason: reason))
@@ -95,14 +96,5 @@ public struct ImageList: Sendable, Equatable {
             return "not a JPEG or PNG file (starts with \(head.map { String(format: "%02x", $0) }.joined(separator: " ")))"
         }
         return nil
-    }
-
-    static func isDirectory(_ path: String) -> Bool {
-        var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
-    }
-
-    static func pythonOrder(_ a: String, _ b: String) -> Bool {
-        a.unicodeScalars.lexicographicallyPrecedes(b.unicodeScalars) { $0.value < $1.value }
     }
 }
