@@ -10,14 +10,20 @@ import TensorStore
 /// `dinokit embed`'s engine: features of many image files into one float32 `.npy`, (N, …) in
 /// input order (files that fail to decode are skipped and reported, or fatal with `strict`).
 ///
-/// Resumable. Rows are appended batch by batch to `<out>.partial` (raw float32, fsync'd), and
-/// after each batch `<out>.partial.json` — the run's settings key, the inputs consumed, the byte
-/// length of the rows that belong to them and the skipped inputs — is replaced atomically.
+/// Resumable. Rows are appended batch by batch to `<out>.partial` (raw float32), and every
+/// `recordInterval` seconds (and when a run stops early) the rows are fsync'd and
+/// `<out>.partial.json` — the run's settings key, the inputs consumed, the byte length of the rows
+/// that belong to them and the skipped inputs — is replaced atomically. A record per batch would
+/// cost two or three fsyncs per batch, several per cent of a run; an interrupted run redoes at
+/// most `recordInterval` seconds of work.
 /// The record is written only after the rows it counts are on disk, so after a crash the partial
 /// file holds at least what the record says (extra bytes from a batch whose record never landed
 /// are cut off). A run with the same key continues where the record ends; another key starts
 /// over. At the end the `.npy` is written atomically from the partial file and both are removed.
 public struct Embedder {
+    /// Seconds between progress records.
+    public static let recordInterval = 2.0
+
     public var model: Model
     public var preprocess: Preprocess
     public var output: EmbedOutputKind
@@ -133,8 +139,15 @@ public struct Embedder {
         let workspace = Workspace()
         var kept = state.kept
         var batches = 0
+        var lastRecord = ProcessInfo.processInfo.systemUptime
+        func saveProgress() throws {
+            try sink.sync()
+            try Embedder.writeProgress(state, to: record)
+            lastRecord = ProcessInfo.processInfo.systemUptime
+        }
         while let batch = try reader.next() {
             if let stop = stopAfterBatches, batches >= stop {
+                try saveProgress()
                 return Run(completed: false, rowShape: rowShape, rows: state.rows, keptIndices: kept,
                            failures: state.failures, resumedFrom: resumedFrom)
             }
@@ -158,12 +171,11 @@ public struct Embedder {
                 }
                 try sink.append(rows)
             }
-            try sink.sync()
             state.inputsDone = batch.start + batch.count
             state.rows += batch.keptIndices.count
             state.bytes = state.rows * rowBytes
             kept += batch.keptIndices
-            try Embedder.writeProgress(state, to: record)
+            if ProcessInfo.processInfo.systemUptime - lastRecord >= Embedder.recordInterval { try saveProgress() }
             batches += 1
             events(.progress(inputsDone: state.inputsDone))
         }
