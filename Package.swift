@@ -18,6 +18,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // System libraries from Debian (see README for the apt-get line).
@@ -39,7 +40,8 @@ let package = Package(
         .target(name: "Images", dependencies: ["TensorStore", "CImageCodecs"]),
         .target(name: "DINOv2", dependencies: ["Kernels", "Formats", "TensorStore"]),
         .target(name: "ONNXExport", dependencies: ["DINOv2", "Formats", "Kernels", "TensorStore", "ONNXProto"]),
-        .target(name: "Training", dependencies: ["DINOv2", "Evaluation", "Images", "Formats", "Kernels", "TensorStore"]),
+        .target(name: "Training", dependencies: ["DINOv2", "Evaluation", "Images", "Formats", "Kernels", "TensorStore",
+                                               .product(name: "Yams", package: "Yams")]),
         .target(name: "Evaluation", dependencies: ["DINOv2", "Images", "Formats", "Kernels", "TensorStore"]),
         .executableTarget(name: "dinokit", dependencies: [
             "DINOv2", "Formats", "TensorStore", "Kernels", "Images", "ONNXExport", "Evaluation", "Training",

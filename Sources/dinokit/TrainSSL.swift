@@ -20,7 +20,7 @@ struct TrainSSL: ParsableCommand {
         schedules, teacher entropy, centre statistics, knn at epoch ends), knn.json, loss.png, knn.png and \
         checkpoints/ (atomic; every --checkpoint-every steps and at each epoch end). --resume RUN continues \
         from RUN's latest checkpoint with the same numbers an uninterrupted run gives (same seed and \
-        --threads). Settings: defaults < --config file (JSON, snake_case keys as in config.json) < options.
+        --threads). Settings: defaults < --config file (JSON or YAML, snake_case keys as in config.json) < options.
         """)
 
     @Option(help: "Starting weights: a backbone (any layout) or an official training checkpoint.")
@@ -35,7 +35,7 @@ struct TrainSSL: ParsableCommand {
     @Option(help: "Continue the run in this folder from its latest checkpoint.")
     var resume: String?
 
-    @Option(help: "Run settings as JSON (keys as in a run's config.json).")
+    @Option(help: "Run settings as JSON or YAML (.yaml/.yml; keys as in a run's config.json).")
     var config: String?
 
     @Option(help: "Epochs (passes over the data; default 10).")
@@ -100,8 +100,7 @@ struct TrainSSL: ParsableCommand {
     func resolvedConfig() throws -> SSLRunConfig {
         var c = SSLRunConfig()
         if let config {
-            guard let data = FileManager.default.contents(atPath: config) else { throw ValidationError("cannot read --config \(config)") }
-            c = try SSLRunConfig.load(json: data, file: config)
+            c = try SSLRunConfig.load(file: config)
         }
         if let epochs { c.epochs = epochs }
         if let batch { c.batchSize = batch }
