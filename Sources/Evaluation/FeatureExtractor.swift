@@ -5,18 +5,23 @@ import Kernels
 import TensorStore
 
 /// Runs a DINOv2 model over a labelled image set: each image is decoded and preprocessed
-/// (several at a time), batches go through the backbone, and the normed class token — the
-/// official `model(x)` — is kept: an (N, D) float32 matrix in dataset order.
+/// (several at a time), batches go through the backbone, and one row of `output` features per
+/// image is kept (by default the normed class token, the official `model(x)`): an (N, F) float32
+/// matrix in dataset order.
 public struct FeatureExtractor: Sendable {
     public var model: Model
     public var preprocess: Preprocess
     public var batchSize: Int
     /// Threads decoding and preprocessing images (the model uses its own `parallelism`).
     public var decodeThreads: Int
+    /// Which features make a row (`cls`, `cls+avgpool`, ... as `dinokit embed` writes them).
+    public var output: EmbedOutputKind
 
-    public init(model: Model, preprocess: Preprocess, batchSize: Int = 64, decodeThreads: Int? = nil) {
+    public init(model: Model, preprocess: Preprocess, batchSize: Int = 64, decodeThreads: Int? = nil,
+                output: EmbedOutputKind = .cls) {
         self.model = model
         self.preprocess = preprocess
+        self.output = output
         self.batchSize = Swift.max(1, batchSize)
         self.decodeThreads = Swift.max(1, decodeThreads ?? model.parallelism.threads)
     }
@@ -28,7 +33,9 @@ public struct FeatureExtractor: Sendable {
         }
         let table = try preprocess.normalizationTable()
         let plane = 3 * size.height * size.width
-        let n = images.count, d = model.config.embedDim
+        let p = model.config.patchSize
+        let n = images.count
+        let d = output.rowShape(embedDim: model.config.embedDim, patches: (size.height / p) * (size.width / p)).reduce(1, *)
         var out = [Float]()
         out.reserveCapacity(n * d)
         let workspace = Workspace()
@@ -64,8 +71,7 @@ public struct FeatureExtractor: Sendable {
                 if let error = errors.compactMap({ $0 }).first { throw error }
             }
             let x = try Tensor(storage: storage, dtype: .f32, shape: [count, 3, size.height, size.width])
-            let cls = try model(x, workspace: workspace)
-            out += cls.floats()
+            out += try output.features(model, x, workspace: workspace)
             start += count
             progress?(start)
         }

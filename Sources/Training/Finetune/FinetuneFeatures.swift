@@ -1,5 +1,4 @@
 import DINOv2
-import Dispatch
 import Evaluation
 import Images
 import Kernels
@@ -48,9 +47,8 @@ public enum FinetuneFeatureKind: String, Sendable, Codable, CaseIterable {
     }
 }
 
-/// Frozen-backbone features for linear fine-tuning: images decoded and preprocessed on several
-/// threads, batches through the evaluation model's `forward_features` (Evaluation's
-/// FeatureExtractor keeps only the class token, so the patch mean needs this pass).
+/// Frozen-backbone features for linear fine-tuning: Evaluation's FeatureExtractor with the
+/// linear-eval output the head is trained on (cls, or cls + mean patch token).
 public struct FinetuneFeatureExtractor: Sendable {
     public var model: Model
     public var preprocess: Preprocess
@@ -68,67 +66,8 @@ public struct FinetuneFeatureExtractor: Sendable {
 
     /// (images.count, width) row-major; `progress` gets the number done after each batch.
     public func extract(_ images: any LabeledImages, progress: ((Int) -> Void)? = nil) throws -> [Float] {
-        guard let size = preprocess.fixedOutputSize else {
-            throw TrainingError.config(file: "preprocessing", message: "the preprocessing must give a fixed size (add a crop)")
-        }
-        let table = try preprocess.normalizationTable()
-        let plane = 3 * size.height * size.width, n = images.count, f = width
-        let d = model.config.embedDim
-        var out = [Float](repeating: 0, count: n * f)
-        let workspace = Workspace()
-        var start = 0
-        while start < n {
-            let count = Swift.min(batchSize, n - start)
-            let pixels = try loadPixels(images, first: start, count: count, plane: plane, table: table)
-            let x = try Tensor(shape: [count, 3, size.height, size.width], floats: pixels)
-            let o = try model.forwardFeatures(x, workspace: workspace)
-            let cls = o.clsToken.floats(), patches = o.patchTokens.floats()
-            let p = o.patchTokens.shape[1]
-            for b in 0..<count {
-                let row = (start + b) * f
-                for e in 0..<d { out[row + e] = cls[b * d + e] }
-                guard kind == .clsAvgpool else { continue }
-                for e in 0..<d {
-                    var s: Float = 0
-                    for t in 0..<p { s += patches[(b * p + t) * d + e] }
-                    out[row + d + e] = s / Float(p)
-                }
-            }
-            start += count
-            progress?(start)
-        }
-        return out
+        let extractor = FeatureExtractor(model: model, preprocess: preprocess, batchSize: batchSize,
+                                         output: kind == .cls ? .cls : .clsAvgpool)
+        return try extractor.extract(images, progress: progress).values
     }
-
-    private func loadPixels(_ images: any LabeledImages, first: Int, count: Int, plane: Int, table: [Float]) throws -> [Float] {
-        var pixels = [Float](repeating: 0, count: count * plane)
-        var errors = [String?](repeating: nil, count: count)
-        let preprocess = self.preprocess
-        try pixels.withUnsafeMutableBufferPointer { px in
-            try errors.withUnsafeMutableBufferPointer { er in
-                let slots = PixelSlots(pixels: px.baseAddress!, errors: er.baseAddress!)
-                let workers = Swift.max(1, Swift.min(model.parallelism.threads, count))
-                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    for i in stride(from: w, to: count, by: workers) {
-                        do {
-                            try preprocess.write(try images.image(at: first + i), table: table,
-                                                 into: UnsafeMutableBufferPointer(start: slots.pixels + i * plane, count: plane))
-                        } catch {
-                            slots.errors[i] = String(describing: error)
-                        }
-                    }
-                }
-                if let i = er.firstIndex(where: { $0 != nil }) {
-                    throw TrainingError.stepInput(file: images.source, message: "image \(first + i): \(er[i]!)")
-                }
-            }
-        }
-        return pixels
-    }
-}
-
-/// Batch buffers shared by decode workers; each touches only its own slots.
-struct PixelSlots: @unchecked Sendable {
-    let pixels: UnsafeMutablePointer<Float>
-    let errors: UnsafeMutablePointer<String?>
 }

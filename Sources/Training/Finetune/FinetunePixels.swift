@@ -85,3 +85,9 @@ struct FinetunePixels {
         return try RGBImage(width: w, height: h, pixels: px)
     }
 }
+
+/// Batch buffers shared by decode workers; each touches only its own slots.
+struct PixelSlots: @unchecked Sendable {
+    let pixels: UnsafeMutablePointer<Float>
+    let errors: UnsafeMutablePointer<String?>
+}
