@@ -1,8 +1,6 @@
 // Fused attention for one head: K and V are packed once into panels, then DK_ATT_ROWS queries at
 // a time go through scores = scale · Q Kᵀ, a row softmax, and out = P V, so only a
 // DK_ATT_ROWS × tokens block of scores is ever live (unless the caller keeps the probabilities).
-#include <pthread.h>
-#include <stdlib.h>
 #include "internal.h"
 
 size_t dk_attention_pack_count(int tokens, int head_dim) {
@@ -14,31 +12,11 @@ size_t dk_attention_scratch_count(int tokens, int head_dim) {
     return dk_attention_pack_count(tokens, head_dim) + (size_t)rows * (size_t)tokens;
 }
 
-// A per-thread buffer for callers that bring no pack space, grown when too small and freed when
-// the thread ends: after the first call on a thread, no allocation.
-static pthread_key_t dk_tls_key;
-static pthread_once_t dk_tls_once = PTHREAD_ONCE_INIT;
-static _Thread_local float *dk_tls_buffer;
-static _Thread_local size_t dk_tls_capacity;
-
-static void dk_tls_make_key(void) { pthread_key_create(&dk_tls_key, free); }
-
-static float *dk_thread_buffer(size_t count) {
-    if (count <= dk_tls_capacity && dk_tls_buffer) return dk_tls_buffer;
-    pthread_once(&dk_tls_once, dk_tls_make_key);
-    free(dk_tls_buffer);
-    size_t bytes = ((count * sizeof(float)) + 63) & ~(size_t)63;
-    dk_tls_buffer = aligned_alloc(64, bytes ? bytes : 64);
-    dk_tls_capacity = dk_tls_buffer ? count : 0;
-    pthread_setspecific(dk_tls_key, dk_tls_buffer);
-    return dk_tls_buffer;
-}
-
 void dk_attention_head(int n, int hd, const float *q, const float *k, const float *v, long ld, float *out, long ldo,
                        float scale, int q0, int q1, float *probs, float *scores, float *packs) {
     if (n <= 0 || hd <= 0 || q0 >= q1) return;
     if (!packs) {
-        packs = dk_thread_buffer(dk_attention_pack_count(n, hd));
+        packs = dk_scratch(DK_SCRATCH_ATTENTION, dk_attention_pack_count(n, hd));
         if (!packs) return;
     }
     // Scores B = Kᵀ (hd × n): panels of 32 tokens. P V's B = V (n × hd): panels of 32 columns.

@@ -1,8 +1,9 @@
 // The GEMM driver around the micro-kernel (BLIS's loop order): rows in blocks of DK_MC, k in
 // blocks of at most DK_KC, then one packed B panel at a time against every micro-tile of the row
 // block. A kc × 32 panel (≤ 48 KB) stays in L1/L2 while the row tiles stream past it, and the row
-// block's kc-slice of A stays in L2 while the panels go by. A is read in place (packing it into
-// micro-panels measured no faster). DK_KC = 384 keeps D = 384 products and the attention's
+// block's kc-slice of A stays in L2 while the panels go by. With AVX-512 that slice is first packed
+// into 12-row micro-panels (`pack_a`), so a tile of 12 rows reads A as one stream; other paths read
+// A in place. DK_KC = 384 keeps D = 384 products and the attention's
 // P V (k = tokens = 257) in one k block, so C is written once; longer k (fc2: 1536) makes
 // 384-deep blocks that accumulate in C.
 #include "internal.h"
@@ -16,6 +17,11 @@ size_t dk_packed_count(int n, int k) {
 }
 
 void dk_pack_transposed(float *dst, const float *w, int n, int k, long ldw) {
+    const dk_ops *ops = dk_current_ops();
+    if (ops->pack_transposed) {
+        ops->pack_transposed(dst, w, n, k, ldw);
+        return;
+    }
     const int panels = (n + DK_NR - 1) / DK_NR;
     for (int p = 0; p < panels; p++) {
         float *d = dst + (size_t)p * k * DK_NR;
@@ -46,28 +52,70 @@ void dk_pack(float *dst, const float *b, int k, int n, long ldb) {
     }
 }
 
-void dk_gemm(int m, int n, int k, const float *a, long lda, const float *b, long ldb, long panel_stride, float *c,
-             long ldc, const dk_epilogue *e) {
+// Asks for the next panel's lines to come into L2 while the tiles of this one run: a panel is
+// read once per row block, from L3 when the weights are larger than L2 (a ViT-S block's are 7 MB),
+// and the first tile to touch an unfetched panel would otherwise wait on each of its lines. Each
+// of the `tiles` tiles requests its share of the kc·DK_NR floats.
+static inline void dk_prefetch_share(const float *next, int kc, int tile, int tiles) {
+    const long lines = (long)kc * DK_NR * (long)sizeof(float) / 64;
+    const long per = (lines + tiles - 1) / tiles;
+    const char *p = (const char *)next;
+    for (long l = tile * per; l < (tile + 1) * per && l < lines; l++) __builtin_prefetch(p + 64 * l, 0, 2);
+}
+
+// A packed whole for a GEMM (`dk_pack_a_blocks`): k block kb (columns p0 …) of rows [0, rows) is
+// `pack_a`'s layout at base + rows·p0. `row0` is where the GEMM's first row sits in it (a multiple
+// of the packed tile height).
+typedef struct {
+    const float *base;
+    int rows, row0;
+} dk_packed_a;
+
+static int dk_k_block(int k) {
+    const int kblocks = k > 0 ? (k + DK_KC - 1) / DK_KC : 1;
+    return (k + kblocks - 1) / kblocks;
+}
+
+// dk_gemm, reading A from `pa` when given (then the path must have `tile_packed`).
+static void dk_gemm_run(int m, int n, int k, const float *a, long lda, const dk_packed_a *pa, const float *b, long ldb,
+                        long panel_stride, float *c, long ldc, const dk_epilogue *e) {
     if (m <= 0 || n <= 0) return;
     const dk_ops *ops = dk_current_ops();
     if (k < 0) k = 0;
     const int kblocks = k > 0 ? (k + DK_KC - 1) / DK_KC : 1;
-    const int kc = (k + kblocks - 1) / kblocks;
+    const int kc = dk_k_block(k);
     const int panels = (n + DK_NR - 1) / DK_NR;
-    const int mr_max = ops->rows;
+    // Without a packed A from the caller, A is packed here per row block and k block (one address
+    // stream, taller tiles) when the path has the packed tile and panels are contiguous. The copy
+    // costs about 1/n of the products: not worth it below 4 panels (the attention's P V, n = 64).
+    float *ap = !pa && ops->tile_packed && ldb == DK_NR && k > 0 && panels >= 4
+                    ? dk_scratch(DK_SCRATCH_PACKED_A, (size_t)DK_MC * kc)
+                    : 0;
+    const int packed = pa || ap;
+    const int mr_max = packed ? ops->packed_rows : ops->rows;
     for (int i0 = 0; i0 < m; i0 += DK_MC) {
         const int mc = m - i0 < DK_MC ? m - i0 : DK_MC;
+        const int tiles = (mc + mr_max - 1) / mr_max;
         for (int kb = 0; kb < kblocks; kb++) {
             const int p0 = kb * kc, kcur = k - p0 < kc ? k - p0 : kc;
             const int flags = (kb > 0 ? DK_TILE_LOAD_C : 0) | (kb == kblocks - 1 ? DK_TILE_FINAL : 0);
+            const float *apk = ap;
+            if (ap) ops->pack_a(ap, a + (long)i0 * lda + p0, lda, mc, kcur, mr_max);
+            if (pa) apk = pa->base + (size_t)pa->rows * p0 + (size_t)(pa->row0 + i0) * kcur;
             for (int jp = 0; jp < panels; jp++) {
                 const int nr = n - jp * DK_NR < DK_NR ? n - jp * DK_NR : DK_NR;
                 const float *panel = b + jp * panel_stride + (long)p0 * ldb;
-                for (int ir = 0; ir < mc; ir += mr_max) {
+                const float *next = jp + 1 < panels ? panel + panel_stride : 0;
+                for (int ir = 0, t = 0; ir < mc; ir += mr_max, t++) {
                     const int mr = mc - ir < mr_max ? mc - ir : mr_max;
                     const long row = i0 + ir;
-                    ops->tile(mr, nr, kcur, a + row * lda + p0, lda, panel, ldb, c + row * ldc + (long)jp * DK_NR, ldc,
-                              flags, e, row, (long)jp * DK_NR);
+                    if (next && ldb == DK_NR) dk_prefetch_share(next, kcur, t, tiles);
+                    if (packed)
+                        ops->tile_packed(mr, nr, kcur, apk + (long)ir * kcur, panel, ldb, c + row * ldc + (long)jp * DK_NR,
+                                         ldc, flags, e, row, (long)jp * DK_NR);
+                    else
+                        ops->tile(mr, nr, kcur, a + row * lda + p0, lda, panel, ldb, c + row * ldc + (long)jp * DK_NR,
+                                  ldc, flags, e, row, (long)jp * DK_NR);
                 }
             }
         }
@@ -78,9 +126,127 @@ void dk_gemm(int m, int n, int k, const float *a, long lda, const float *b, long
     }
 }
 
+void dk_gemm(int m, int n, int k, const float *a, long lda, const float *b, long ldb, long panel_stride, float *c,
+             long ldc, const dk_epilogue *e) {
+    dk_gemm_run(m, n, k, a, lda, 0, b, ldb, panel_stride, c, ldc, e);
+}
+
 void dk_gemm_packed(int m, int n, int k, const float *a, long lda, const float *bp, float *c, long ldc,
                     const dk_epilogue *e) {
     dk_gemm(m, n, k, a, lda, bp, DK_NR, (long)k * DK_NR, c, ldc, e);
 }
 
-int dk_tile_rows(void) { return dk_current_ops()->rows; }
+int dk_tile_rows(void) {
+    const dk_ops *ops = dk_current_ops();
+    return ops->tile_packed ? ops->packed_rows : ops->rows;
+}
+
+// ---- the same GEMM split over the pool by columns ------------------------------------------------
+//
+// For a few hundred rows (one image's tokens) a split by rows makes every thread stream every
+// weight panel and fixes each thread's share in advance, so a thread that runs slower (a vCPU
+// sharing its core for a while) holds the others at the end of the loop. Here the tasks are
+// panel groups × row blocks claimed from a counter: each weight panel is read by one thread (or
+// by the two that share its row blocks), and a slow thread costs at most one small task. When
+// the path packs A, the threads first pack all of it together (tasks of row tiles × k blocks),
+// so no task repacks the rows another task already packed.
+
+#define DK_PACK_ROWS 48 // rows per packing task
+#define DK_COL_ROWS 288 // most rows per task
+
+typedef struct {
+    int m, n, k;
+    const float *a, *bp;
+    long lda, ldc;
+    float *c;
+    const dk_epilogue *e;
+    int row_blocks, rows_per_block, group_panels, groups;
+    float *ap;              // the packed A (NULL: read in place)
+    int pack_tasks, kblocks, mr;
+    long pack_next, packed; // packing tasks claimed, finished (atomic)
+    long next;              // GEMM tasks claimed (atomic)
+} dk_cols_job;
+
+static void dk_cols_pack(dk_cols_job *j, long t) {
+    const int kb = (int)(t % j->kblocks), r0 = (int)(t / j->kblocks) * DK_PACK_ROWS;
+    const int kc = dk_k_block(j->k), p0 = kb * kc, kcur = j->k - p0 < kc ? j->k - p0 : kc;
+    const int rows = j->m - r0 < DK_PACK_ROWS ? j->m - r0 : DK_PACK_ROWS;
+    dk_current_ops()->pack_a(j->ap + (size_t)j->m * p0 + (size_t)r0 * kcur, j->a + (long)r0 * j->lda + p0, j->lda, rows,
+                             kcur, j->mr);
+}
+
+static void dk_cols_run(dk_cols_job *j, long t) {
+    const int g = (int)(t / j->row_blocks), rb = (int)(t % j->row_blocks);
+    const int r0 = rb * j->rows_per_block, rows = j->m - r0 < j->rows_per_block ? j->m - r0 : j->rows_per_block;
+    const int p0 = g * j->group_panels, col0 = p0 * DK_NR;
+    const int ncols = j->n - col0 < j->group_panels * DK_NR ? j->n - col0 : j->group_panels * DK_NR;
+    if (rows <= 0 || ncols <= 0) return;
+    // The tile kernel locates bias, gamma and residual from the tile's row and column within the
+    // call: shift them to this task's corner. The row LayerNorm needs whole rows: the caller runs it.
+    dk_epilogue e = {.kind = DK_EPI_STORE, .alpha = 1.0f};
+    if (j->e) {
+        e = *j->e;
+        if (e.bias) e.bias += col0;
+        if (e.gamma) e.gamma += col0;
+        if (e.row_scale) e.row_scale += r0;
+        if (e.residual) e.residual += (long)r0 * e.ldr + col0;
+        e.ln_out = 0;
+    }
+    const dk_packed_a pa = {.base = j->ap, .rows = j->m, .row0 = r0};
+    dk_gemm_run(rows, ncols, j->k, j->a + (long)r0 * j->lda, j->lda, j->ap ? &pa : 0, j->bp + (size_t)p0 * j->k * DK_NR,
+                DK_NR, (long)j->k * DK_NR, j->c + (long)r0 * j->ldc + col0, j->ldc, &e);
+}
+
+static void dk_cols_task(void *ctx, int worker, int count) {
+    (void)worker;
+    (void)count;
+    dk_cols_job *j = ctx;
+    if (j->ap) {
+        for (;;) {
+            const long t = __atomic_fetch_add(&j->pack_next, 1, __ATOMIC_RELAXED);
+            if (t >= j->pack_tasks) break;
+            dk_cols_pack(j, t);
+            __atomic_add_fetch(&j->packed, 1, __ATOMIC_RELEASE);
+        }
+        // Every packing task is claimed; the last ones may still be running on other threads.
+        while (__atomic_load_n(&j->packed, __ATOMIC_ACQUIRE) < j->pack_tasks) dk_pause();
+    }
+    const long tasks = (long)j->groups * j->row_blocks;
+    for (;;) {
+        const long t = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
+        if (t >= tasks) break;
+        dk_cols_run(j, t);
+    }
+}
+
+void dk_gemm_packed_columns(int m, int n, int k, const float *a, long lda, const float *bp, float *c, long ldc,
+                            const dk_epilogue *e, int threads) {
+    if (m <= 0 || n <= 0) return;
+    const dk_ops *ops = dk_current_ops();
+    const int panels = (n + DK_NR - 1) / DK_NR, mr = ops->tile_packed ? ops->packed_rows : ops->rows;
+    // About 16 tasks per thread: panels first (each read once), then row blocks of at least 48
+    // rows when there are few panels (proj and fc2: 12). Row blocks of at most DK_COL_ROWS rows,
+    // so that a task's rows of A stay in L2 while its panels go by.
+    const int want = 16 * (threads > 1 ? threads : 1);
+    int row_blocks = panels >= want ? 1 : (want + panels - 1) / panels;
+    const int max_blocks = m / 48 > 1 ? m / 48 : 1;
+    if (row_blocks > max_blocks) row_blocks = max_blocks;
+    if (row_blocks < (m + DK_COL_ROWS - 1) / DK_COL_ROWS) row_blocks = (m + DK_COL_ROWS - 1) / DK_COL_ROWS;
+    int rows_per_block = (m + row_blocks - 1) / row_blocks;
+    rows_per_block = (rows_per_block + mr - 1) / mr * mr;
+    row_blocks = (m + rows_per_block - 1) / rows_per_block;
+    int group_panels = (panels * row_blocks + want - 1) / want;
+    if (group_panels < 1) group_panels = 1;
+    dk_cols_job j = {.m = m, .n = n, .k = k, .a = a, .bp = bp, .lda = lda, .ldc = ldc, .c = c, .e = e,
+                     .row_blocks = row_blocks, .rows_per_block = rows_per_block, .group_panels = group_panels,
+                     .groups = (panels + group_panels - 1) / group_panels, .mr = mr};
+    if (ops->tile_packed && k > 0) {
+        j.ap = dk_scratch(DK_SCRATCH_PACKED_A_SHARED, (size_t)m * k);
+        j.kblocks = (k + DK_KC - 1) / DK_KC;
+        j.pack_tasks = (m + DK_PACK_ROWS - 1) / DK_PACK_ROWS * j.kblocks;
+    }
+    const long tasks = (long)j.groups * j.row_blocks;
+    const int workers = threads < tasks ? threads : (int)tasks;
+    if (workers > 1) dk_parallel(workers, dk_cols_task, &j);
+    else dk_cols_task(&j, 0, 1);
+}

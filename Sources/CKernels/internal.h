@@ -17,6 +17,14 @@ typedef struct {
     int rows; // micro-tile rows (≤ DK_MR)
     void (*tile)(int mr, int nr, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                  int flags, const dk_epilogue *e, long row0, long col0);
+    // Optional (NULL: A is always read in place): the tile over A packed by dk_pack_a, for tiles of
+    // up to packed_rows rows.
+    int packed_rows;
+    void (*tile_packed)(int mr, int nr, int kc, const float *a, const float *b, long ldb, float *c, long ldc,
+                        int flags, const dk_epilogue *e, long row0, long col0);
+    void (*pack_a)(float *dst, const float *a, long lda, int m, int kc, int mr); // see below
+    // Optional (NULL: the portable loop): dk_pack_transposed.
+    void (*pack_transposed)(float *dst, const float *w, int n, int k, long ldw);
     void (*layernorm)(int rows, int cols, const float *x, long ldx, float *y, long ldy, const float *w,
                       const float *b, float eps, float *mean, float *rstd);
     void (*gelu)(float *y, const float *x, long n);
@@ -36,5 +44,24 @@ extern const dk_ops dk_ops_avx512;
 #endif
 
 const dk_ops *dk_current_ops(void);
+
+// One spin-wait step (pool.c).
+void dk_pause(void);
+
+// Per-thread scratch (scratch.c): slot's buffer with room for count floats, 64-byte aligned, kept
+// for the thread's next calls (contents not preserved when it grows); NULL if allocation fails.
+enum {
+    DK_SCRATCH_SGEMM_B,
+    DK_SCRATCH_SGEMM_A,
+    DK_SCRATCH_ATTENTION,
+    DK_SCRATCH_PACKED_A,        // dk_gemm's A, one row block
+    DK_SCRATCH_PACKED_A_SHARED, // dk_gemm_packed_columns' whole A, read by every thread of the loop
+    DK_SCRATCH_SLOTS
+};
+float *dk_scratch(int slot, size_t count);
+
+// `pack_a` lays out rows [0, m) × the first kc columns of A (row stride lda) for `tile_packed`: the
+// tile t (rows t·mr … t·mr + rows_t − 1) starts at dst + t·mr·kc and holds, for each k step, its
+// rows_t values.
 
 #endif

@@ -47,6 +47,8 @@ static dk_task_fn dk_fn; // written by the caller before it publishes the loop's
 static void *dk_ctx;
 static int dk_finished;           // tasks of the current loop that have finished (atomic)
 
+void dk_pause(void) { DK_PAUSE(); }
+
 static long dk_now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);

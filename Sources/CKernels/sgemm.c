@@ -10,8 +10,6 @@
 // costs the loop its share of work, not a whole static range. A is read in place unless it is
 // transposed; then each task copies its rows × kc block into a per-thread buffer first (a copy
 // is read by all the task's panels, so it costs about 1/ncols of the products).
-#include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 
@@ -19,40 +17,6 @@
 #define DK_MC 144
 // Floats of one packed B block (k block × column block): 4 MB, shared by the threads in L3.
 #define DK_SG_BLOCK (1L << 20)
-
-// Grow-only buffers kept per thread and freed when the thread ends: after the first GEMMs of a
-// shape, no allocation.
-typedef struct {
-    float *data;
-    size_t capacity;
-} dk_buffer;
-
-static pthread_key_t dk_sg_key;
-static pthread_once_t dk_sg_once = PTHREAD_ONCE_INIT;
-static _Thread_local dk_buffer dk_sg_buffers[2]; // 0: packed B (calling thread), 1: packed A (any thread)
-
-static void dk_sg_free(void *p) {
-    dk_buffer *buffers = p;
-    for (int i = 0; i < 2; i++) {
-        free(buffers[i].data);
-        buffers[i].data = 0;
-        buffers[i].capacity = 0;
-    }
-}
-
-static void dk_sg_make_key(void) { pthread_key_create(&dk_sg_key, dk_sg_free); }
-
-static float *dk_sg_buffer(int which, size_t count) {
-    dk_buffer *b = &dk_sg_buffers[which];
-    if (b->data && count <= b->capacity) return b->data;
-    pthread_once(&dk_sg_once, dk_sg_make_key);
-    free(b->data);
-    size_t bytes = ((count * sizeof(float)) + 63) & ~(size_t)63;
-    b->data = aligned_alloc(64, bytes ? bytes : 64);
-    b->capacity = b->data ? count : 0;
-    pthread_setspecific(dk_sg_key, dk_sg_buffers);
-    return b->data;
-}
 
 typedef struct {
     int trans_a, trans_b, accumulate;
@@ -153,7 +117,7 @@ static void dk_sg_compute(dk_sg_job *j, int rb, int g) {
     const float *a;
     long lda;
     if (j->trans_a || j->copy_a) {
-        float *buf = dk_sg_buffer(1, (size_t)DK_MC * j->kc);
+        float *buf = dk_scratch(DK_SCRATCH_SGEMM_A, (size_t)DK_MC * j->kc);
         if (!buf) return;
         if (j->trans_a) dk_sg_pack_a(j, buf, i0, mb);
         else
@@ -233,7 +197,7 @@ void dk_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
     if (nc_max < DK_NR) nc_max = DK_NR;
     const int n_pad = (n + DK_NR - 1) / DK_NR * DK_NR;
     const int nc_block = n_pad < nc_max ? n_pad : (int)nc_max;
-    float *bp = dk_sg_buffer(0, (size_t)nc_block * kc_max);
+    float *bp = dk_scratch(DK_SCRATCH_SGEMM_B, (size_t)nc_block * kc_max);
     if (!bp) return;
     j.bp = bp;
     j.row_blocks = (m + DK_MC - 1) / DK_MC;

@@ -197,18 +197,17 @@ static ATTR void FN(residual)(float *x, const float *branch, const float *gamma,
 // ---- the GEMM micro-kernel ---------------------------------------------------------------------
 
 // An MR × DK_HALF block of C: 2·MR accumulators, two vectors of B and one broadcast of A per k
-// step. MR is a constant at every call site, so the loops unroll into registers.
+// step. MR is a constant at every call site, so the loops unroll into registers. Two forms share
+// the start (bias or partial sums) and the finish (alpha, row scale, epilogue): `tile_part` reads
+// A in place, row stride lda; `tile_part_packed` reads A packed by `dk_pack_a` (the tile's rows
+// interleaved, MR floats per k step), which lets a tile have up to DK_PACKED_ROWS rows: a single
+// address stream for A instead of one per row.
+
 static inline __attribute__((always_inline)) ATTR void
-FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
-              int flags, const dk_epilogue *e, long row0, long col0) {
-    // Row counts above DK_TILE_ROWS are never called; clamping keeps their copies small.
-    const int MR = MR_ > DK_TILE_ROWS ? DK_TILE_ROWS : MR_;
-    vf acc0[DK_TILE_ROWS], acc1[DK_TILE_ROWS];
-    const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
-    const float alpha = e ? e->alpha : 1.0f;
+FN(tile_start)(const int MR, vf *acc0, vf *acc1, int n0, int n1, const float *c, long ldc, int flags,
+               const dk_epilogue *e, long col0) {
     const float *bias = e ? e->bias : 0;
-    const float *row_scale = e ? e->row_scale : 0;
-    const int scaled = alpha != 1.0f || row_scale; // then the bias is added after scaling
+    const int scaled = e && (e->alpha != 1.0f || e->row_scale); // then the bias is added after scaling
     if (flags & DK_TILE_LOAD_C) {
 #pragma unroll
         for (int i = 0; i < MR; i++) {
@@ -229,25 +228,12 @@ FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const f
             acc1[i] = V_SET1(0.0f);
         }
     }
-    // Rows of A are addressed as base[i / 3] + (i % 3) · lda — one base register per three rows,
-    // the row stride as a scaled index — so that 12 rows need 4 pointer registers, not 12.
-    const char *base[(DK_TILE_ROWS + 2) / 3];
-    const long stride = lda * (long)sizeof(float);
-#pragma unroll
-    for (int j = 0; j < (MR + 2) / 3; j++) base[j] = (const char *)(a + 3 * j * lda);
-#pragma unroll 4
-    for (int p = 0; p < kc; p++) {
-        vf b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
-        b += ldb;
-#pragma unroll
-        for (int i = 0; i < MR; i++) {
-            vf ai = V_SET1(*(const float *)(base[i / 3] + (i % 3) * stride));
-            acc0[i] = V_FMA(ai, b0, acc0[i]);
-            acc1[i] = V_FMA(ai, b1, acc1[i]);
-        }
-#pragma unroll
-        for (int j = 0; j < (MR + 2) / 3; j++) base[j] += sizeof(float);
-    }
+}
+
+static inline __attribute__((always_inline)) ATTR void
+FN(tile_finish)(const int MR, vf *acc0, vf *acc1, int cols, float *c, long ldc, int flags, const dk_epilogue *e,
+                long row0, long col0) {
+    const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
     if (!(flags & DK_TILE_FINAL)) {
 #pragma unroll
         for (int i = 0; i < MR; i++) {
@@ -256,7 +242,10 @@ FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const f
         }
         return;
     }
-    if (scaled) {
+    const float alpha = e ? e->alpha : 1.0f;
+    const float *bias = e ? e->bias : 0;
+    const float *row_scale = e ? e->row_scale : 0;
+    if (alpha != 1.0f || row_scale) {
         vf b0 = bias ? V_LOADN(bias + col0, n0) : V_SET1(0.0f);
         vf b1 = bias ? V_LOADN(bias + col0 + VL, n1) : V_SET1(0.0f);
 #pragma unroll
@@ -299,6 +288,80 @@ FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const f
         }
     }
 }
+
+static inline __attribute__((always_inline)) ATTR void
+FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
+              int flags, const dk_epilogue *e, long row0, long col0) {
+    // Row counts above DK_TILE_ROWS are never called; clamping keeps their copies small.
+    const int MR = MR_ > DK_TILE_ROWS ? DK_TILE_ROWS : MR_;
+    vf acc0[DK_TILE_ROWS], acc1[DK_TILE_ROWS];
+    const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
+    FN(tile_start)(MR, acc0, acc1, n0, n1, c, ldc, flags, e, col0);
+    // Rows of A are addressed as base[i / 3] + (i % 3) · lda — one base register per three rows,
+    // the row stride as a scaled index — so that 12 rows need 4 pointer registers, not 12.
+    const char *base[(DK_TILE_ROWS + 2) / 3];
+    const long stride = lda * (long)sizeof(float);
+#pragma unroll
+    for (int j = 0; j < (MR + 2) / 3; j++) base[j] = (const char *)(a + 3 * j * lda);
+#pragma unroll 4
+    for (int p = 0; p < kc; p++) {
+        vf b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
+        b += ldb;
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            vf ai = V_SET1(*(const float *)(base[i / 3] + (i % 3) * stride));
+            acc0[i] = V_FMA(ai, b0, acc0[i]);
+            acc1[i] = V_FMA(ai, b1, acc1[i]);
+        }
+#pragma unroll
+        for (int j = 0; j < (MR + 2) / 3; j++) base[j] += sizeof(float);
+    }
+    FN(tile_finish)(MR, acc0, acc1, cols, c, ldc, flags, e, row0, col0);
+}
+
+#ifdef DK_PACKED_ROWS
+static inline __attribute__((always_inline)) ATTR void
+FN(tile_part_packed)(const int MR_, int cols, int kc, const float *a, const float *b, long ldb, float *c, long ldc,
+                     int flags, const dk_epilogue *e, long row0, long col0) {
+    const int MR = MR_ > DK_PACKED_ROWS ? DK_PACKED_ROWS : MR_;
+    vf acc0[DK_PACKED_ROWS], acc1[DK_PACKED_ROWS];
+    const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
+    FN(tile_start)(MR, acc0, acc1, n0, n1, c, ldc, flags, e, col0);
+#pragma unroll 2
+    for (int p = 0; p < kc; p++) {
+        vf b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
+        b += ldb;
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            vf ai = V_SET1(a[i]);
+            acc0[i] = V_FMA(ai, b0, acc0[i]);
+            acc1[i] = V_FMA(ai, b1, acc1[i]);
+        }
+        a += MR;
+    }
+    FN(tile_finish)(MR, acc0, acc1, cols, c, ldc, flags, e, row0, col0);
+}
+
+// `tile` for A packed as `dk_pack_a` lays out a tile of mr ≤ DK_PACKED_ROWS (at most 12) rows.
+static ATTR void FN(tile_packed)(int mr, int nr, int kc, const float *a, const float *b, long ldb, float *c, long ldc,
+                                 int flags, const dk_epilogue *e, long row0, long col0) {
+    for (int h = 0; h * DK_HALF < nr; h++) {
+        int cols = nr - h * DK_HALF;
+        if (cols > DK_HALF) cols = DK_HALF;
+        const float *bh = b + h * DK_HALF;
+        float *ch = c + h * DK_HALF;
+        long colh = col0 + h * DK_HALF;
+        switch (mr > DK_PACKED_ROWS ? DK_PACKED_ROWS : mr) {
+#define DK_PACKED_CASE(R)                                                                                     \
+    case R: FN(tile_part_packed)(R, cols, kc, a, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        DK_PACKED_CASE(12) DK_PACKED_CASE(11) DK_PACKED_CASE(10) DK_PACKED_CASE(9) DK_PACKED_CASE(8) DK_PACKED_CASE(7)
+        DK_PACKED_CASE(6) DK_PACKED_CASE(5) DK_PACKED_CASE(4) DK_PACKED_CASE(3) DK_PACKED_CASE(2)
+#undef DK_PACKED_CASE
+        default: FN(tile_part_packed)(1, cols, kc, a, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        }
+    }
+}
+#endif
 
 static ATTR void FN(tile)(int mr, int nr, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                           int flags, const dk_epilogue *e, long row0, long col0) {

@@ -21,20 +21,26 @@ struct FusedBuffers {
 }
 
 // The inference forward of the blocks (block.py L111-113), the same math as `blockForward`, with
-// every elementwise op fused into a GEMM's last pass over its tiles and only two parallel loops
-// per block. Within one token row, everything from proj to the next block's qkv depends only on
-// that row:
+// every elementwise op fused into a GEMM's last pass over its tiles. Within one token row,
+// everything from proj to the next block's qkv depends only on that row:
 //   x      += ls1 ⊙ (attn · Wprojᵀ + b);  normed = norm2(x)        (LayerNorm per finished row block)
 //   hidden  = GELU(normed · Wfc1ᵀ + b)                               (SwiGLU: w12, then the gate)
 //   x      += ls2 ⊙ (hidden · Wfc2ᵀ + b); normed = next.norm1(x)
 //   qkv     = normed · Wqkv(next)ᵀ + b
-// so each thread takes a fixed range of rows through that whole chain (`rowStage`), and only the
-// attention, which mixes the rows of an image, needs all threads to meet before and after it.
+// Two ways to share that chain between threads (`runPass` picks by row count):
+// - many rows: each thread takes ranges of rows through the whole chain (`rowStage` with
+//   `.serial`), and only the attention, which mixes the rows of an image, needs all threads to
+//   meet before and after it;
+// - one image's few hundred rows: each GEMM is split by output columns over all threads
+//   (`rowStage` over every row with the model's parallelism; `linearForward` then hands out panel
+//   groups from a counter and runs the LayerNorms after), so every weight panel is read once per
+//   pass rather than once per thread, and a thread slowed by another process costs one small task
+//   rather than its fixed half of the rows.
 extension Model {
     /// Runs `body` over `rows` in ranges that the threads take as they go: an equal share per
-    /// thread when there are few rows (one image of 257 splits 129 + 128, not in whole 6-row tiles,
-    /// which would leave one thread 5% more work), else ranges of about 144 rows (the GEMM's row
-    /// block) in whole tiles, so that a thread slowed by another process hands rows to the others.
+    /// thread when there are few rows (with one thread only: `runPass` splits such passes by
+    /// columns), else ranges of about 144 rows (the GEMM's row block) in whole tiles, so that a
+    /// thread slowed by another process hands rows to the others.
     func parallelRows(_ rows: Int, _ body: (Range<Int>) -> Void) {
         let tile = KernelDispatch.tileRows, threads = parallelism.threads
         let chunk: Int
@@ -48,23 +54,26 @@ extension Model {
         parallelForDynamic(rows, chunk: chunk, parallelism) { range, _ in body(range) }
     }
 
-    /// norm1 and qkv of the first block for `range`.
-    func firstRowStage(_ range: Range<Int>, _ buf: FusedBuffers, profile: ForwardProfile?) {
+    /// norm1 and qkv of the first block for `range`, on `parallel`'s threads (`.serial` inside a
+    /// row loop).
+    func firstRowStage(_ range: Range<Int>, _ buf: FusedBuffers, parallel: Parallelism = .serial,
+                       profile: ForwardProfile?) {
         let c = config, d = c.embedDim, w = parameters.blocks[0], r0 = range.lowerBound, n = range.count
-        profile.measure("norm1 of block 0") {
+        profile.measure("norm1 of block 0", threads: parallel.threads) {
             layerNormForward(out: buf.normed + r0 * d, mean: nil, rstd: nil, inp: buf.residual + r0 * d,
                              weight: w.norm1Weight.pointer, bias: w.norm1Bias.pointer, rows: n, cols: d,
-                             eps: c.layerNormEps)
+                             eps: c.layerNormEps, parallelism: parallel)
         }
-        qkvStage(0, range, buf, profile: profile)
+        qkvStage(0, range, buf, parallel: parallel, profile: profile)
     }
 
-    func qkvStage(_ index: Int, _ range: Range<Int>, _ buf: FusedBuffers, profile: ForwardProfile?) {
+    func qkvStage(_ index: Int, _ range: Range<Int>, _ buf: FusedBuffers, parallel: Parallelism = .serial,
+                  profile: ForwardProfile?) {
         let c = config, d = c.embedDim, r0 = range.lowerBound, n = range.count
         let w = parameters.blocks[index], pw = packed.blocks[index]
-        profile.measure("qkv", flops: 2 * Double(n * d * 3 * d)) {
+        profile.measure("qkv", flops: 2 * Double(n * d * 3 * d), threads: parallel.threads) {
             linearForward(out: buf.qkv + r0 * 3 * d, inp: buf.normed + r0 * d, weight: pw.qkv, bias: w.qkvBias.pointer,
-                          rows: n, parallelism: .serial)
+                          rows: n, parallelism: parallel)
         }
     }
 
@@ -77,7 +86,8 @@ extension Model {
 
     /// Block `index` from proj to the end for the rows in `range`, then, if `next`, the next
     /// block's norm1 (fused into fc2) and qkv.
-    func rowStage(_ index: Int, _ range: Range<Int>, _ buf: FusedBuffers, next: Bool, profile: ForwardProfile?) {
+    func rowStage(_ index: Int, _ range: Range<Int>, _ buf: FusedBuffers, next: Bool, parallel: Parallelism = .serial,
+                  profile: ForwardProfile?) {
         let c = config, d = c.embedDim, eps = c.layerNormEps, r0 = range.lowerBound, n = range.count
         let w = parameters.blocks[index], pw = packed.blocks[index]
         let hiddenWidth = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
@@ -86,25 +96,25 @@ extension Model {
         let hidden = buf.hidden + r0 * hiddenWidth
 
         let norm2 = LayerNormTarget(out: normed, weight: w.norm2Weight.pointer, bias: w.norm2Bias.pointer, eps: eps)
-        profile.measure("proj + ls1 residual + norm2", flops: 2 * rows * dd * dd) {
+        profile.measure("proj + ls1 residual + norm2", flops: 2 * rows * dd * dd, threads: parallel.threads) {
             linearForward(out: branch, inp: buf.attention + r0 * d, weight: pw.proj, bias: w.projBias.pointer, rows: n,
-                          epilogue: .residual(residual, gamma: w.ls1?.pointer, norm: norm2), parallelism: .serial)
+                          epilogue: .residual(residual, gamma: w.ls1?.pointer, norm: norm2), parallelism: parallel)
         }
         var gated = hidden
         switch c.ffn {
         case .mlp:
-            profile.measure("fc1 + GELU", flops: 2 * rows * dd * h) {
+            profile.measure("fc1 + GELU", flops: 2 * rows * dd * h, threads: parallel.threads) {
                 linearForward(out: hidden, inp: normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: n,
-                              epilogue: .gelu, parallelism: .serial)
+                              epilogue: .gelu, parallelism: parallel)
             }
         case .swiglu:
             gated = buf.gated + r0 * c.ffnHidden
-            profile.measure("w12", flops: 2 * rows * dd * 2 * h) {
+            profile.measure("w12", flops: 2 * rows * dd * 2 * h, threads: parallel.threads) {
                 linearForward(out: hidden, inp: normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: n,
-                              parallelism: .serial)
+                              parallelism: parallel)
             }
-            profile.measure("SwiGLU gate") {
-                swigluForward(out: gated, inp: hidden, rows: n, hidden: c.ffnHidden)
+            profile.measure("SwiGLU gate", threads: parallel.threads) {
+                swigluForward(out: gated, inp: hidden, rows: n, hidden: c.ffnHidden, parallelism: parallel)
             }
         }
         var norm1: LayerNormTarget?
@@ -113,10 +123,10 @@ extension Model {
             norm1 = LayerNormTarget(out: normed, weight: nb.norm1Weight.pointer, bias: nb.norm1Bias.pointer, eps: eps)
         }
         profile.measure(c.ffn == .mlp ? "fc2 + ls2 residual + next norm1" : "w3 + ls2 residual + next norm1",
-                        flops: 2 * rows * h * dd) {
+                        flops: 2 * rows * h * dd, threads: parallel.threads) {
             linearForward(out: branch, inp: gated, weight: pw.fc2, bias: w.fc2Bias.pointer, rows: n,
-                          epilogue: .residual(residual, gamma: w.ls2?.pointer, norm: norm1), parallelism: .serial)
+                          epilogue: .residual(residual, gamma: w.ls2?.pointer, norm: norm1), parallelism: parallel)
         }
-        if next { qkvStage(index + 1, range, buf, profile: profile) }
+        if next { qkvStage(index + 1, range, buf, parallel: parallel, profile: profile) }
     }
 }

@@ -158,10 +158,12 @@ public struct Model: Sendable {
         return g
     }
 
-    /// How many images go through the blocks together: enough rows for every thread to have
-    /// about 128 (a GEMM's rows split thinner lose speed), and no more.
+    /// How many images go through the blocks together: about 256 rows per thread (two images of
+    /// 257 tokens on two threads), and no more. Each weight panel is then read once per pass for
+    /// that many rows, while the pass's activations still fit the threads' L2 caches; passes
+    /// this size are split by columns (see `runPass`).
     func imagesPerPass(tokens: Int, batch: Int) -> Int {
-        Swift.max(1, Swift.min(batch, (parallelism.threads * 128 + tokens - 1) / tokens))
+        Swift.max(1, Swift.min(batch, (parallelism.threads * 256 + tokens - 1) / tokens))
     }
 
     /// Blocks 0…`last` on one pass of images whose tokens are in `residual`.
@@ -180,13 +182,24 @@ public struct Model: Sendable {
             gated: c.ffn == .swiglu ? ws.buffer(.gated, rows * c.ffnHidden).pointer : ws.buffer(.hidden, rows * hiddenWidth).pointer,
             attentionScratch: ws.buffer(.attentionScratch, attentionScratchCount(tokens: g.tokens, headDim: c.headDim,
                                                                                  parallelism: parallelism)).pointer)
-        rowsInParallel(rows, profile: profile) { range, p in firstRowStage(range, buffers, profile: p) }
+        // See FusedBlock.swift: GEMMs split by columns below the row count at which each thread
+        // has two of its row blocks, else threads take row ranges through the whole chain.
+        let byColumns = parallelism.threads > 1 && rows < parallelism.threads * 288
+        if byColumns {
+            firstRowStage(0..<rows, buffers, parallel: parallelism, profile: profile)
+        } else {
+            rowsInParallel(rows, profile: profile) { range, p in firstRowStage(range, buffers, profile: p) }
+        }
         let attentionFLOPs = 4 * Double(g.batch * g.tokens * g.tokens * d)
         for i in 0...last {
             profile.measure("attention", flops: attentionFLOPs, threads: parallelism.threads) {
                 attentionStage(i, buffers, batch: g.batch, tokens: g.tokens)
             }
-            rowsInParallel(rows, profile: profile) { range, p in rowStage(i, range, buffers, next: i < last, profile: p) }
+            if byColumns {
+                rowStage(i, 0..<rows, buffers, next: i < last, parallel: parallelism, profile: profile)
+            } else {
+                rowsInParallel(rows, profile: profile) { range, p in rowStage(i, range, buffers, next: i < last, profile: p) }
+            }
             try afterBlock(i)
         }
     }

@@ -65,12 +65,14 @@ func attentionWorkers(batch: Int, heads: Int, tokens: Int, parallelism: Parallel
     return Swift.min(units, parallelism.threads)
 }
 
-/// Heads × query parts: whole heads when they share out evenly over the threads, else each head
-/// split into `threads` query ranges (the K/V packing is then repeated per range, a small cost).
+/// Heads × query parts: whole heads when there are at least four per thread, else each head split
+/// into query ranges so that there are (the K/V packing is then repeated per range, a small cost).
+/// The threads claim units as they go, so a thread slowed by another process costs one unit, not
+/// its fixed share of the heads.
 func attentionUnits(batch: Int, heads: Int, tokens: Int, threads: Int) -> (units: Int, parts: Int) {
     let items = batch * heads
     guard items > 0, tokens > 0 else { return (0, 1) }
-    let parts = threads <= 1 || items % threads == 0 ? 1 : Swift.min(threads, tokens)
+    let parts = threads <= 1 ? 1 : Swift.min(tokens, Swift.max(1, (4 * threads + items - 1) / items))
     return (items * parts, parts)
 }
 

@@ -30,40 +30,51 @@ public enum LinearEpilogue {
 }
 
 /// `nn.Linear` with packed weights and a fused epilogue: for each of `rows` rows of `inp`
-/// (row-major, `weight.inFeatures` wide), y = inp · Wᵀ + bias, then `epilogue`. Rows are split
-/// into blocks of whole micro-tiles across `parallelism.threads` threads; nothing is allocated.
+/// (row-major, `weight.inFeatures` wide), y = inp · Wᵀ + bias, then `epilogue`. With more than one
+/// thread the work is split by output columns (panel groups, and row blocks when there are few
+/// panels) handed out from a counter (`dk_gemm_packed_columns`), then the epilogue's LayerNorm runs
+/// over rows; every element is computed the same way either way. Nothing is allocated.
 public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: PackedLinearWeights,
                           bias: UnsafePointer<Float>?, rows: Int, epilogue: LinearEpilogue = .store,
                           parallelism: Parallelism) {
     guard rows > 0 else { return }
-    let n = weight.outFeatures, k = weight.inFeatures, mr = KernelDispatch.tileRows
-    let tiles = (rows + mr - 1) / mr
+    let n = weight.outFeatures, k = weight.inFeatures
     // Below ~64k multiply-adds a second thread costs more to wake than it saves.
-    let threads = rows * n * k < 1 << 16 ? 1 : Swift.min(parallelism.threads, tiles)
+    let threads = rows * n * k < 1 << 16 ? 1 : parallelism.threads
     let panels = UnsafePointer(weight.panels.pointer)
-    parallelFor(tiles, Parallelism(threads: threads)) { range in
-        let r0 = range.lowerBound * mr, r1 = Swift.min(rows, range.upperBound * mr)
-        var e = dk_epilogue()
-        e.alpha = 1
-        e.bias = bias
-        switch epilogue {
-        case .store:
-            e.kind = Int32(DK_EPI_STORE)
-        case .gelu:
-            e.kind = Int32(DK_EPI_GELU)
-        case let .residual(x, gamma, norm):
-            e.kind = Int32(DK_EPI_RESIDUAL)
-            e.gamma = gamma
-            e.residual = x + r0 * n
-            e.ldr = n
-            if let norm {
-                e.ln_out = norm.out + r0 * n
-                e.ld_ln = n
-                e.ln_weight = norm.weight
-                e.ln_bias = norm.bias
-                e.ln_eps = norm.eps
-            }
+    var e = dk_epilogue()
+    e.alpha = 1
+    e.bias = bias
+    var norm: LayerNormTarget?
+    var residual: UnsafeMutablePointer<Float>?
+    switch epilogue {
+    case .store:
+        e.kind = Int32(DK_EPI_STORE)
+    case .gelu:
+        e.kind = Int32(DK_EPI_GELU)
+    case let .residual(x, gamma, target):
+        e.kind = Int32(DK_EPI_RESIDUAL)
+        e.gamma = gamma
+        e.residual = x
+        e.ldr = n
+        residual = x
+        norm = target
+        if threads == 1, let target {
+            e.ln_out = target.out
+            e.ld_ln = n
+            e.ln_weight = target.weight
+            e.ln_bias = target.bias
+            e.ln_eps = target.eps
         }
-        dk_gemm_packed(Int32(r1 - r0), Int32(n), Int32(k), inp + r0 * k, k, panels, out + r0 * n, n, &e)
+    }
+    if threads == 1 {
+        dk_gemm_packed(Int32(rows), Int32(n), Int32(k), inp, k, panels, out, n, &e)
+        return
+    }
+    BLASThreads.set(1)
+    dk_gemm_packed_columns(Int32(rows), Int32(n), Int32(k), inp, k, panels, out, n, &e, Int32(threads))
+    if let norm, let residual {
+        layerNormForward(out: norm.out, mean: nil, rstd: nil, inp: residual, weight: norm.weight, bias: norm.bias,
+                         rows: rows, cols: n, eps: norm.eps, parallelism: parallelism)
     }
 }

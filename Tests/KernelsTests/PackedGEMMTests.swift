@@ -3,9 +3,10 @@ import TensorStore
 import XCTest
 
 /// DinoKit's packed micro-kernel GEMM (`linearForward` with `PackedLinearWeights`) against OpenBLAS's
-/// `cblas_sgemm` on sizes that are not multiples of the tile (6 × 32) and that cross the k-block
-/// (256) and row-block (144) boundaries, on every kernel path; its fused epilogues against the
-/// separate kernels they replace.
+/// `cblas_sgemm` on sizes that are not multiples of the tiles (6 or 12 × 32) and that cross the
+/// k-block (384) and row-block (144) boundaries, on every kernel path; its fused epilogues against
+/// the separate kernels they replace; one thread (row blocks, A packed per block) against the
+/// split by columns (A packed once, shared), bit for bit.
 final class PackedGEMMTests: XCTestCase {
     struct Problem {
         let rows: Int, inFeatures: Int, outFeatures: Int
@@ -71,6 +72,38 @@ final class PackedGEMMTests: XCTestCase {
             let one = p.run(threads: 1)
             XCTAssertEqual(one, p.run(threads: 3), path.rawValue)
             XCTAssertEqual(one, p.run(threads: 8), path.rawValue)
+        }
+    }
+
+    /// The column split hands out panel groups and row blocks (several of each here, k over two
+    /// or four k blocks) and runs the LayerNorm after: every epilogue must give the one-thread
+    /// result exactly, whatever the thread count.
+    func testColumnSplitEqualsOneThreadForEveryEpilogue() {
+        KernelPaths.each { path in
+            for (i, (m, k, n)) in [(257, 1536, 384), (514, 384, 1536), (61, 700, 259), (145, 385, 70)].enumerated() {
+                let p = Problem(m, k, n, seed: UInt32(200 + 10 * i))
+                let x0 = SyntheticInput.values(seed: UInt32(205 + 10 * i), count: m * n)
+                let gamma = FloatBuffer(SyntheticInput.values(seed: 206, count: n))
+                let lnWeight = FloatBuffer(SyntheticInput.values(seed: 207, count: n))
+                let lnBias = FloatBuffer(SyntheticInput.values(seed: 208, count: n))
+                let norm = FloatBuffer(count: m * n)
+                let target = LayerNormTarget(out: norm.pointer, weight: lnWeight.pointer, bias: lnBias.pointer, eps: 1e-6)
+                func results(_ threads: Int) -> [[Float]] {
+                    var none: [Float] = [0]
+                    let stored = p.run(residual: &none, threads: threads)
+                    let gelu = p.run({ _ in .gelu }, residual: &none, threads: threads)
+                    var x = x0
+                    _ = p.run({ r in .residual(r, gamma: gamma.pointer, norm: target) }, residual: &x, threads: threads)
+                    return [stored, gelu, x, norm.array()]
+                }
+                let one = results(1)
+                for threads in [2, 3] {
+                    let many = results(threads)
+                    for (name, (a, b)) in zip(["store", "gelu", "residual", "norm"], zip(one, many)) {
+                        XCTAssertEqual(a, b, "\(path.rawValue) \(m)x\(k)x\(n) \(name), \(threads) threads")
+                    }
+                }
+            }
         }
     }
 

@@ -67,6 +67,12 @@ typedef struct {
 void dk_gemm_packed(int m, int n, int k, const float *a, long lda, const float *bp, float *c, long ldc,
                     const dk_epilogue *e);
 
+/// `dk_gemm_packed` on up to `threads` threads of the pool, split by columns (panel groups) and,
+/// when there are few panels, row blocks, handed out from a counter. The epilogue's LayerNorm
+/// (`ln_out`) is not applied: it needs whole rows, so the caller runs it after.
+void dk_gemm_packed_columns(int m, int n, int k, const float *a, long lda, const float *bp, float *c, long ldc,
+                            const dk_epilogue *e, int threads);
+
 /// The general form: panel p of B starts at b + p·panel_stride, and consecutive rows (k) of a
 /// panel are ldb floats apart. Every panel row must have DK_NR readable floats.
 void dk_gemm(int m, int n, int k, const float *a, long lda, const float *b, long ldb, long panel_stride,
