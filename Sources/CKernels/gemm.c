@@ -76,9 +76,11 @@ static int dk_k_block(int k) {
     return (k + kblocks - 1) / kblocks;
 }
 
-// dk_gemm, reading A from `pa` when given (then the path must have `tile_packed`).
+// dk_gemm, reading A from `pa` when given (then the path must have `tile_packed`). `after`, when
+// not NULL, is the panel the calling thread will most likely need next (its next task's): it is
+// prefetched while the last panel of this call runs.
 static void dk_gemm_run(int m, int n, int k, const float *a, long lda, const dk_packed_a *pa, const float *b, long ldb,
-                        long panel_stride, float *c, long ldc, const dk_epilogue *e) {
+                        long panel_stride, float *c, long ldc, const dk_epilogue *e, const float *after) {
     if (m <= 0 || n <= 0) return;
     const dk_ops *ops = dk_current_ops();
     if (k < 0) k = 0;
@@ -105,7 +107,11 @@ static void dk_gemm_run(int m, int n, int k, const float *a, long lda, const dk_
             for (int jp = 0; jp < panels; jp++) {
                 const int nr = n - jp * DK_NR < DK_NR ? n - jp * DK_NR : DK_NR;
                 const float *panel = b + jp * panel_stride + (long)p0 * ldb;
-                const float *next = jp + 1 < panels ? panel + panel_stride : 0;
+                // The next panel, or the next k block's first one, or the next task's.
+                const float *next = jp + 1 < panels     ? panel + panel_stride
+                                    : kb + 1 < kblocks ? b + (long)(p0 + kc) * ldb
+                                    : i0 + DK_MC < m   ? b
+                                                       : after;
                 for (int ir = 0, t = 0; ir < mc; ir += mr_max, t++) {
                     const int mr = mc - ir < mr_max ? mc - ir : mr_max;
                     const long row = i0 + ir;
@@ -128,7 +134,7 @@ static void dk_gemm_run(int m, int n, int k, const float *a, long lda, const dk_
 
 void dk_gemm(int m, int n, int k, const float *a, long lda, const float *b, long ldb, long panel_stride, float *c,
              long ldc, const dk_epilogue *e) {
-    dk_gemm_run(m, n, k, a, lda, 0, b, ldb, panel_stride, c, ldc, e);
+    dk_gemm_run(m, n, k, a, lda, 0, b, ldb, panel_stride, c, ldc, e, 0);
 }
 
 void dk_gemm_packed(int m, int n, int k, const float *a, long lda, const float *bp, float *c, long ldc,
@@ -146,13 +152,16 @@ int dk_tile_rows(void) {
 // For a few hundred rows (one image's tokens) a split by rows makes every thread stream every
 // weight panel and fixes each thread's share in advance, so a thread that runs slower (a vCPU
 // sharing its core for a while) holds the others at the end of the loop. Here the tasks are
-// panel groups × row blocks claimed from a counter: each weight panel is read by one thread (or
-// by the two that share its row blocks), and a slow thread costs at most one small task. When
-// the path packs A, the threads first pack all of it together (tasks of row tiles × k blocks),
-// so no task repacks the rows another task already packed.
+// panel groups × row blocks: each thread owns a contiguous range of them and takes them in order
+// (prefetching, during a task's last panel, the first panel of the next), then takes what is left
+// of the others' ranges, so each weight panel is read by one thread (or by the two that share its
+// row blocks) and a slow thread costs at most one small task. When the path packs A, the threads
+// first pack all of it together (tasks of row tiles × k blocks), so no task repacks the rows
+// another task already packed.
 
 #define DK_PACK_ROWS 48 // rows per packing task
-#define DK_COL_ROWS 288 // most rows per task
+#define DK_COL_ROWS 288   // most rows per task
+#define DK_COL_WORKERS 64 // most threads a column-split GEMM uses
 
 typedef struct {
     int m, n, k;
@@ -164,7 +173,11 @@ typedef struct {
     float *ap;              // the packed A (NULL: read in place)
     int pack_tasks, kblocks, mr;
     long pack_next, packed; // packing tasks claimed, finished (atomic)
-    long next;              // GEMM tasks claimed (atomic)
+    // GEMM tasks: worker w owns [start[w], end[w]) and claims them in order from next[w] (so the
+    // panel it prefetches at the end of a task is the one its next task reads); a worker whose
+    // range is done claims from the others' (atomic).
+    int workers;
+    long next[DK_COL_WORKERS], end[DK_COL_WORKERS];
 } dk_cols_job;
 
 static void dk_cols_pack(dk_cols_job *j, long t) {
@@ -193,12 +206,24 @@ static void dk_cols_run(dk_cols_job *j, long t) {
         e.ln_out = 0;
     }
     const dk_packed_a pa = {.base = j->ap, .rows = j->m, .row0 = r0};
+    const int panels = (j->n + DK_NR - 1) / DK_NR;
+    const float *after = p0 + j->group_panels < panels ? j->bp + (size_t)(p0 + j->group_panels) * j->k * DK_NR : 0;
     dk_gemm_run(rows, ncols, j->k, j->a + (long)r0 * j->lda, j->lda, j->ap ? &pa : 0, j->bp + (size_t)p0 * j->k * DK_NR,
-                DK_NR, (long)j->k * DK_NR, j->c + (long)r0 * j->ldc + col0, j->ldc, &e);
+                DK_NR, (long)j->k * DK_NR, j->c + (long)r0 * j->ldc + col0, j->ldc, &e, after);
+}
+
+// The next GEMM task for `worker`: its own next one, else one from another worker's range.
+static long dk_cols_claim(dk_cols_job *j, int worker) {
+    for (int v = 0; v < j->workers; v++) {
+        const int w = (worker + v) % j->workers;
+        if (__atomic_load_n(&j->next[w], __ATOMIC_RELAXED) >= j->end[w]) continue;
+        const long t = __atomic_fetch_add(&j->next[w], 1, __ATOMIC_RELAXED);
+        if (t < j->end[w]) return t;
+    }
+    return -1;
 }
 
 static void dk_cols_task(void *ctx, int worker, int count) {
-    (void)worker;
     (void)count;
     dk_cols_job *j = ctx;
     if (j->ap) {
@@ -211,12 +236,7 @@ static void dk_cols_task(void *ctx, int worker, int count) {
         // Every packing task is claimed; the last ones may still be running on other threads.
         while (__atomic_load_n(&j->packed, __ATOMIC_ACQUIRE) < j->pack_tasks) dk_pause();
     }
-    const long tasks = (long)j->groups * j->row_blocks;
-    for (;;) {
-        const long t = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED);
-        if (t >= tasks) break;
-        dk_cols_run(j, t);
-    }
+    for (long t; (t = dk_cols_claim(j, worker)) >= 0;) dk_cols_run(j, t);
 }
 
 void dk_gemm_packed_columns(int m, int n, int k, const float *a, long lda, const float *bp, float *c, long ldc,
@@ -224,10 +244,10 @@ void dk_gemm_packed_columns(int m, int n, int k, const float *a, long lda, const
     if (m <= 0 || n <= 0) return;
     const dk_ops *ops = dk_current_ops();
     const int panels = (n + DK_NR - 1) / DK_NR, mr = ops->tile_packed ? ops->packed_rows : ops->rows;
-    // About 16 tasks per thread: panels first (each read once), then row blocks of at least 48
+    // About 32 tasks per thread: panels first (each read once), then row blocks of at least 48
     // rows when there are few panels (proj and fc2: 12). Row blocks of at most DK_COL_ROWS rows,
     // so that a task's rows of A stay in L2 while its panels go by.
-    const int want = 16 * (threads > 1 ? threads : 1);
+    const int want = 32 * (threads > 1 ? threads : 1);
     int row_blocks = panels >= want ? 1 : (want + panels - 1) / panels;
     const int max_blocks = m / 48 > 1 ? m / 48 : 1;
     if (row_blocks > max_blocks) row_blocks = max_blocks;
@@ -246,7 +266,14 @@ void dk_gemm_packed_columns(int m, int n, int k, const float *a, long lda, const
         j.pack_tasks = (m + DK_PACK_ROWS - 1) / DK_PACK_ROWS * j.kblocks;
     }
     const long tasks = (long)j.groups * j.row_blocks;
-    const int workers = threads < tasks ? threads : (int)tasks;
+    int workers = threads < tasks ? threads : (int)tasks;
+    if (workers > DK_COL_WORKERS) workers = DK_COL_WORKERS;
+    if (workers < 1) workers = 1;
+    j.workers = workers;
+    for (int w = 0; w < workers; w++) {
+        j.next[w] = tasks * w / workers;
+        j.end[w] = tasks * (w + 1) / workers;
+    }
     if (workers > 1) dk_parallel(workers, dk_cols_task, &j);
     else dk_cols_task(&j, 0, 1);
 }
