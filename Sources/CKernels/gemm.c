@@ -52,15 +52,20 @@ void dk_pack(float *dst, const float *b, int k, int n, long ldb) {
     }
 }
 
-// Asks for the next panel's lines to come into L2 while the tiles of this one run: a panel is
-// read once per row block, from L3 when the weights are larger than L2 (a ViT-S block's are 7 MB),
-// and the first tile to touch an unfetched panel would otherwise wait on each of its lines. Each
-// of the `tiles` tiles requests its share of the kc·DK_NR floats.
-static inline void dk_prefetch_share(const float *next, int kc, int tile, int tiles) {
-    const long lines = (long)kc * DK_NR * (long)sizeof(float) / 64;
+// The next panel's lines are asked into L2 while the tiles of this one run: a panel is read once
+// per row block, from L3 when the weights are larger than L2 (a ViT-S block's are 7 MB), and the
+// first tile to touch an unfetched panel would otherwise wait on each of its lines. Tile `tile` of
+// `tiles` gets its share [*begin, *end) of the panel's kc·DK_NR floats; the packed tile spreads
+// them over its k steps, the in-place one takes them in a burst before it starts.
+static inline void dk_prefetch_share(const float *next, int kc, int tile, int tiles, const char **begin,
+                                     const char **end) {
+    const long bytes = (long)kc * DK_NR * (long)sizeof(float), lines = bytes / 64;
     const long per = (lines + tiles - 1) / tiles;
-    const char *p = (const char *)next;
-    for (long l = tile * per; l < (tile + 1) * per && l < lines; l++) __builtin_prefetch(p + 64 * l, 0, 2);
+    long l0 = tile * per, l1 = (tile + 1) * per;
+    if (!next || l0 > lines) l0 = lines;
+    if (!next || l1 > lines) l1 = lines;
+    *begin = (const char *)next + 64 * l0;
+    *end = (const char *)next + 64 * l1;
 }
 
 // A packed whole for a GEMM (`dk_pack_a_blocks`): k block kb (columns p0 …) of rows [0, rows) is
@@ -115,13 +120,16 @@ static void dk_gemm_run(int m, int n, int k, const float *a, long lda, const dk_
                 for (int ir = 0, t = 0; ir < mc; ir += mr_max, t++) {
                     const int mr = mc - ir < mr_max ? mc - ir : mr_max;
                     const long row = i0 + ir;
-                    if (next && ldb == DK_NR) dk_prefetch_share(next, kcur, t, tiles);
-                    if (packed)
+                    const char *pf, *pf_end;
+                    dk_prefetch_share(ldb == DK_NR ? next : 0, kcur, t, tiles, &pf, &pf_end);
+                    if (packed) {
                         ops->tile_packed(mr, nr, kcur, apk + (long)ir * kcur, panel, ldb, c + row * ldc + (long)jp * DK_NR,
-                                         ldc, flags, e, row, (long)jp * DK_NR);
-                    else
+                                         ldc, flags, e, row, (long)jp * DK_NR, pf, pf_end);
+                    } else {
+                        for (; pf < pf_end; pf += 64) __builtin_prefetch(pf, 0, 2);
                         ops->tile(mr, nr, kcur, a + row * lda + p0, lda, panel, ldb, c + row * ldc + (long)jp * DK_NR,
                                   ldc, flags, e, row, (long)jp * DK_NR);
+                    }
                 }
             }
         }

@@ -18,10 +18,10 @@ typedef struct {
     void (*tile)(int mr, int nr, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                  int flags, const dk_epilogue *e, long row0, long col0);
     // Optional (NULL: A is always read in place): the tile over A packed by dk_pack_a, for tiles of
-    // up to packed_rows rows.
+    // up to packed_rows rows, prefetching the lines of [pf, pf_end) into L2 as it goes.
     int packed_rows;
     void (*tile_packed)(int mr, int nr, int kc, const float *a, const float *b, long ldb, float *c, long ldc,
-                        int flags, const dk_epilogue *e, long row0, long col0);
+                        int flags, const dk_epilogue *e, long row0, long col0, const char *pf, const char *pf_end);
     void (*pack_a)(float *dst, const float *a, long lda, int m, int kc, int mr); // see below
     // Optional (NULL: the portable loop): dk_pack_transposed.
     void (*pack_transposed)(float *dst, const float *w, int n, int k, long ldw);

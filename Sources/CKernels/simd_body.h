@@ -322,13 +322,33 @@ FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const f
 #ifdef DK_PACKED_ROWS
 static inline __attribute__((always_inline)) ATTR void
 FN(tile_part_packed)(const int MR_, int cols, int kc, const float *a, const float *b, long ldb, float *c, long ldc,
-                     int flags, const dk_epilogue *e, long row0, long col0) {
+                     int flags, const dk_epilogue *e, long row0, long col0, const char *pf, const char *pf_end) {
     const int MR = MR_ > DK_PACKED_ROWS ? DK_PACKED_ROWS : MR_;
     vf acc0[DK_PACKED_ROWS], acc1[DK_PACKED_ROWS];
     const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
     FN(tile_start)(MR, acc0, acc1, n0, n1, c, ldc, flags, e, col0);
-#pragma unroll 2
-    for (int p = 0; p < kc; p++) {
+    // One line of the caller's prefetch range per 4 k steps: spread out, the requests never fill
+    // the core's miss buffers (a burst of them stalls the loop).
+    int p = 0;
+    for (; p + 4 <= kc; p += 4) {
+        if (pf < pf_end) {
+            __builtin_prefetch(pf, 0, 2);
+            pf += 64;
+        }
+#pragma unroll
+        for (int u = 0; u < 4; u++) {
+            vf b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
+            b += ldb;
+#pragma unroll
+            for (int i = 0; i < MR; i++) {
+                vf ai = V_SET1(a[i]);
+                acc0[i] = V_FMA(ai, b0, acc0[i]);
+                acc1[i] = V_FMA(ai, b1, acc1[i]);
+            }
+            a += MR;
+        }
+    }
+    for (; p < kc; p++) {
         vf b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
         b += ldb;
 #pragma unroll
@@ -342,9 +362,11 @@ FN(tile_part_packed)(const int MR_, int cols, int kc, const float *a, const floa
     FN(tile_finish)(MR, acc0, acc1, cols, c, ldc, flags, e, row0, col0);
 }
 
-// `tile` for A packed as `dk_pack_a` lays out a tile of mr ≤ DK_PACKED_ROWS (at most 12) rows.
+// `tile` for A packed as `dk_pack_a` lays out a tile of mr ≤ DK_PACKED_ROWS (at most 12) rows;
+// the lines of [pf, pf_end) are prefetched into L2 along the way.
 static ATTR void FN(tile_packed)(int mr, int nr, int kc, const float *a, const float *b, long ldb, float *c, long ldc,
-                                 int flags, const dk_epilogue *e, long row0, long col0) {
+                                 int flags, const dk_epilogue *e, long row0, long col0, const char *pf,
+                                 const char *pf_end) {
     for (int h = 0; h * DK_HALF < nr; h++) {
         int cols = nr - h * DK_HALF;
         if (cols > DK_HALF) cols = DK_HALF;
@@ -353,12 +375,13 @@ static ATTR void FN(tile_packed)(int mr, int nr, int kc, const float *a, const f
         long colh = col0 + h * DK_HALF;
         switch (mr > DK_PACKED_ROWS ? DK_PACKED_ROWS : mr) {
 #define DK_PACKED_CASE(R)                                                                                     \
-    case R: FN(tile_part_packed)(R, cols, kc, a, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+    case R: FN(tile_part_packed)(R, cols, kc, a, bh, ldb, ch, ldc, flags, e, row0, colh, pf, pf_end); break;
         DK_PACKED_CASE(12) DK_PACKED_CASE(11) DK_PACKED_CASE(10) DK_PACKED_CASE(9) DK_PACKED_CASE(8) DK_PACKED_CASE(7)
         DK_PACKED_CASE(6) DK_PACKED_CASE(5) DK_PACKED_CASE(4) DK_PACKED_CASE(3) DK_PACKED_CASE(2)
 #undef DK_PACKED_CASE
-        default: FN(tile_part_packed)(1, cols, kc, a, bh, ldb, ch, ldc, flags, e, row0, colh); break;
+        default: FN(tile_part_packed)(1, cols, kc, a, bh, ldb, ch, ldc, flags, e, row0, colh, pf, pf_end); break;
         }
+        pf = pf_end; // requested by the first half
     }
 }
 #endif
