@@ -142,6 +142,7 @@ const dk_ops dk_ops_avx512 = {
     .swiglu = dk512_swiglu,
     .softmax = dk512_softmax,
     .softmax_exp = dk512_softmax_exp,
+    .softmax_exp_columns = dk512_softmax_exp_columns,
     .residual = dk512_residual,
 };
 #endif

@@ -8,8 +8,6 @@
 // 384-deep blocks that accumulate in C.
 #include "internal.h"
 
-#define DK_KC 384
-#define DK_MC 144
 
 size_t dk_packed_count(int n, int k) {
     if (n <= 0 || k <= 0) return 0;
@@ -68,23 +66,12 @@ static inline void dk_prefetch_share(const float *next, int kc, int tile, int ti
     *end = (const char *)next + 64 * l1;
 }
 
-// A packed whole for a GEMM (`dk_pack_a_blocks`): k block kb (columns p0 …) of rows [0, rows) is
-// `pack_a`'s layout at base + rows·p0. `row0` is where the GEMM's first row sits in it (a multiple
-// of the packed tile height).
-typedef struct {
-    const float *base;
-    int rows, row0;
-} dk_packed_a;
-
 static int dk_k_block(int k) {
     const int kblocks = k > 0 ? (k + DK_KC - 1) / DK_KC : 1;
     return (k + kblocks - 1) / kblocks;
 }
 
-// dk_gemm, reading A from `pa` when given (then the path must have `tile_packed`). `after`, when
-// not NULL, is the panel the calling thread will most likely need next (its next task's): it is
-// prefetched while the last panel of this call runs.
-static void dk_gemm_run(int m, int n, int k, const float *a, long lda, const dk_packed_a *pa, const float *b, long ldb,
+void dk_gemm_run(int m, int n, int k, const float *a, long lda, const dk_packed_a *pa, const float *b, long ldb,
                         long panel_stride, float *c, long ldc, const dk_epilogue *e, const float *after) {
     if (m <= 0 || n <= 0) return;
     const dk_ops *ops = dk_current_ops();
@@ -123,7 +110,7 @@ static void dk_gemm_run(int m, int n, int k, const float *a, long lda, const dk_
                     const char *pf, *pf_end;
                     dk_prefetch_share(ldb == DK_NR ? next : 0, kcur, t, tiles, &pf, &pf_end);
                     if (packed) {
-                        ops->tile_packed(mr, nr, kcur, apk + (long)ir * kcur, panel, ldb, c + row * ldc + (long)jp * DK_NR,
+                        ops->tile_packed(mr, nr, kcur, apk + (long)ir * kcur, mr, panel, ldb, c + row * ldc + (long)jp * DK_NR,
                                          ldc, flags, e, row, (long)jp * DK_NR, pf, pf_end);
                     } else {
                         for (; pf < pf_end; pf += 64) __builtin_prefetch(pf, 0, 2);

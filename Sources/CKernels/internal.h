@@ -3,6 +3,11 @@
 
 #include "CKernels.h"
 
+// GEMM blocking (gemm.c, sgemm.c): k in blocks of at most DK_KC, rows in blocks of DK_MC (a
+// multiple of every path's tile height).
+#define DK_KC 384
+#define DK_MC 144
+
 // Tile flags for the micro-kernel.
 enum {
     DK_TILE_LOAD_C = 1, // start from the partial sums in C (a later k block), else from the bias / zero
@@ -20,7 +25,8 @@ typedef struct {
     // Optional (NULL: A is always read in place): the tile over A packed by dk_pack_a, for tiles of
     // up to packed_rows rows, prefetching the lines of [pf, pf_end) into L2 as it goes.
     int packed_rows;
-    void (*tile_packed)(int mr, int nr, int kc, const float *a, const float *b, long ldb, float *c, long ldc,
+    // A's k steps are lda floats apart (mr for pack_a's layout), its rows adjacent.
+    void (*tile_packed)(int mr, int nr, int kc, const float *a, long lda, const float *b, long ldb, float *c, long ldc,
                         int flags, const dk_epilogue *e, long row0, long col0, const char *pf, const char *pf_end);
     void (*pack_a)(float *dst, const float *a, long lda, int m, int kc, int mr); // see below
     // Optional (NULL: the portable loop): dk_pack_transposed.
@@ -34,6 +40,8 @@ typedef struct {
     void (*softmax)(float *x, int rows, int cols, long ld);
     // exp(x − row max) in place, and 1 / (row sum) into inv: the softmax before its normalisation.
     void (*softmax_exp)(float *x, int rows, int cols, long ld, float *inv);
+    // The same down the columns (one softmax per column of rows values), for paths with tile_packed.
+    void (*softmax_exp_columns)(float *x, int rows, int cols, long ld, float *inv);
     void (*residual)(float *x, const float *branch, const float *gamma, int rows, int cols);
 } dk_ops;
 
@@ -44,6 +52,20 @@ extern const dk_ops dk_ops_avx512;
 #endif
 
 const dk_ops *dk_current_ops(void);
+
+// A packed whole for a GEMM: k block kb (columns p0 …) of rows [0, rows) is `pack_a`'s layout at
+// base + rows·p0. `row0` is where the GEMM's first row sits in it (a multiple of the packed tile
+// height).
+typedef struct {
+    const float *base;
+    int rows, row0;
+} dk_packed_a;
+
+// dk_gemm, reading A from `pa` when given (then the path must have `tile_packed`). `after`, when
+// not NULL, is the panel the calling thread will most likely need next (its next task's): it is
+// prefetched while the last panel of this call runs.
+void dk_gemm_run(int m, int n, int k, const float *a, long lda, const dk_packed_a *pa, const float *b, long ldb,
+                 long panel_stride, float *c, long ldc, const dk_epilogue *e, const float *after);
 
 // One spin-wait step (pool.c).
 void dk_pause(void);
@@ -56,6 +78,7 @@ enum {
     DK_SCRATCH_ATTENTION,
     DK_SCRATCH_PACKED_A,        // dk_gemm's A, one row block
     DK_SCRATCH_PACKED_A_SHARED, // dk_gemm_packed_columns' whole A, read by every thread of the loop
+    DK_SCRATCH_ATTENTION_SCORES, // a block of the attention's scores when the caller keeps probabilities
     DK_SCRATCH_SLOTS
 };
 float *dk_scratch(int slot, size_t count);

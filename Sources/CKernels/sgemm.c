@@ -13,8 +13,6 @@
 #include <string.h>
 #include "internal.h"
 
-#define DK_KC 384
-#define DK_MC 144
 // Floats of one packed B block (k block × column block): 4 MB, shared by the threads in L3.
 #define DK_SG_BLOCK (1L << 20)
 

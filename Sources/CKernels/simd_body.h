@@ -165,6 +165,26 @@ static ATTR void FN(softmax_exp)(float *x, int rows, int cols, long ld, float *i
     }
 }
 
+#ifdef DK_PACKED_ROWS
+// softmax_exp down each column: max over the rows, exp(x − max) in place, 1 / sum into inv. A
+// vector holds VL columns, so nothing is reduced across lanes.
+static ATTR void FN(softmax_exp_columns)(float *x, int rows, int cols, long ld, float *inv) {
+    for (int c0 = 0; c0 < cols; c0 += VL) {
+        const int w = cols - c0 < VL ? cols - c0 : VL;
+        vf vmax = V_SET1(-__builtin_inff());
+        for (int r = 0; r < rows; r++) vmax = V_MAX(vmax, V_LOADN_FILL(x + (long)r * ld + c0, w, -__builtin_inff()));
+        vf s = V_SET1(0.0f);
+        for (int r = 0; r < rows; r++) {
+            float *xr = x + (long)r * ld + c0;
+            vf e = FN(exp)(V_SUB(V_LOADN(xr, w), vmax));
+            V_STOREN(xr, e, w);
+            s = V_ADD(s, e);
+        }
+        V_STOREN(inv + c0, V_DIV(V_SET1(1.0f), s), w);
+    }
+}
+#endif
+
 static ATTR void FN(softmax)(float *x, int rows, int cols, long ld) {
     for (int r = 0; r < rows; r++) {
         float *xr = x + (long)r * ld, inv;
@@ -321,8 +341,9 @@ FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const f
 
 #ifdef DK_PACKED_ROWS
 static inline __attribute__((always_inline)) ATTR void
-FN(tile_part_packed)(const int MR_, int cols, int kc, const float *a, const float *b, long ldb, float *c, long ldc,
-                     int flags, const dk_epilogue *e, long row0, long col0, const char *pf, const char *pf_end) {
+FN(tile_part_packed)(const int MR_, int cols, int kc, const float *a, long lda, const float *b, long ldb, float *c,
+                     long ldc, int flags, const dk_epilogue *e, long row0, long col0, const char *pf,
+                     const char *pf_end) {
     const int MR = MR_ > DK_PACKED_ROWS ? DK_PACKED_ROWS : MR_;
     vf acc0[DK_PACKED_ROWS], acc1[DK_PACKED_ROWS];
     const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
@@ -345,7 +366,7 @@ FN(tile_part_packed)(const int MR_, int cols, int kc, const float *a, const floa
                 acc0[i] = V_FMA(ai, b0, acc0[i]);
                 acc1[i] = V_FMA(ai, b1, acc1[i]);
             }
-            a += MR;
+            a += lda;
         }
     }
     for (; p < kc; p++) {
@@ -357,15 +378,15 @@ FN(tile_part_packed)(const int MR_, int cols, int kc, const float *a, const floa
             acc0[i] = V_FMA(ai, b0, acc0[i]);
             acc1[i] = V_FMA(ai, b1, acc1[i]);
         }
-        a += MR;
+        a += lda;
     }
     FN(tile_finish)(MR, acc0, acc1, cols, c, ldc, flags, e, row0, col0);
 }
 
 // `tile` for A packed as `dk_pack_a` lays out a tile of mr ≤ DK_PACKED_ROWS (at most 12) rows;
 // the lines of [pf, pf_end) are prefetched into L2 along the way.
-static ATTR void FN(tile_packed)(int mr, int nr, int kc, const float *a, const float *b, long ldb, float *c, long ldc,
-                                 int flags, const dk_epilogue *e, long row0, long col0, const char *pf,
+static ATTR void FN(tile_packed)(int mr, int nr, int kc, const float *a, long lda, const float *b, long ldb, float *c,
+                                 long ldc, int flags, const dk_epilogue *e, long row0, long col0, const char *pf,
                                  const char *pf_end) {
     for (int h = 0; h * DK_HALF < nr; h++) {
         int cols = nr - h * DK_HALF;
@@ -375,11 +396,11 @@ static ATTR void FN(tile_packed)(int mr, int nr, int kc, const float *a, const f
         long colh = col0 + h * DK_HALF;
         switch (mr > DK_PACKED_ROWS ? DK_PACKED_ROWS : mr) {
 #define DK_PACKED_CASE(R)                                                                                     \
-    case R: FN(tile_part_packed)(R, cols, kc, a, bh, ldb, ch, ldc, flags, e, row0, colh, pf, pf_end); break;
+    case R: FN(tile_part_packed)(R, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh, pf, pf_end); break;
         DK_PACKED_CASE(12) DK_PACKED_CASE(11) DK_PACKED_CASE(10) DK_PACKED_CASE(9) DK_PACKED_CASE(8) DK_PACKED_CASE(7)
         DK_PACKED_CASE(6) DK_PACKED_CASE(5) DK_PACKED_CASE(4) DK_PACKED_CASE(3) DK_PACKED_CASE(2)
 #undef DK_PACKED_CASE
-        default: FN(tile_part_packed)(1, cols, kc, a, bh, ldb, ch, ldc, flags, e, row0, colh, pf, pf_end); break;
+        default: FN(tile_part_packed)(1, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh, pf, pf_end); break;
         }
         pf = pf_end; // requested by the first half
     }
