@@ -3,21 +3,18 @@
 // - by rows (every path): K and V are packed once into panels, then DK_ATT_ROWS queries at a time
 //   go through scores = scale · Q Kᵀ, a row softmax, and out = P V;
 // - by columns (paths with the packed tile, AVX-512): K is packed once as the A operand (12-token
-//   micro-panels) and V into panels, then DK_ATT_QC queries at a time go through Sᵀ = scale · K Qᵀ
+//   micro-panels) and V into panels, then DK_ATT_ROWS queries at a time go through Sᵀ = scale · K Qᵀ
 //   (tokens × queries), a softmax down each column (one vector holds 16 queries: no reductions
 //   across lanes), and out = P V with Pᵀ read in place as the packed A of 12-query tiles — so the
 //   probabilities are never repacked and every tile is 12 rows tall.
 #include "internal.h"
 
-#define DK_ATT_QC 64 // queries per block in the column form
-
 size_t dk_attention_pack_count(int tokens, int head_dim) {
-    return dk_packed_count(tokens, head_dim) + dk_packed_count(head_dim, tokens) + dk_packed_count(DK_ATT_QC, head_dim);
+    return dk_packed_count(tokens, head_dim) + dk_packed_count(head_dim, tokens) + dk_packed_count(DK_ATT_ROWS, head_dim);
 }
 
 size_t dk_attention_scratch_count(int tokens, int head_dim) {
-    const int most = DK_ATT_ROWS > DK_ATT_QC ? DK_ATT_ROWS : DK_ATT_QC;
-    const int rows = tokens < most ? tokens : most;
+    const int rows = tokens < DK_ATT_ROWS ? tokens : DK_ATT_ROWS;
     return dk_attention_pack_count(tokens, head_dim) + (size_t)rows * (size_t)tokens;
 }
 
@@ -31,11 +28,11 @@ static void dk_attention_head_columns(int n, int hd, const float *q, const float
     dk_pack(vp, v, n, hd, ld);
     const dk_packed_a keys = {.base = kp, .rows = n, .row0 = 0};
     const dk_epilogue scaled = {.kind = DK_EPI_STORE, .alpha = scale};
-    float inv[DK_ATT_QC];
+    float inv[DK_ATT_ROWS];
     const dk_epilogue normalised = {.kind = DK_EPI_STORE, .alpha = 1.0f, .row_scale = inv};
     const int vpanels = (hd + DK_NR - 1) / DK_NR;
-    for (int r0 = q0; r0 < q1; r0 += DK_ATT_QC) {
-        const int qc = q1 - r0 < DK_ATT_QC ? q1 - r0 : DK_ATT_QC;
+    for (int r0 = q0; r0 < q1; r0 += DK_ATT_ROWS) {
+        const int qc = q1 - r0 < DK_ATT_ROWS ? q1 - r0 : DK_ATT_ROWS;
         // Sᵀ (n × qc, row stride qc) = scale · K Qᵀ: B = Qᵀ, the block's queries as panels.
         dk_pack_transposed(qp, q + (long)r0 * ld, qc, hd, ld);
         dk_gemm_run(n, qc, hd, 0, 0, &keys, qp, DK_NR, (long)hd * DK_NR, scores, qc, &scaled, 0);
@@ -69,8 +66,8 @@ void dk_attention_head(int n, int hd, const float *q, const float *k, const floa
     }
     const dk_ops *ops = dk_current_ops();
     if (ops->tile_packed && hd <= DK_KC) { // K packed as one k block
-        // Kept probabilities come out of the block of Sᵀ, which then lives in a scratch of its own.
-        if (!scores) scores = dk_scratch(DK_SCRATCH_ATTENTION_SCORES, (size_t)n * DK_ATT_QC);
+        // With kept probabilities the caller brings no scores buffer: the block of Sᵀ gets one.
+        if (!scores) scores = dk_scratch(DK_SCRATCH_ATTENTION_SCORES, (size_t)n * DK_ATT_ROWS);
         if (!scores) return;
         dk_attention_head_columns(n, hd, q, k, v, ld, out, ldo, scale, q0, q1, probs, scores, packs);
         return;

@@ -9,10 +9,10 @@ import CKernels
 /// [h·headDim, (h+1)·headDim) of each — the `reshape(B, N, 3, H, Dh)` of the PyTorch code. `out`
 /// is (batch·tokens, dim).
 ///
-/// The work is fused per head (CKernels' `dk_attention_head`): K and V are packed once, then 48
-/// queries at a time go through scores, softmax and P V, so only a 48 × tokens block of scores is
-/// live. `probs` says where those scores go: all of them, (batch, heads, tokens, tokens), which a
-/// backward pass needs (`AttentionProbabilities.keep`), or a per-thread scratch (`.scratch`).
+/// The work is fused per head (CKernels' `dk_attention_head`): K and V are packed once, then 64
+/// queries at a time go through scores, softmax and P V, so only a 64 × tokens block of scores is
+/// live. `probs` says whether all the probabilities are also kept, (batch, heads, tokens, tokens),
+/// which a backward pass needs (`AttentionProbabilities.keep`), or only scratch is used (`.scratch`).
 public enum AttentionProbabilities {
     /// Room for batch · heads · tokens² floats; filled with every head's probabilities.
     case keep(UnsafeMutablePointer<Float>)

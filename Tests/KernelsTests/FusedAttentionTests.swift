@@ -2,10 +2,11 @@ import Kernels
 import TensorStore
 import XCTest
 
-/// The fused attention (K, V packed per head; 48 queries at a time through scores, softmax and
-/// P V) against the textbook formula evaluated in Double, on every kernel path, for head widths
-/// that are and are not multiples of the 32-column panel and token counts around the 48-row
-/// query block; and its three entry points (kept probabilities, scratch, workspace) against each other.
+/// The fused attention (K, V packed per head; 64 queries at a time through scores, softmax and
+/// P V — by rows, or transposed on the AVX-512 path) against the textbook formula evaluated in
+/// Double, on every kernel path, for head widths that are and are not multiples of the 32-column
+/// panel and token counts around the 64-query block and the 12-row tile; and its three entry points
+/// (kept probabilities, scratch, workspace) against each other.
 final class FusedAttentionTests: XCTestCase {
     struct Case {
         let batch: Int, tokens: Int, heads: Int, headDim: Int
@@ -19,7 +20,7 @@ final class FusedAttentionTests: XCTestCase {
     static let cases = [
         Case(batch: 2, tokens: 37, heads: 3, headDim: 64), Case(batch: 1, tokens: 101, heads: 2, headDim: 64),
         Case(batch: 2, tokens: 7, heads: 3, headDim: 24), Case(batch: 1, tokens: 49, heads: 1, headDim: 40),
-        Case(batch: 3, tokens: 1, heads: 2, headDim: 8),
+        Case(batch: 3, tokens: 1, heads: 2, headDim: 8), Case(batch: 1, tokens: 65, heads: 2, headDim: 64),
     ]
 
     /// softmax(Q Kᵀ / √d) V per head in Double; also the probabilities.

@@ -107,20 +107,21 @@ void dk_softmax_rows(float *x, int rows, int cols, long ld);
 /// x[r, :] += gamma ⊙ branch[r, :] (gamma NULL: + branch) over rows × cols, contiguous.
 void dk_residual(float *x, const float *branch, const float *gamma, int rows, int cols);
 
-/// Query rows per attention block: scores for this many queries are live at once.
-#define DK_ATT_ROWS 48
+/// Queries per attention block: scores for this many queries are live at once.
+#define DK_ATT_ROWS 64
 
-/// Floats `dk_attention_head` needs in `packs` (the head's K and V in panel layout).
+/// Floats `dk_attention_head` needs in `packs` (the head's K and V, and a block of Q, packed).
 size_t dk_attention_pack_count(int tokens, int head_dim);
 /// Floats one `dk_attention_head` call needs: packs plus scores for DK_ATT_ROWS queries.
 size_t dk_attention_scratch_count(int tokens, int head_dim);
 
 /// One head of softmax(Q Kᵀ · scale) V for query rows [q0, q1): q, k, v point at the head's first
 /// column of token 0 and advance `ld` floats per token; out (row stride ldo) receives the query
-/// rows. Scores are computed DK_ATT_ROWS query rows at a time into `scores` (room for
-/// min(DK_ATT_ROWS, tokens) × tokens floats) or, when `probs` is not NULL, into probs (tokens ×
-/// tokens, row stride tokens), which then holds the probabilities. `packs` has room for
-/// dk_attention_pack_count floats, or is NULL to use a buffer kept per thread.
+/// rows. Scores are computed DK_ATT_ROWS queries at a time into `scores` (room for
+/// min(DK_ATT_ROWS, tokens) × tokens floats; NULL when `probs` is given), and when `probs` is not
+/// NULL the probabilities are written there (tokens × tokens, row stride tokens). `packs` has room
+/// for dk_attention_pack_count floats, or is NULL to use a buffer kept per thread. The AVX-512
+/// path computes the scores transposed (see attention.c); results do not depend on `probs`.
 void dk_attention_head(int tokens, int head_dim, const float *q, const float *k, const float *v, long ld,
                        float *out, long ldo, float scale, int q0, int q1, float *probs, float *scores, float *packs);
 
