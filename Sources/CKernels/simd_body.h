@@ -340,6 +340,18 @@ FN(tile_part)(const int MR_, int cols, int kc, const float *a, long lda, const f
 }
 
 #ifdef DK_PACKED_ROWS
+// One k step of the packed tile: two vectors of B against MR broadcasts of A.
+static inline __attribute__((always_inline)) ATTR void FN(packed_step)(const int MR, vf *acc0, vf *acc1,
+                                                                       const float *a, const float *b) {
+    vf b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
+#pragma unroll
+    for (int i = 0; i < MR; i++) {
+        vf ai = V_SET1(a[i]);
+        acc0[i] = V_FMA(ai, b0, acc0[i]);
+        acc1[i] = V_FMA(ai, b1, acc1[i]);
+    }
+}
+
 static inline __attribute__((always_inline)) ATTR void
 FN(tile_part_packed)(const int MR_, int cols, int kc, const float *a, long lda, const float *b, long ldb, float *c,
                      long ldc, int flags, const dk_epilogue *e, long row0, long col0, const char *pf,
@@ -357,29 +369,9 @@ FN(tile_part_packed)(const int MR_, int cols, int kc, const float *a, long lda, 
             pf += 64;
         }
 #pragma unroll
-        for (int u = 0; u < 4; u++) {
-            vf b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
-            b += ldb;
-#pragma unroll
-            for (int i = 0; i < MR; i++) {
-                vf ai = V_SET1(a[i]);
-                acc0[i] = V_FMA(ai, b0, acc0[i]);
-                acc1[i] = V_FMA(ai, b1, acc1[i]);
-            }
-            a += lda;
-        }
+        for (int u = 0; u < 4; u++, a += lda, b += ldb) FN(packed_step)(MR, acc0, acc1, a, b);
     }
-    for (; p < kc; p++) {
-        vf b0 = V_LOAD(b), b1 = V_LOAD(b + VL);
-        b += ldb;
-#pragma unroll
-        for (int i = 0; i < MR; i++) {
-            vf ai = V_SET1(a[i]);
-            acc0[i] = V_FMA(ai, b0, acc0[i]);
-            acc1[i] = V_FMA(ai, b1, acc1[i]);
-        }
-        a += lda;
-    }
+    for (; p < kc; p++, a += lda, b += ldb) FN(packed_step)(MR, acc0, acc1, a, b);
     FN(tile_finish)(MR, acc0, acc1, cols, c, ldc, flags, e, row0, col0);
 }
 
