@@ -8,7 +8,6 @@
 // 384-deep blocks that accumulate in C.
 #include "internal.h"
 
-
 size_t dk_packed_count(int n, int k) {
     if (n <= 0 || k <= 0) return 0;
     return (size_t)((n + DK_NR - 1) / DK_NR) * DK_NR * (size_t)k;
@@ -72,7 +71,7 @@ static int dk_k_block(int k) {
 }
 
 void dk_gemm_run(int m, int n, int k, const float *a, long lda, const dk_packed_a *pa, const float *b, long ldb,
-                        long panel_stride, float *c, long ldc, const dk_epilogue *e, const float *after) {
+                 long panel_stride, float *c, long ldc, const dk_epilogue *e, const float *after) {
     if (m <= 0 || n <= 0) return;
     const dk_ops *ops = dk_current_ops();
     if (k < 0) k = 0;
@@ -154,7 +153,7 @@ int dk_tile_rows(void) {
 // first pack all of it together (tasks of row tiles × k blocks), so no task repacks the rows
 // another task already packed.
 
-#define DK_PACK_ROWS 48 // rows per packing task
+#define DK_PACK_ROWS 48   // rows per packing task (a multiple of every packed tile height)
 #define DK_COL_ROWS 288   // most rows per task
 #define DK_COL_WORKERS 64 // most threads a column-split GEMM uses
 
@@ -168,8 +167,8 @@ typedef struct {
     float *ap;              // the packed A (NULL: read in place)
     int pack_tasks, kblocks, mr;
     long pack_next, packed; // packing tasks claimed, finished (atomic)
-    // GEMM tasks: worker w owns [start[w], end[w]) and claims them in order from next[w] (so the
-    // panel it prefetches at the end of a task is the one its next task reads); a worker whose
+    // GEMM tasks: worker w owns the range up to end[w] and claims it in order through next[w] (so
+    // the panel it prefetches at the end of a task is the one its next task reads); a worker whose
     // range is done claims from the others' (atomic).
     int workers;
     long next[DK_COL_WORKERS], end[DK_COL_WORKERS];

@@ -376,25 +376,19 @@ FN(tile_part_packed)(const int MR_, int cols, int kc, const float *a, long lda, 
 }
 
 // `tile` for A packed as `dk_pack_a` lays out a tile of mr ≤ DK_PACKED_ROWS (at most 12) rows;
-// the lines of [pf, pf_end) are prefetched into L2 along the way.
+// the lines of [pf, pf_end) are prefetched into L2 along the way. Only paths whose vectors cover a
+// whole panel in one pass (AVX-512) have it.
+_Static_assert(DK_HALF == DK_NR, "the packed tile covers a panel in one pass");
 static ATTR void FN(tile_packed)(int mr, int nr, int kc, const float *a, long lda, const float *b, long ldb, float *c,
                                  long ldc, int flags, const dk_epilogue *e, long row0, long col0, const char *pf,
                                  const char *pf_end) {
-    for (int h = 0; h * DK_HALF < nr; h++) {
-        int cols = nr - h * DK_HALF;
-        if (cols > DK_HALF) cols = DK_HALF;
-        const float *bh = b + h * DK_HALF;
-        float *ch = c + h * DK_HALF;
-        long colh = col0 + h * DK_HALF;
-        switch (mr > DK_PACKED_ROWS ? DK_PACKED_ROWS : mr) {
-#define DK_PACKED_CASE(R)                                                                                     \
-    case R: FN(tile_part_packed)(R, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh, pf, pf_end); break;
+    switch (mr > DK_PACKED_ROWS ? DK_PACKED_ROWS : mr) {
+#define DK_PACKED_CASE(R)                                                                                         \
+    case R: FN(tile_part_packed)(R, nr, kc, a, lda, b, ldb, c, ldc, flags, e, row0, col0, pf, pf_end); break;
         DK_PACKED_CASE(12) DK_PACKED_CASE(11) DK_PACKED_CASE(10) DK_PACKED_CASE(9) DK_PACKED_CASE(8) DK_PACKED_CASE(7)
         DK_PACKED_CASE(6) DK_PACKED_CASE(5) DK_PACKED_CASE(4) DK_PACKED_CASE(3) DK_PACKED_CASE(2)
 #undef DK_PACKED_CASE
-        default: FN(tile_part_packed)(1, cols, kc, a, lda, bh, ldb, ch, ldc, flags, e, row0, colh, pf, pf_end); break;
-        }
-        pf = pf_end; // requested by the first half
+    default: FN(tile_part_packed)(1, nr, kc, a, lda, b, ldb, c, ldc, flags, e, row0, col0, pf, pf_end); break;
     }
 }
 #endif
