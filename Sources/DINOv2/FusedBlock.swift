@@ -31,26 +31,20 @@ struct FusedBuffers {
 // - many rows: each thread takes ranges of rows through the whole chain (`rowStage` with
 //   `.serial`), and only the attention, which mixes the rows of an image, needs all threads to
 //   meet before and after it;
-// - one image's few hundred rows: each GEMM is split by output columns over all threads
-//   (`rowStage` over every row with the model's parallelism; `linearForward` then hands out panel
-//   groups from a counter and runs the LayerNorms after), so every weight panel is read once per
-//   pass rather than once per thread, and a thread slowed by another process costs one small task
-//   rather than its fixed half of the rows.
+// - a pass of one or two images (a few hundred rows): each GEMM is split by output columns over
+//   all threads (`rowStage` over every row with the model's parallelism; `linearForward` then
+//   gives each thread a range of panel groups to take in order and steal from, and runs the
+//   LayerNorms after), so every weight panel is read once per pass rather than once per thread,
+//   and a thread slowed by another process costs one small task rather than its fixed half.
 extension Model {
-    /// Runs `body` over `rows` in ranges that the threads take as they go: an equal share per
-    /// thread when there are few rows (with one thread only: `runPass` splits such passes by
-    /// columns), else ranges of about 144 rows (the GEMM's row block) in whole tiles, so that a
-    /// thread slowed by another process hands rows to the others.
+    /// Runs `body` over `rows` in ranges of about 144 rows (the GEMM's row block) in whole tiles,
+    /// which the threads take as they go, so that a thread slowed by another process hands rows to
+    /// the others. (`runPass` splits passes of fewer than 288 rows per thread by columns instead.)
     func parallelRows(_ rows: Int, _ body: (Range<Int>) -> Void) {
         let tile = KernelDispatch.tileRows, threads = parallelism.threads
-        let chunk: Int
-        if rows < threads * 288 {
-            chunk = (rows + threads - 1) / threads
-        } else {
-            let perThread = (rows + threads * 144 - 1) / (threads * 144)
-            let share = (rows + threads * perThread - 1) / (threads * perThread)
-            chunk = (share + tile - 1) / tile * tile
-        }
+        let perThread = (rows + threads * 144 - 1) / (threads * 144)
+        let share = (rows + threads * perThread - 1) / (threads * perThread)
+        let chunk = (share + tile - 1) / tile * tile
         parallelForDynamic(rows, chunk: chunk, parallelism) { range, _ in body(range) }
     }
 
