@@ -22,10 +22,8 @@ Usage:
                  [--compare RUN] [--seed N] [--threads N]
 """
 import argparse
-import ast
 import json
 import logging
-import math
 import os
 import random
 import sys
@@ -41,43 +39,8 @@ from PIL import Image  # noqa: E402
 
 from dinokit_ref import compat  # noqa: E402,F401 - torchvision's nms schema before dinov2.data
 from dinokit_ref import sslstep  # noqa: E402
+from dinokit_ref.schedules import official_schedules  # noqa: E402
 from dinokit_ref.models import TINY, official_backbone  # noqa: E402
-
-
-class Cfg(dict):
-    __getattr__ = dict.__getitem__
-
-
-def load_build_schedulers():
-    """train.py's build_schedulers, compiled from the installed source (train.py imports fvcore at
-    module level, which the venv lacks; the function itself needs only CosineScheduler)."""
-    import dinov2
-    from dinov2.utils.utils import CosineScheduler
-
-    path = os.path.join(os.path.dirname(dinov2.__file__), "train", "train.py")
-    tree = ast.parse(open(path).read(), path)
-    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "build_schedulers")
-    scope = {"CosineScheduler": CosineScheduler, "logger": logging.getLogger("dinov2")}
-    exec(compile(ast.Module(body=[fn], type_ignores=[]), path, "exec"), scope)
-    return scope["build_schedulers"]
-
-
-def scaled_lr(c):
-    """DinoKit's `lr` override, else apply_scaling_rules_to_cfg's sqrt_wrt_1024 rule."""
-    return c["lr"] if c.get("lr") is not None else c["base_lr"] * math.sqrt(c["batch_size"] / 1024.0)
-
-
-def schedules(c, steps_per_epoch):
-    cfg = Cfg(
-        train=Cfg(OFFICIAL_EPOCH_LENGTH=steps_per_epoch),
-        optim=Cfg(lr=scaled_lr(c), min_lr=c["min_lr"], epochs=c["epochs"], warmup_epochs=c["warmup_epochs"],
-                  weight_decay=c["weight_decay"], weight_decay_end=c["weight_decay_end"],
-                  freeze_last_layer_epochs=c["freeze_last_layer_epochs"]),
-        teacher=Cfg(momentum_teacher=c["momentum_teacher"], final_momentum_teacher=c["final_momentum_teacher"],
-                    teacher_temp=c["teacher_temp"], warmup_teacher_temp=c["warmup_teacher_temp"],
-                    warmup_teacher_temp_epochs=c["warmup_teacher_temp_epochs"]),
-    )
-    return load_build_schedulers()(cfg)
 
 
 def preset(c, model_cfg):
@@ -146,7 +109,7 @@ def run(c, weights, data, model_name="tiny-plain", seed=0, threads=1, log=None):
     imgs = images(data)
     b = c["batch_size"]
     steps_per_epoch = len(imgs) // b  # DinoKit drops the last partial batch
-    lr_s, wd_s, mom_s, tt_s, ll_s = schedules(c, steps_per_epoch)
+    lr_s, wd_s, mom_s, tt_s, ll_s = official_schedules(c, steps_per_epoch)
     step = build(c, weights, model_name, seed)
     step.build_optimizer()
     probe = entropy_probe(step)
