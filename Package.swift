@@ -48,7 +48,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .target(name: "TestSupport", dependencies: ["TensorStore", "Formats"], path: "Tests/Support"),
+        .target(name: "TestSupport", dependencies: ["TensorStore", "Formats", "Kernels"], path: "Tests/Support"),
         .testTarget(name: "TensorStoreTests", dependencies: ["TensorStore", "Formats", "TestSupport"]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "TensorStore", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Formats", "TestSupport"]),

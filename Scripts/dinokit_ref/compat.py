@@ -4,8 +4,15 @@ PyPI's torchvision wheel is built against CUDA torch and registers fake kernels 
 `torchvision::nms` and `torchvision::qnms` at import time; with the CPU torch that operator schema does not exist and
 the import fails. Defining the schema first (no implementation needed: we never call nms) lets
 timm, which imports torchvision, load. Import this module before timm or torchvision.
+
+It also quiets the official code's import-time "xFormers not available" lines: the fallbacks they
+announce are exactly what DinoKit is compared with, so every report would only repeat them.
 """
+import logging
+
 import torch
+
+logging.getLogger("dinov2").setLevel(logging.ERROR)
 
 _lib = None
 try:

@@ -1,5 +1,6 @@
 """Self-test of the golden tooling (`make-goldens --check`): the reference codes are checked against
-each other where they overlap, and a few committed goldens are recomputed bit for bit."""
+each other where they overlap, and a few committed goldens are recomputed from their committed weights
+and compared within the tolerance of reproduce.py (another CPU gives other last bits)."""
 import json
 import os
 
@@ -10,6 +11,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from . import goldens as G
+from .reproduce import compare_arrays
 from .synthetic import lcg_tensor
 
 
@@ -17,9 +19,13 @@ class Checks:
     def __init__(self):
         self.failures = []
 
+        self.passed = 0
+
     def expect(self, ok: bool, what: str) -> None:
         print(f"  [{'ok' if ok else 'FAIL'}] {what}")
-        if not ok:
+        if ok:
+            self.passed += 1
+        else:
             self.failures.append(what)
 
 
@@ -143,7 +149,8 @@ def check_hf_hidden_states(c: Checks) -> None:
 
 
 def recompute(c: Checks, root: str, sets: list, picks: dict) -> None:
-    """A few written cases recomputed now must match the files byte for byte."""
+    """A few written cases recomputed now, from the committed weights, must match the committed
+    outputs within the tolerance; the weights themselves must still be what models.py draws."""
     specs = {s.folder: s for s in sets}
 
     for folder, names in picks.items():
@@ -153,21 +160,20 @@ def recompute(c: Checks, root: str, sets: list, picks: dict) -> None:
         sd = G.state_dict_for(spec.model)
         stored = load_file(os.path.join(root, folder, manifest["weights"]))
         c.expect(list(stored) == list(sd) or sorted(stored) == sorted(sd), f"{folder}: weight names")
-        c.expect(all(torch.equal(stored[k], sd[k]) for k in sd), f"{folder}: weights equal the seeded state dict (models.py)")
-        ref = G.reference_for(spec, sd)
+        # torch.randn's vectorised and scalar paths differ in the last bits, so the draw is compared
+        # within the tolerance and the committed weights are what the outputs are recomputed from.
+        seeded = compare_arrays(f"{folder}: weights vs the seeded state dict (models.py)",
+                                {k: v.numpy() for k, v in sd.items()}, {k: v.numpy() for k, v in stored.items()})
+        c.expect(seeded.ok, seeded.detail())
+        ref = G.reference_for(spec, type(sd)((k, stored[k]) for k in sd))
         by_name = {e["name"]: e for e in manifest["cases"]}
         for name in names:
             case = next(k for k in spec.cases if k.name == name)
             entry = by_name[name]
             fresh = G.compute_case(spec, ref, case)
-            worst = 0.0
-            exact = True
-            for key, arr in fresh.items():
-                old = np.load(os.path.join(root, folder, entry["outputs"][key]))
-                exact &= old.dtype == arr.dtype and old.shape == arr.shape and old.tobytes() == arr.tobytes()
-                worst = max(worst, max_abs(old, arr)) if old.shape == arr.shape else float("inf")
-            c.expect(exact, f"{folder}/{name}: recomputed outputs identical to the committed files "
-                            f"(max abs diff {worst:.3g})")
+            committed = {key: np.load(os.path.join(root, folder, fn)) for key, fn in entry["outputs"].items()}
+            v = compare_arrays(f"{folder}/{name}: recomputed outputs vs committed", fresh, committed)
+            c.expect(v.ok, v.detail())
 
 
 def validate_sets(c: Checks, root: str) -> None:
@@ -231,6 +237,5 @@ def run(fixtures: str, full_dir: str = "") -> bool:
         recompute(c, root, sets, picks)
     else:
         c.expect(False, f"golden sets {sorted(picks)} under {root}; run make-goldens first")
-    total = len(c.failures)
-    print(f"check: {'all passed' if not total else f'{total} FAILED'}")
-    return not total
+    print(f"make-goldens --check: {c.passed} passed, {len(c.failures)} failed")
+    return not c.failures

@@ -14,23 +14,37 @@ static unsigned long long dk_xgetbv0(void) {
 }
 #endif
 
+int dk_path_for_cpu(dk_cpu_features f) {
+    if (!f.osxsave || !f.avx) return DK_PATH_SCALAR;
+    // The OS must save the vector registers: XMM|YMM (bits 1, 2), and for AVX-512 also the
+    // opmask and upper ZMM state (bits 5-7).
+    if ((f.xcr0 & 0x6) != 0x6) return DK_PATH_SCALAR;
+    if (f.fma && f.avx2 && f.avx512f && f.avx512dq && f.avx512vl && (f.xcr0 & 0xE6) == 0xE6) return DK_PATH_AVX512;
+    if (f.fma && f.avx2) return DK_PATH_AVX2;
+    return DK_PATH_SCALAR;
+}
+
 int dk_supported_path(void) {
 #if defined(__x86_64__)
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return DK_PATH_SCALAR;
-    const int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
-    if (!osxsave || !avx) return DK_PATH_SCALAR;
-    // The OS must save the vector registers: XMM|YMM (bits 1, 2), and for AVX-512 also the
-    // opmask and upper ZMM state (bits 5-7).
-    const unsigned long long xcr0 = dk_xgetbv0();
-    if ((xcr0 & 0x6) != 0x6) return DK_PATH_SCALAR;
-    if (__get_cpuid_max(0, 0) < 7) return DK_PATH_SCALAR;
-    __cpuid_count(7, 0, a, b, c, d);
-    const int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512vl = (b >> 31) & 1;
-    if (fma && avx2 && avx512f && avx512dq && avx512vl && (xcr0 & 0xE6) == 0xE6) return DK_PATH_AVX512;
-    if (fma && avx2) return DK_PATH_AVX2;
-#endif
+    dk_cpu_features f = {0};
+    f.fma = (c >> 12) & 1;
+    f.osxsave = (c >> 27) & 1;
+    f.avx = (c >> 28) & 1;
+    if (!f.osxsave || !f.avx) return DK_PATH_SCALAR;  // xgetbv itself needs OSXSAVE
+    f.xcr0 = dk_xgetbv0();
+    if (__get_cpuid_max(0, 0) >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        f.avx2 = (b >> 5) & 1;
+        f.avx512f = (b >> 16) & 1;
+        f.avx512dq = (b >> 17) & 1;
+        f.avx512vl = (b >> 31) & 1;
+    }
+    return dk_path_for_cpu(f);
+#else
     return DK_PATH_SCALAR;
+#endif
 }
 
 static int dk_path = -1;

@@ -32,9 +32,27 @@ public enum KernelPath: String, CaseIterable, Sendable, Comparable {
     public static func < (a: KernelPath, b: KernelPath) -> Bool { a.code < b.code }
 }
 
+/// What the dispatcher reads of an x86-64 CPU: CPUID feature bits and XCR0 (the register states
+/// the OS saves on a context switch).
+public struct CPUFeatures: Sendable {
+    public var fma = false, osxsave = false, avx = false, avx2 = false
+    public var avx512f = false, avx512dq = false, avx512vl = false
+    public var xcr0: UInt64 = 0
+    public init() {}
+}
+
 public enum KernelDispatch {
     /// The best path this CPU (and OS) supports.
     public static var supported: KernelPath { KernelPath(code: dk_supported_path()) }
+
+    /// The path a CPU with these features gets: the rule `supported` applies to this one.
+    public static func path(for cpu: CPUFeatures) -> KernelPath {
+        func bit(_ b: Bool) -> Int32 { b ? 1 : 0 }
+        let f = dk_cpu_features(fma: bit(cpu.fma), osxsave: bit(cpu.osxsave), avx: bit(cpu.avx), avx2: bit(cpu.avx2),
+                                avx512f: bit(cpu.avx512f), avx512dq: bit(cpu.avx512dq), avx512vl: bit(cpu.avx512vl),
+                                xcr0: cpu.xcr0)
+        return KernelPath(code: dk_path_for_cpu(f))
+    }
 
     /// The path in use.
     public static var active: KernelPath { KernelPath(code: dk_active_path()) }

@@ -22,7 +22,7 @@ final class GoldenSetVerificationTests: XCTestCase {
             let name = (dir as NSString).lastPathComponent
             for c in report.cases {
                 for o in c.outputs {
-                    print(String(format: "%@ %@ %@: max_abs_err %.3g max_rel_err %.3g max_abs_ref %.3g %@",
+                    print(kernelPathLabel, String(format: "%@ %@ %@: max_abs_err %.3g max_rel_err %.3g max_abs_ref %.3g %@",
                                  name, c.name, o.key, o.maxAbsErr ?? .nan, o.maxRelErr ?? .nan, o.maxAbsRef ?? .nan,
                                  o.pass ? "pass" : "FAIL \(o.error ?? "")"))
                     XCTAssertTrue(o.pass, "\(name)/\(c.name)/\(o.key): \(o.error ?? "max abs err \(o.maxAbsErr ?? .nan)")")

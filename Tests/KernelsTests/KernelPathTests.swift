@@ -15,6 +15,51 @@ final class KernelPathTests: XCTestCase {
         print("kernel paths: supported \(supported.rawValue), active \(before.rawValue)")
     }
 
+    /// A machine without AVX-512, without AVX2, or whose OS does not save the wider registers gets
+    /// the path it can run, with no setting: the dispatcher's rule on the CPUs people have.
+    func testCPUsWithoutAVX512OrAVX2GetTheirPathAutomatically() {
+        var zen4 = CPUFeatures()  // also Skylake-X, Ice Lake, Sapphire Rapids
+        (zen4.fma, zen4.osxsave, zen4.avx, zen4.avx2) = (true, true, true, true)
+        (zen4.avx512f, zen4.avx512dq, zen4.avx512vl, zen4.xcr0) = (true, true, true, 0xE7)
+        XCTAssertEqual(KernelDispatch.path(for: zen4), .avx512)
+
+        var noZMMState = zen4  // AVX-512 in CPUID but the OS saves only XMM/YMM
+        noZMMState.xcr0 = 0x7
+        XCTAssertEqual(KernelDispatch.path(for: noZMMState), .avx2)
+
+        var haswell = zen4  // Haswell, Zen 1-3, Alder Lake: AVX2 + FMA, no AVX-512
+        (haswell.avx512f, haswell.avx512dq, haswell.avx512vl, haswell.xcr0) = (false, false, false, 0x7)
+        XCTAssertEqual(KernelDispatch.path(for: haswell), .avx2)
+
+        var knightsLanding = zen4  // AVX-512F without DQ/VL: not what the AVX-512 kernels use
+        (knightsLanding.avx512dq, knightsLanding.avx512vl) = (false, false)
+        XCTAssertEqual(KernelDispatch.path(for: knightsLanding), .avx2)
+
+        var sandyBridge = haswell  // AVX without AVX2/FMA
+        (sandyBridge.avx2, sandyBridge.fma) = (false, false)
+        XCTAssertEqual(KernelDispatch.path(for: sandyBridge), .scalar)
+
+        var noOSSupport = zen4  // CPU has it all, the OS enables no AVX state
+        noOSSupport.osxsave = false
+        XCTAssertEqual(KernelDispatch.path(for: noOSSupport), .scalar)
+        noOSSupport = zen4
+        noOSSupport.xcr0 = 0x3
+        XCTAssertEqual(KernelDispatch.path(for: noOSSupport), .scalar)
+
+        XCTAssertEqual(KernelDispatch.path(for: CPUFeatures()), .scalar)
+    }
+
+    /// `DINOKIT_KERNELS` (as Scripts/test sets it for its per-path stages) really selects the path,
+    /// clamped to what the CPU has.
+    func testTheEnvironmentSelectsThePath() {
+        guard let wanted = ProcessInfo.processInfo.environment["DINOKIT_KERNELS"].flatMap(KernelPath.init(rawValue:)) else {
+            print("DINOKIT_KERNELS not set: the best supported path, \(KernelDispatch.supported.rawValue), is active")
+            XCTAssertEqual(KernelDispatch.active, KernelDispatch.supported)
+            return
+        }
+        XCTAssertEqual(KernelDispatch.active, min(wanted, KernelDispatch.supported))
+    }
+
     func testEveryPathMatchesTheActivationFixtures() throws {
         for op in ["gelu", "silu"] {
             let cases = try KernelFixtures.cases(op: op)

@@ -14,7 +14,7 @@ final class DebugStateReplayTests: XCTestCase {
         let result = try DebugStateReplay.run(state, parallelism: .serial)
         let r = result.report
         let lossErr = r.steps.map(\.maxRelErr).max() ?? .infinity
-        print("\(name): loss max rel err \(lossErr), grads max rel err \(r.grads.maxRelErr) (\(r.grads.worst)), final max abs err \(r.final.maxAbsErr) (\(r.final.worst))")
+        print("\(kernelPathLabel) \(name): loss max rel err \(lossErr), grads max rel err \(r.grads.maxRelErr) (\(r.grads.worst)), final max abs err \(r.final.maxAbsErr) (\(r.final.worst))")
         let checked = r.finalComparisons.max { $0.maxCheckedErr < $1.maxCheckedErr }
         print("  final max error where the tight bound applies: \(checked?.maxCheckedErr ?? 0) (\(checked?.name ?? "")), bound \(1e-6 + 0.05 * state.config.optim.lr * Double(state.config.steps))")
         for f in r.failures { print("  FAIL \(f)") }

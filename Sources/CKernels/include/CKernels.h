@@ -18,6 +18,14 @@ enum { DK_PATH_SCALAR = 0, DK_PATH_AVX2 = 1, DK_PATH_AVX512 = 2 };
 
 /// The best path this CPU and OS support.
 int dk_supported_path(void);
+/// What dk_supported_path decides from: CPUID leaf 1 (FMA, OSXSAVE, AVX), leaf 7 (AVX2, AVX-512
+/// F/DQ/VL) and XCR0 (which register states the OS saves). Split out so that tests can ask what a
+/// CPU without AVX-512 or AVX2, or an OS that does not save ZMM state, would get.
+typedef struct {
+    int fma, osxsave, avx, avx2, avx512f, avx512dq, avx512vl;
+    unsigned long long xcr0;
+} dk_cpu_features;
+int dk_path_for_cpu(dk_cpu_features features);
 /// The path in use: `DINOKIT_KERNELS` if set (and supported), else `dk_supported_path()`.
 int dk_active_path(void);
 /// Selects a path, clamped to what is supported; returns the path now active. Not for use while
