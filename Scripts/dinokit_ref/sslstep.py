@@ -64,7 +64,7 @@ class Preset:
     embed_dim: int
     depth: int
     num_heads: int
-    global_size: int  # = the model's img_size, so global crops use the position table as stored
+    global_size: int  # global crop side; also the model's img_size unless img_size is set
     local_size: int
     n_local_crops: int
     batch_size: int
@@ -103,6 +103,14 @@ class Preset:
     mask_sample_probability: float = 0.5
     mask_min_patches: int = 1
     randomize: bool = True  # seeded non-trivial weights instead of the training initialisation
+    # The model's img_size (position grid img_size/14) when it differs from the global crops, as
+    # when training continues from a hub checkpoint (37x37 table, 224 crops): then the global crops
+    # are resampled too. None: img_size = global_size, the table is used as stored.
+    img_size: Optional[int] = None
+
+    @property
+    def model_img_size(self) -> int:
+        return self.global_size if self.img_size is None else self.img_size
 
 
 PRESETS = {
@@ -134,6 +142,23 @@ PRESETS = {
         n_local_crops=2, batch_size=2, dino_head=HeadSpec(32, 16, 8), ibot_head=None,
         centering="sinkhorn_knopp", ffn="swiglu", teacher_temp=0.06, ibot_weight=0.5, koleo_weight=0.2,
         lr=2e-3, last_layer_lr=4e-3, layerwise_decay=0.9, teacher_momentum=0.98, seed=12, resumed=False),
+    # 5. global crops smaller than img_size (the hub case: 37x37 table, 16x16 global grid): plain
+    #    model, offset 0.1 scale-factor interpolation; 5x5 table -> 4x4 global and 2x2 local grids
+    #    (seed 27: no KoLeo term is near 0)
+    "interp-global-offset": Preset(
+        name="interp-global-offset", embed_dim=12, depth=2, num_heads=2, img_size=70, global_size=56,
+        local_size=28, n_local_crops=2, batch_size=2, dino_head=HeadSpec(32, 16, 8), ibot_head=None,
+        centering="centering", teacher_temp=0.07, lr=2e-3, last_layer_lr=1e-3, teacher_momentum=0.9,
+        seed=27, resumed=True),
+    # 6. global crops larger than img_size: 4 registers, hub register semantics (offset 0, size-based
+    #    antialiased bicubic); 3x3 table upsampled to the 4x4 global grid (AA's upsampling kernel,
+    #    A = -0.5) and downsampled to the 2x2 local grid
+    "interp-global-registers": Preset(
+        name="interp-global-registers", embed_dim=12, depth=2, num_heads=3, img_size=42, global_size=56,
+        local_size=28, n_local_crops=2, batch_size=2, dino_head=HeadSpec(32, 16, 8), ibot_head=None,
+        centering="sinkhorn_knopp", registers=4, interpolate_offset=0.0, interpolate_antialias=True,
+        teacher_temp=0.05, lr=2e-3, last_layer_lr=2e-3, layerwise_decay=0.8, teacher_momentum=0.95,
+        seed=22, resumed=True),
 }
 
 # ViT-S/14 shapes for benchmarks (git-ignored output): default-config head sizes, centering.
@@ -153,7 +178,7 @@ def config_json(p: Preset) -> dict:
     return {
         "format": FORMAT,
         "backbone": {"embed_dim": p.embed_dim, "depth": p.depth, "num_heads": p.num_heads, "patch_size": PATCH,
-                     "img_size": p.global_size, "num_register_tokens": p.registers, "ffn": p.ffn,
+                     "img_size": p.model_img_size, "num_register_tokens": p.registers, "ffn": p.ffn,
                      "layerscale_init": p.layerscale_init, "interpolate_offset": p.interpolate_offset,
                      "interpolate_antialias": p.interpolate_antialias},
         "dino_head": head(p.dino_head),
@@ -261,7 +286,7 @@ def build_backbone(p: Preset) -> nn.Module:
     from dinov2.layers import MemEffAttention, NestedTensorBlock
     from dinov2.models.vision_transformer import DinoVisionTransformer
 
-    kw = dict(img_size=p.global_size, patch_size=PATCH, embed_dim=p.embed_dim, depth=p.depth,
+    kw = dict(img_size=p.model_img_size, patch_size=PATCH, embed_dim=p.embed_dim, depth=p.depth,
               num_heads=p.num_heads, mlp_ratio=4, init_values=p.layerscale_init,
               ffn_layer={"mlp": "mlp", "swiglu": "swiglufused"}[p.ffn], block_chunks=0,
               qkv_bias=True, proj_bias=True, ffn_bias=True, drop_path_rate=0.0, drop_path_uniform=True,
@@ -630,7 +655,7 @@ def make_batch(p: Preset, step: int) -> dict:
         image = {"global_crops": [_crop(g, p.global_size) for _ in range(N_GLOBAL)],
                  "local_crops": [_crop(g, p.local_size) for _ in range(p.n_local_crops)]}
         samples.append((image, ()))
-    img_size = p.global_size
+    img_size = p.global_size  # train.py's crops.global_crops_size: the masks cover the global crops' grid
     mask_generator = MaskingGenerator(input_size=(img_size // PATCH, img_size // PATCH),
                                       min_num_patches=p.mask_min_patches,
                                       max_num_patches=0.5 * img_size // PATCH * img_size // PATCH)
@@ -843,6 +868,18 @@ def crosscheck(p: Preset, result: dict) -> list:
         # is compared on the scale 0.1
         err = abs(float(v) - got[k]) / max(abs(float(v)), 0.1)
         rows.append((f"step 0 {k}", err < 1e-5, f"float64 {float(v):.8f} vs state {got[k]:.8f} (rel {err:.1e})"))
+
+    if p.model_img_size != p.global_size:
+        # The official forward resampled the table for the global crops too (it could not add a
+        # (1+M²)-row table to tokens of another grid), and every table row received gradient.
+        bb = model.student["backbone"]
+        m, gg = p.model_img_size // PATCH, p.global_size // PATCH
+        pe = bb.interpolate_pos_encoding(torch.zeros(1, 1 + gg * gg, p.embed_dim, dtype=torch.float64),
+                                         p.global_size, p.global_size)
+        g_pos = result["grads0"]["student.backbone.pos_embed"][0]
+        good = tuple(pe.shape) == (1, 1 + gg * gg, p.embed_dim) and bool((g_pos.abs().sum(-1) > 0).all())
+        rows.append((f"global crops resampled ({m}x{m} table -> {gg}x{gg})", good,
+                     f"position rows {pe.shape[1]}, table rows with gradient {int((g_pos.abs().sum(-1) > 0).sum())}/{1 + m * m}"))
 
     # parameter groups
     model = SSLStep(p)

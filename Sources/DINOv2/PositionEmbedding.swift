@@ -1,32 +1,42 @@
 import Kernels
 
+extension PositionInterpolation {
+    /// The separable bicubic `interpolate_pos_encoding` (spec §1.6) applies to the M × M grid for
+    /// an H × W input of h × w patches, or nil when the official code uses the table as stored.
+    ///
+    /// Skipped only when h·w == M² and H == W, exactly the official test; a non-square input is
+    /// always resampled, even when h·w == M². A non-zero offset takes F.interpolate's
+    /// `scale_factor` branch (factors (h + offset)/M, (w + offset)/M in Double, output size
+    /// floor(M · factor), which must come out as h, w — the official assert — and the kernel
+    /// samples with 1/factor, not M/h), otherwise the `size` branch. The forward here and the
+    /// training backward (Training's `PositionResampling`) both take their taps from this.
+    public func axes(grid m: Int, patchRows h: Int, patchCols w: Int,
+                     imageHeight: Int, imageWidth: Int) throws -> (rows: ResampleAxis, cols: ResampleAxis)? {
+        if h * w == m * m && imageHeight == imageWidth { return nil }
+        if offset != 0 {
+            let sy = (Double(h) + offset) / Double(m), sx = (Double(w) + offset) / Double(m)
+            let oh = BicubicResize.outputSize(inputSize: m, scaleFactor: sy)
+            let ow = BicubicResize.outputSize(inputSize: m, scaleFactor: sx)
+            guard oh == h, ow == w else { throw DINOv2Error.interpolationSize(got: [oh, ow], expected: [h, w]) }
+            return (BicubicResize.axis(inputSize: m, outputSize: h, scaleFactor: sy, antialias: antialias),
+                    BicubicResize.axis(inputSize: m, outputSize: w, scaleFactor: sx, antialias: antialias))
+        }
+        return (BicubicResize.axis(inputSize: m, outputSize: h, antialias: antialias),
+                BicubicResize.axis(inputSize: m, outputSize: w, antialias: antialias))
+    }
+}
+
 /// The official `interpolate_pos_encoding` (spec §1.6): the (1 + M², D) table resampled to the
-/// input's h × w patch grid, cls row untouched. Written into `out`, (1 + h·w, D).
-///
-/// Skipped — the table used as stored — only when h·w == M² and H == W, exactly the official
-/// test; a non-square input is always resampled, even when h·w == M². A non-zero offset takes
-/// F.interpolate's `scale_factor` branch (factors (h + offset)/M, (w + offset)/M in Double,
-/// output size floor(M · factor), which must come out as h, w), otherwise the `size` branch.
+/// input's h × w patch grid, cls row untouched (`PositionInterpolation.axes` says how). Written
+/// into `out`, (1 + h·w, D).
 func interpolatePositionEmbedding(out: UnsafeMutablePointer<Float>, table: UnsafePointer<Float>,
                                   grid m: Int, dim d: Int, patchRows h: Int, patchCols w: Int,
                                   imageHeight: Int, imageWidth: Int,
                                   interpolation: PositionInterpolation, workspace: Workspace) throws {
-    if h * w == m * m && imageHeight == imageWidth {
+    guard let (rows, cols) = try interpolation.axes(grid: m, patchRows: h, patchCols: w,
+                                                    imageHeight: imageHeight, imageWidth: imageWidth) else {
         out.update(from: table, count: (1 + m * m) * d)
         return
-    }
-    let rows: ResampleAxis, cols: ResampleAxis
-    if interpolation.offset != 0 {
-        let sy = (Double(h) + interpolation.offset) / Double(m)
-        let sx = (Double(w) + interpolation.offset) / Double(m)
-        let oh = BicubicResize.outputSize(inputSize: m, scaleFactor: sy)
-        let ow = BicubicResize.outputSize(inputSize: m, scaleFactor: sx)
-        guard oh == h, ow == w else { throw DINOv2Error.interpolationSize(got: [oh, ow], expected: [h, w]) }
-        rows = BicubicResize.axis(inputSize: m, outputSize: h, scaleFactor: sy, antialias: interpolation.antialias)
-        cols = BicubicResize.axis(inputSize: m, outputSize: w, scaleFactor: sx, antialias: interpolation.antialias)
-    } else {
-        rows = BicubicResize.axis(inputSize: m, outputSize: h, antialias: interpolation.antialias)
-        cols = BicubicResize.axis(inputSize: m, outputSize: w, antialias: interpolation.antialias)
     }
     out.update(from: table, count: d)
     let scratch = workspace.buffer(.resampleScratch, BicubicResize.scratchCount(rows: rows, cols: cols, channels: d))

@@ -50,7 +50,9 @@ public struct SSLConfig: Sendable, Equatable {
     public var globalCrops: Int
     public var localCrops: Int
     public var batchSize: Int
-    /// Global crop size: the training `img_size`, whose grid the position table has.
+    /// The backbone's `img_size` (the position table has its img_size/p grid). Crops of any
+    /// other size are resampled, global ones included; a run sets it to its global crop size as
+    /// train.py does, a checkpoint's table may still have another grid.
     public var imageSize: Int
 
     public init(backbone: Config, dinoHead: HeadConfig, ibotHead: HeadConfig?, loss: LossConfig, optim: OptimConfig,

@@ -69,6 +69,19 @@ final class DebugStateInputTests: XCTestCase {
         assertError(damaged, contains: ["step_1.npz", "masks"])
     }
 
+    /// Global crops of another size than img_size are replayed (the table is resampled), but
+    /// they must still be whole patches, at least one.
+    func testGlobalCropsMustBeWholePatches() throws {
+        for side in [21, 7] {
+            var store = try NPZ.read(path: source + "/step_0.npz")
+            store["global_crops"] = try Tensor(shape: [6, 3, side, side], floats: [Float](repeating: 0.5, count: 6 * 3 * side * side))
+            let dir = makeTemporaryDirectory("npz")
+            try NPZ.write(store, to: dir + "/step_0.npz")
+            let damaged = try damagedCopy("step_0.npz", try Data(contentsOf: URL(fileURLWithPath: dir + "/step_0.npz")))
+            assertError(damaged, contains: ["step_0.npz", "global crops of \(side)x\(side)", "multiple of the patch size 14"])
+        }
+    }
+
     /// `--out` writes losses.json, grads_0.safetensors and final.safetensors with the debug
     /// state's names and shapes, and a replay on two threads passes as well as on one.
     func testOutputFilesMirrorTheState() throws {

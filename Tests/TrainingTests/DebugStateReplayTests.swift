@@ -7,7 +7,8 @@ import XCTest
 /// three official DINOv2 iterations each, every loss term, every step-0 gradient and every final
 /// tensor compared with PyTorch's (Scripts/make-sslstep).
 final class DebugStateReplayTests: XCTestCase {
-    static let states = ["centering-shared", "sinkhorn-separate", "registers-centering", "swiglu-sinkhorn"]
+    static let states = ["centering-shared", "sinkhorn-separate", "registers-centering", "swiglu-sinkhorn",
+                         "interp-global-offset", "interp-global-registers"]
 
     func replay(_ name: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let state = try DebugState(directory: fixturePath("sslstep/" + name))
@@ -26,6 +27,10 @@ final class DebugStateReplayTests: XCTestCase {
     func testSinkhornSeparateHead() throws { try replay("sinkhorn-separate") }
     func testRegistersCentering() throws { try replay("registers-centering") }
     func testSwiGLUSinkhorn() throws { try replay("swiglu-sinkhorn") }
+    /// Global crops on a grid other than the table's: 5×5 → 4×4 with the +0.1 scale factor.
+    func testGlobalCropsResampledWithOffset() throws { try replay("interp-global-offset") }
+    /// Global crops on a grid other than the table's: 3×3 → 4×4 by size, antialiased, registers.
+    func testGlobalCropsResampledAntialiased() throws { try replay("interp-global-registers") }
 
     /// Every committed state is covered by a test above.
     func testEveryCommittedStateIsReplayed() throws {

@@ -7,7 +7,8 @@ import TensorStore
 /// ```
 /// config.json           SSLConfig (SSLConfig.parse)
 /// initial.safetensors   student.*, teacher.*, dino_loss.center, ibot_patch_loss.center
-/// step_<t>.npz          global_crops (2B,3,G,G), local_crops (L·B,3,S,S), masks (2B,(G/p)²) bool
+/// step_<t>.npz          global_crops (2B,3,G,G), local_crops (L·B,3,S,S), masks (2B,(G/p)²) bool;
+///                       G need not be the config's img_size (the table is resampled)
 /// expected.json         {"steps": [{"dino_local", "dino_global", "koleo", "ibot", "total"}, …]}
 /// grads_0.safetensors   d total / d every student parameter at step 0, before clipping
 /// final.safetensors     the initial names after all steps
@@ -80,15 +81,20 @@ public struct DebugState {
               l.shape[2] == l.shape[3] else {
             throw fail("local_crops is \(l.dtype) \(l.shape), expected float (\(c.localCrops * b), \(ch), S, S)")
         }
-        let gs = g.shape[2], grid = gs / Swift.max(p, 1)
-        guard gs == c.imageSize else { throw fail("global crops are \(gs)x\(gs), config img_size is \(c.imageSize)") }
-        guard m.shape.dims == [2 * b, grid * grid], m.dtype == .bool || m.dtype == .u8 else {
-            throw fail("masks is \(m.dtype) \(m.shape), expected bool (\(2 * b), \(grid * grid))")
-        }
+        guard m.dtype == .bool || m.dtype == .u8 else { throw fail("masks is \(m.dtype), expected bool") }
+        // The global crops need not be img_size: like the local crops, a grid other than the
+        // table's is resampled (as when training continues from a hub checkpoint's 37×37 table on
+        // 224 crops). What must hold — whole patches, a grid of at least one — `validate` checks,
+        // before the masks' shape is read against that grid.
+        let gs = g.shape[2]
         let masks = m.withContiguousBytes { raw in raw.map { $0 != 0 } }
         let batch = SSLBatch(batchSize: b, globalCrops: g.floats(), globalSize: gs, localCrops: l.floats(),
                              localCount: c.localCrops, localSize: l.shape[2], masks: masks)
         try batch.validate(channels: ch, patch: p, what: file)
+        let grid = gs / p
+        guard m.shape.dims == [2 * b, grid * grid] else {
+            throw fail("masks is \(m.dtype) \(m.shape), expected bool (\(2 * b), \(grid * grid))")
+        }
         return batch
     }
 }

@@ -5,40 +5,24 @@ import Kernels
 // mask-token substitution, the cls token, the position embedding (interpolated to the patch
 // grid), then the registers after cls. Token order [cls, reg_1…reg_R, patch_0…patch_{hw−1}].
 
-/// The position table resampled to one input size: `interpolate_pos_encoding` as a fixed linear
-/// map (a separable bicubic over the M × M grid, cls row copied), so its backward is the
-/// transpose of the same taps and weights (Kernels' `ResampleAxis`).
+/// The position table resampled to one input size — the global crops as well as the local ones
+/// whenever their grid is not the table's: `interpolate_pos_encoding` as a fixed linear map (a
+/// separable bicubic over the M × M grid, cls row copied), so its backward is the transpose of
+/// the same taps and weights (Kernels' `ResampleAxis`), which is what autograd's
+/// `upsample_bicubic2d_backward` and `_upsample_bicubic2d_aa_backward` compute.
 public struct PositionResampling {
     public let grid: Int, patchRows: Int, patchCols: Int, dim: Int
     /// nil when the official code uses the table as stored (h·w == M² and H == W).
     public let axes: (rows: ResampleAxis, cols: ResampleAxis)?
 
     public init(config c: Config, patchRows h: Int, patchCols w: Int, imageHeight: Int, imageWidth: Int) throws {
-        let m = c.positionGrid
-        grid = m
+        grid = c.positionGrid
         patchRows = h
         patchCols = w
         dim = c.embedDim
-        if h * w == m * m && imageHeight == imageWidth {
-            axes = nil
-            return
-        }
-        let ip = c.interpolation
-        if ip.offset != 0 {
-            // F.interpolate's scale_factor branch: factors in Double, output floor(M·factor), and
-            // the kernel samples with 1/factor (not M/h).
-            let sy = (Double(h) + ip.offset) / Double(m), sx = (Double(w) + ip.offset) / Double(m)
-            let oh = BicubicResize.outputSize(inputSize: m, scaleFactor: sy)
-            let ow = BicubicResize.outputSize(inputSize: m, scaleFactor: sx)
-            guard oh == h, ow == w else {
-                throw TrainingError.numeric("position interpolation of the \(m)x\(m) grid gives \(oh)x\(ow), not the \(h)x\(w) patch grid (as the official assert)")
-            }
-            axes = (BicubicResize.axis(inputSize: m, outputSize: h, scaleFactor: sy, antialias: ip.antialias),
-                    BicubicResize.axis(inputSize: m, outputSize: w, scaleFactor: sx, antialias: ip.antialias))
-        } else {
-            axes = (BicubicResize.axis(inputSize: m, outputSize: h, antialias: ip.antialias),
-                    BicubicResize.axis(inputSize: m, outputSize: w, antialias: ip.antialias))
-        }
+        // The inference forward's taps (DINOv2), so training resamples exactly as it does.
+        axes = try c.interpolation.axes(grid: c.positionGrid, patchRows: h, patchCols: w,
+                                        imageHeight: imageHeight, imageWidth: imageWidth)
     }
 
     /// Floats of scratch `forward` and `backward` need.
