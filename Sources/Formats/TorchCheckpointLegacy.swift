@@ -20,7 +20,7 @@ extension TorchCheckpointReader {
         }
         let version = try next("protocol version")
         guard version == .int(1001) else {
-            throw TorchCheckpointError.legacyHeader(path: path, detail: "protocol version \(version.description.escapedForMessage), expected 1001")
+            throw TorchCheckpointError.legacyHeader(path: path, detail: "protocol version \(version.scalarText.map { String($0.prefix(40)).escapedForMessage } ?? version.kindName), expected 1001")
         }
         guard case .dict = try next("sys_info") else {
             throw TorchCheckpointError.legacyHeader(path: path, detail: "sys_info is not a dict")
@@ -42,7 +42,7 @@ extension TorchCheckpointReader {
             switch keyValue {
             case let .string(s): key = s
             case let .int(i): key = String(i)
-            default: throw TorchCheckpointError.legacyHeader(path: path, detail: "storage key \(keyValue.description.escapedForMessage) is not a string")
+            default: throw TorchCheckpointError.legacyHeader(path: path, detail: "storage key \(keyValue.kindName) is not a string")
             }
             guard let ref = references[key] else {
                 throw TorchCheckpointError.legacyHeader(path: path, detail: "storage '\(key.escapedForMessage)' has data but no tensor refers to it")

@@ -187,6 +187,11 @@ struct TensorMaterializer {
                     path: path, tensor: name,
                     detail: "shape \(t.shape) stride \(t.strides) offset \(t.storageOffset) of \(dtype) reaches past storage '\(ref.key.escapedForMessage)' (\(limitBytes) bytes)")
             }
+            if extent.amplifies {
+                // Overlapping views are materialised one by one (convert, model binding): their
+                // sizes add up, so they are charged to the read's budget, not only checked singly.
+                try budget.charge(extent.byteCount, for: "materialising the overlapping view shape \(t.shape) strides \(t.strides) of \(dtype)")
+            }
             if bigEndian && dtype.size > 1 {
                 base = try swappedStorage(ref.key, base: base, width: dtype.size)
             }

@@ -16,6 +16,9 @@ public struct ViewExtent: Equatable, Sendable {
     /// overflow; says nothing yet about whether a storage is long enough (compare `endByte`).
     public init(shape: [Int], strides: [Int], offset: Int, elementSize: Int) throws {
         func invalid(_ detail: String) -> TensorStoreError { .invalidShape(what: "tensor", detail: detail) }
+        guard shape.count <= ViewExtent.maxRank else {
+            throw invalid("\(shape.count) dimensions, more than the \(ViewExtent.maxRank) any real tensor has")
+        }
         guard strides.count == shape.count else {
             throw invalid("shape \(Shape(shape)) has \(shape.count) dims but \(strides.count) strides")
         }
@@ -50,6 +53,10 @@ public struct ViewExtent: Equatable, Sendable {
         startByte = offset * elementSize
         endByte = end
     }
+
+    /// Dimensions a view may have. Materialising walks the dimensions recursively, and a file can
+    /// name a shape of 100k size-1 dimensions; NumPy stops at 64 as well.
+    public static let maxRank = 64
 
     /// True when materialising the view needs more bytes than the storage range it addresses:
     /// only overlapping views (stride 0, `expand()`) do that, and only they can turn a small file

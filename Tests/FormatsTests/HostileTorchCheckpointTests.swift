@@ -48,6 +48,9 @@ final class HostileTorchCheckpointTests: XCTestCase {
         XCTAssertThrowsError(try ViewExtent(shape: [1], strides: [1], offset: Int.max, elementSize: 4))
         XCTAssertThrowsError(try ViewExtent(shape: [Int.max / 2], strides: [0], offset: 0, elementSize: 4))
         XCTAssertThrowsError(try ViewExtent(shape: [3, 2], strides: [1], offset: 0, elementSize: 4))
+        // Materialising recurses per dimension: 100k size-1 dimensions would overflow the stack.
+        XCTAssertThrowsError(try ViewExtent(shape: Array(repeating: 1, count: 100_000), strides: Array(repeating: 1, count: 100_000),
+                                            offset: 0, elementSize: 4))
         let e = try ViewExtent(shape: [2, 3], strides: [1, 2], offset: 5, elementSize: 4)
         XCTAssertEqual(e, try ViewExtent(shape: [2, 3], strides: [1, 2], offset: 5, elementSize: 4))
         XCTAssertEqual(e.startByte, 20)
@@ -128,6 +131,11 @@ final class HostileTorchCheckpointTests: XCTestCase {
         XCTAssertEqual(ReadLimits.parseByteCount("4096"), 4096)
         XCTAssertNil(ReadLimits.parseByteCount("-1"))
         XCTAssertNil(ReadLimits.parseByteCount("lots"))
+    }
+
+    func testNumpySizeMismatchMessageDoesNotOverflow() {
+        let message = NumpyPickleError.sizeMismatch(shape: [Int.max, 2], dtype: .f32, bytes: 0).description
+        XCTAssertTrue(message.contains("more than"), message)
     }
 
     // 5. Super-linear integer printing.
