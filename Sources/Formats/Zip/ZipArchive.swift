@@ -285,6 +285,10 @@ public final class ZipArchive {
 
     private func inflate(_ entry: ZipEntry, into out: UnsafeMutableRawBufferPointer) throws {
         try withExtendedLifetime(file) {
+            // libzip finds members by C string: a name with a NUL would find a different member.
+            guard !entry.name.utf8.contains(0) else {
+                throw ZipError.unsupportedEntry(path: path, entry: entry.name, detail: "a NUL byte in a compressed entry's name")
+            }
             let archive = try openLibzip(for: entry)
             let at = zip_name_locate(archive, entry.name, ZIP_FL_ENC_RAW)
             guard at >= 0, let member = zip_fopen_index(archive, zip_uint64_t(at), 0) else {
