@@ -22,12 +22,13 @@ public enum TorchCheckpoint {
     /// (a state dict gives its own keys; `{"teacher": sd}` gives "teacher.<key>"). Scalars (int,
     /// float, bool, str) at any path go into `store.metadata` as strings under their path. Storages
     /// of little-endian zip and legacy files are memory-mapped, not copied; tensors are views and
-    /// may share a storage. Big-endian files are byte-swapped into owned storages.
-    public static func read(path: String) throws -> TorchCheckpointContents {
+    /// may share a storage. Big-endian files are byte-swapped into owned storages. What the file
+    /// makes DinoKit allocate (inflated members, swapped storages, names) is bounded by `limits`.
+    public static func read(path: String, limits: ReadLimits = .default) throws -> TorchCheckpointContents {
         let file = try MappedFile(path: path)
         let head = UnsafeRawBufferPointer(rebasing: file.bytes[0..<Swift.min(file.count, 64)])
-        if isZip(head) { return try withExtendedLifetime(file) { try TorchCheckpointReader.readZip(file) } }
-        if isLegacy(head) { return try withExtendedLifetime(file) { try TorchCheckpointReader.readLegacy(file) } }
+        if isZip(head) { return try withExtendedLifetime(file) { try TorchCheckpointReader.readZip(file, limits: limits) } }
+        if isLegacy(head) { return try withExtendedLifetime(file) { try TorchCheckpointReader.readLegacy(file, limits: limits) } }
         if file.count >= 262, file.bytes[257..<262].elementsEqual(Array("ustar".utf8)) {
             throw TorchCheckpointError.notACheckpoint(
                 path: path, detail: "a tar archive (torch < 0.4 legacy format), which DinoKit does not read; re-save it with a newer torch")

@@ -1,5 +1,8 @@
+import TensorStore
+
 /// Why a PyTorch checkpoint could not be read or written. Every case names the file and what in it
-/// was wrong (entry, storage key, tensor name, byte offset).
+/// was wrong (entry, storage key, tensor name, byte offset). Names taken from the file are
+/// escaped (`escapedForMessage`) when printed, so a message stays one line.
 public enum TorchCheckpointError: Error, CustomStringConvertible, Equatable {
     case notACheckpoint(path: String, detail: String)
     case missingEntry(path: String, entry: String)
@@ -15,23 +18,26 @@ public enum TorchCheckpointError: Error, CustomStringConvertible, Equatable {
     case unsupportedDType(path: String, tensor: String, dtype: String)
     case invalidTensor(path: String, tensor: String, detail: String)
     case duplicateTensorName(path: String, name: String)
+    /// Reading would allocate more than the read's memory limit (`ReadLimits`).
+    case store(path: String, TensorStoreError)
 
     public var description: String {
         switch self {
         case let .notACheckpoint(path, detail): return "\(path): not a PyTorch checkpoint: \(detail)"
-        case let .missingEntry(path, entry): return "\(path): checkpoint has no '\(entry)' entry"
+        case let .missingEntry(path, entry): return "\(path): checkpoint has no '\(entry.escapedForMessage)' entry"
         case let .zip(error): return error.description
-        case let .pickle(path, part, error): return "\(path) (\(part)): \(error)"
+        case let .pickle(path, part, error): return "\(path) (\(part.escapedForMessage)): \(error)"
         case let .badByteOrder(path, value):
-            return "\(path): byteorder entry is '\(value.prefix(40))', expected 'little' or 'big'"
+            return "\(path): byteorder entry is '\(String(value.prefix(40)).escapedForMessage)', expected 'little' or 'big'"
         case let .legacyHeader(path, detail): return "\(path): invalid legacy (pre-1.6) checkpoint: \(detail)"
-        case let .missingStorage(path, key): return "\(path): storage '\(key)' is referenced but has no data"
+        case let .missingStorage(path, key): return "\(path): storage '\(key.escapedForMessage)' is referenced but has no data"
         case let .storageTooSmall(path, key, claimed, available):
-            return "\(path): storage '\(key)' claims \(claimed) bytes but its data holds \(available): truncated or hostile file"
+            return "\(path): storage '\(key.escapedForMessage)' claims \(claimed) bytes but its data holds \(available): truncated or hostile file"
         case let .unsupportedDType(path, tensor, dtype):
-            return "\(path): tensor '\(tensor)' has dtype torch.\(dtype), which DinoKit does not store"
-        case let .invalidTensor(path, tensor, detail): return "\(path): tensor '\(tensor)': \(detail)"
-        case let .duplicateTensorName(path, name): return "\(path): two tensors are named '\(name)'"
+            return "\(path): tensor '\(tensor.escapedForMessage)' has dtype torch.\(dtype.escapedForMessage), which DinoKit does not store"
+        case let .invalidTensor(path, tensor, detail): return "\(path): tensor '\(tensor.escapedForMessage)': \(detail)"
+        case let .duplicateTensorName(path, name): return "\(path): two tensors are named '\(name.escapedForMessage)'"
+        case let .store(path, error): return "\(path): \(error)"
         }
     }
 }

@@ -5,7 +5,7 @@ import TensorStore
 /// storage keys), then for each key a little-endian int64 element count and the raw bytes, always
 /// little-endian. Storages are mapped in place (they are unaligned; readers load unaligned).
 extension TorchCheckpointReader {
-    static func readLegacy(_ file: MappedFile) throws -> TorchCheckpointContents {
+    static func readLegacy(_ file: MappedFile, limits: ReadLimits = .default) throws -> TorchCheckpointContents {
         let path = file.path
         let bytes = file.bytes
         var position = 0
@@ -20,7 +20,7 @@ extension TorchCheckpointReader {
         }
         let version = try next("protocol version")
         guard version == .int(1001) else {
-            throw TorchCheckpointError.legacyHeader(path: path, detail: "protocol version \(version), expected 1001")
+            throw TorchCheckpointError.legacyHeader(path: path, detail: "protocol version \(version.scalarText.map { String($0.prefix(40)).escapedForMessage } ?? version.kindName), expected 1001")
         }
         guard case .dict = try next("sys_info") else {
             throw TorchCheckpointError.legacyHeader(path: path, detail: "sys_info is not a dict")
@@ -42,10 +42,10 @@ extension TorchCheckpointReader {
             switch keyValue {
             case let .string(s): key = s
             case let .int(i): key = String(i)
-            default: throw TorchCheckpointError.legacyHeader(path: path, detail: "storage key \(keyValue) is not a string")
+            default: throw TorchCheckpointError.legacyHeader(path: path, detail: "storage key \(keyValue.kindName) is not a string")
             }
             guard let ref = references[key] else {
-                throw TorchCheckpointError.legacyHeader(path: path, detail: "storage '\(key)' has data but no tensor refers to it")
+                throw TorchCheckpointError.legacyHeader(path: path, detail: "storage '\(key.escapedForMessage)' has data but no tensor refers to it")
             }
             guard let elementSize = TorchDTypeNames.elementSize(torchName: ref.torchDType) else {
                 throw TorchCheckpointError.unsupportedDType(path: path, tensor: "storage \(key)", dtype: ref.torchDType)
@@ -63,13 +63,13 @@ extension TorchCheckpointReader {
                                                             availableBytes: available)
             }
             guard storages[key] == nil else {
-                throw TorchCheckpointError.legacyHeader(path: path, detail: "storage '\(key)' is listed twice")
+                throw TorchCheckpointError.legacyHeader(path: path, detail: "storage '\(key.escapedForMessage)' is listed twice")
             }
             storages[key] = try Storage(file: file, offset: position, length: length)
             position += length
         }
 
-        var materializer = TensorMaterializer(path: path, bigEndian: false) { key in
+        var materializer = TensorMaterializer(path: path, bigEndian: false, budget: MemoryBudget(limits)) { key in
             guard let s = storages[key] else { throw TorchCheckpointError.missingStorage(path: path, key: key) }
             return s
         }

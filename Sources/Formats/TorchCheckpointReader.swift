@@ -3,12 +3,12 @@ import TensorStore
 /// Reading `torch.save` zip files, and turning a pickled object tree into a `TensorStore`
 /// (shared with the legacy reader).
 enum TorchCheckpointReader {
-    static func readZip(_ file: MappedFile) throws -> TorchCheckpointContents {
-        try readZip(try zipErrors { try ZipArchive(file: file) })
+    static func readZip(_ file: MappedFile, limits: ReadLimits = .default) throws -> TorchCheckpointContents {
+        try readZip(try zipErrors(path: file.path) { try ZipArchive(file: file, limits: limits) })
     }
 
     /// Reads from a zip directory already parsed (by `Checkpoint.read`'s sniffing), so the
-    /// directory is walked once per read.
+    /// directory is walked once per read. The archive's memory budget is the read's.
     static func readZip(_ archive: ZipArchive) throws -> TorchCheckpointContents {
         try withExtendedLifetime(archive) { try readZipEntries(archive) }
     }
@@ -33,7 +33,7 @@ enum TorchCheckpointReader {
             guard order.uncompressedSize <= 16 else {
                 throw TorchCheckpointError.badByteOrder(path: path, value: "<\(order.uncompressedSize) bytes>")
             }
-            let text = String(decoding: try zipErrors { try archive.contents(of: order) }, as: UTF8.self)
+            let text = String(decoding: try zipErrors(path: path) { try archive.contents(of: order) }, as: UTF8.self)
             switch text {
             case "little": bigEndian = false
             case "big": bigEndian = true
@@ -41,12 +41,12 @@ enum TorchCheckpointReader {
             }
         }
 
-        let pickle = try zipErrors { try archive.storage(for: pickleEntry) }
+        let pickle = try zipErrors(path: path) { try archive.storage(for: pickleEntry) }
         // An inflated data.pkl is owned memory: keep it alive while the unpickler reads it.
         let value = try withExtendedLifetime(pickle) { try unpickle(pickle.bytes, path: path, part: pickleEntry.name) }
-        var materializer = TensorMaterializer(path: path, bigEndian: bigEndian) { key in
+        var materializer = TensorMaterializer(path: path, bigEndian: bigEndian, budget: archive.budget) { key in
             guard let data = entry("data/\(key)") else { throw TorchCheckpointError.missingStorage(path: path, key: key) }
-            return try zipErrors { try archive.storage(for: data) }
+            return try zipErrors(path: path) { try archive.storage(for: data) }
         }
         let store = try collect(value, materializer: &materializer)
         return TorchCheckpointContents(kind: .zip, store: store, root: value)
@@ -66,15 +66,33 @@ enum TorchCheckpointReader {
         try unpickle(bytes, startingAt: 0, path: path, part: part).value
     }
 
-    static func zipErrors<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as ZipError { throw TorchCheckpointError.zip(error) }
+    /// Zip errors as checkpoint errors; a zip member over the memory budget names the file.
+    static func zipErrors<T>(path archivePath: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as ZipError {
+            throw TorchCheckpointError.zip(error)
+        } catch let error as TensorStoreError {
+            throw TorchCheckpointError.store(path: archivePath, error)
+        }
     }
 
     /// Walks the object tree: tensors into the store under their path, scalars into the metadata.
+    /// Every path built is charged to the read's memory budget: a small pickle that shares a dict
+    /// under long keys at many levels would otherwise spell out terabytes of names.
     static func collect(_ root: PickleValue, materializer: inout TensorMaterializer) throws -> TensorStore {
         var store = TensorStore()
+        let budget = materializer.budget
         func visit(_ value: PickleValue, _ path: String, isRoot: Bool) throws {
-            func child(_ component: String) -> String { isRoot ? component : path + "." + component }
+            func child(_ component: String) throws -> String {
+                let name = isRoot ? component : path + "." + component
+                do {
+                    try budget.charge(name.utf8.count, for: "the names of the object tree")
+                } catch let error as TensorStoreError {
+                    throw TorchCheckpointError.store(path: materializer.path, error)
+                }
+                return name
+            }
             switch value {
             case let .tensor(t):
                 let tensor = try materializer.tensor(t, name: path)
@@ -83,9 +101,9 @@ enum TorchCheckpointReader {
                 }
                 store[path] = tensor
             case let .dict(d):
-                for entry in d.entries { try visit(entry.value, child(pathComponent(entry.key)), isRoot: false) }
+                for entry in d.entries { try visit(entry.value, try child(pathComponent(entry.key)), isRoot: false) }
             case let .list(items), let .tuple(items):
-                for (i, item) in items.enumerated() { try visit(item, child(String(i)), isRoot: false) }
+                for (i, item) in items.enumerated() { try visit(item, try child(String(i)), isRoot: false) }
             case .int, .bigInt, .float, .bool, .string:
                 store.metadata[path] = value.scalarText
             case .none, .bytes, .set, .global, .storage, .object:
@@ -109,12 +127,15 @@ struct TensorMaterializer {
     let path: String
     let bigEndian: Bool
     let load: (String) throws -> Storage
+    /// What byte-swapping and overlapping views may allocate (shared with the zip's inflation).
+    let budget: MemoryBudget
     private var raw: [String: Storage] = [:]
     private var swapped: [String: Storage] = [:]
 
-    init(path: String, bigEndian: Bool, load: @escaping (String) throws -> Storage) {
+    init(path: String, bigEndian: Bool, budget: MemoryBudget, load: @escaping (String) throws -> Storage) {
         self.path = path
         self.bigEndian = bigEndian
+        self.budget = budget
         self.load = load
     }
 
@@ -155,42 +176,41 @@ struct TensorMaterializer {
             firstElement = view.offset
             limitBytes = end * storageElement
         }
-        let (offset, o1) = t.storageOffset.addingReportingOverflow(firstElement)
-        guard !o1, try viewEnd(t, offset: offset, elementSize: dtype.size) <= limitBytes else {
-            throw TorchCheckpointError.invalidTensor(
-                path: path, tensor: name,
-                detail: "shape \(t.shape) stride \(t.strides) offset \(t.storageOffset) of \(dtype) reaches past storage '\(ref.key)' (\(limitBytes) bytes)")
-        }
-
-        if bigEndian && dtype.size > 1 {
-            base = swappedStorage(ref.key, base: base, width: dtype.size)
-        }
         do {
-            return try Tensor(storage: base, dtype: dtype, shape: Shape(t.shape), strides: t.strides, offset: offset)
+            guard let offset = Checked.sum(t.storageOffset, firstElement) else {
+                throw TensorStoreError.invalidShape(what: "tensor", detail: "storage offset \(t.storageOffset) overflows")
+            }
+            // Checked before any byte-swapping: the view must lie in the storage (or legacy view range).
+            let extent = try ViewExtent(shape: t.shape, strides: t.strides, offset: offset, elementSize: dtype.size)
+            guard extent.endByte <= limitBytes else {
+                throw TorchCheckpointError.invalidTensor(
+                    path: path, tensor: name,
+                    detail: "shape \(t.shape) stride \(t.strides) offset \(t.storageOffset) of \(dtype) reaches past storage '\(ref.key.escapedForMessage)' (\(limitBytes) bytes)")
+            }
+            if extent.amplifies {
+                // Overlapping views are materialised one by one (convert, model binding): their
+                // sizes add up, so they are charged to the read's budget, not only checked singly.
+                try budget.charge(extent.byteCount, for: "materialising the overlapping view shape \(t.shape) strides \(t.strides) of \(dtype)")
+            }
+            if bigEndian && dtype.size > 1 {
+                base = try swappedStorage(ref.key, base: base, width: dtype.size)
+            }
+            return try Tensor(storage: base, dtype: dtype, shape: Shape(t.shape), strides: t.strides, offset: offset,
+                              limits: budget.limits)
+        } catch let TensorStoreError.memoryLimitExceeded(what, bytes, limit) {
+            throw TorchCheckpointError.store(
+                path: path, .memoryLimitExceeded(what: "tensor '\(name.escapedForMessage)': \(what)", bytes: bytes, limit: limit))
         } catch let error as TensorStoreError {
             throw TorchCheckpointError.invalidTensor(path: path, tensor: name, detail: error.description)
         }
     }
 
-    /// One past the last byte a view addresses (0 for an empty tensor); Int.max when it overflows.
-    private func viewEnd(_ t: PickleTensor, offset: Int, elementSize: Int) throws -> Int {
-        guard !t.shape.contains(0) else { return 0 }
-        var last = offset
-        for (d, s) in zip(t.shape, t.strides) {
-            let (m, o1) = (d - 1).multipliedReportingOverflow(by: s)
-            let (a, o2) = last.addingReportingOverflow(m)
-            if o1 || o2 { return Int.max }
-            last = a
-        }
-        let (end, o3) = (last + 1).multipliedReportingOverflow(by: elementSize)
-        return o3 ? Int.max : end
-    }
-
     /// torch writes storages in the writer's byte order; a big-endian file is swapped into owned
     /// memory once per storage and element width.
-    private mutating func swappedStorage(_ key: String, base: Storage, width: Int) -> Storage {
+    private mutating func swappedStorage(_ key: String, base: Storage, width: Int) throws -> Storage {
         let cacheKey = "\(key)#\(width)"
         if let s = swapped[cacheKey] { return s }
+        try budget.charge(base.count, for: "byte-swapping storage '\(key.escapedForMessage)'")
         let out = Storage(byteCount: base.count)
         let src = base.bytes, dst = out.mutableBytes
         let n = base.count / width

@@ -9,36 +9,21 @@ public struct Tensor: @unchecked Sendable {
     public let storage: Storage
 
     /// A checked view. Throws when the shape or strides are negative, overflow, or address bytes
-    /// outside the storage.
-    public init(storage: Storage, dtype: DType, shape: Shape, strides: [Int]? = nil, offset: Int = 0) throws {
+    /// outside the storage, and when the view overlaps itself (stride 0, `expand()`) so that
+    /// materialising it would allocate more than `limits.memoryBytes` (see `ReadLimits`).
+    public init(storage: Storage, dtype: DType, shape: Shape, strides: [Int]? = nil, offset: Int = 0,
+                limits: ReadLimits = .default) throws {
         let strides = strides ?? shape.contiguousStrides
-        guard strides.count == shape.rank else {
-            throw TensorStoreError.invalidShape(what: "tensor", detail: "shape \(shape) has \(shape.rank) dims but \(strides.count) strides")
+        let extent = try ViewExtent(shape: shape.dims, strides: strides, offset: offset, elementSize: dtype.size)
+        guard extent.endByte <= storage.count else {
+            throw TensorStoreError.outOfBounds(
+                what: "tensor view",
+                detail: "shape \(shape) strides \(strides) offset \(offset) of \(dtype) needs \(extent.endByte) bytes, storage has \(storage.count)")
         }
-        guard let count = shape.checkedElementCount else {
-            throw TensorStoreError.invalidShape(what: "tensor", detail: "shape \(shape) is negative or overflows")
-        }
-        guard offset >= 0, strides.allSatisfy({ $0 >= 0 }) else {
-            throw TensorStoreError.invalidShape(what: "tensor", detail: "negative offset \(offset) or strides \(strides)")
-        }
-        if count > 0 {
-            // Highest element index addressed: offset + sum((size - 1) * stride), all checked.
-            var last = offset
-            for (d, s) in zip(shape.dims, strides) {
-                let (m, o1) = (d - 1).multipliedReportingOverflow(by: s)
-                let (a, o2) = last.addingReportingOverflow(m)
-                guard !o1, !o2 else {
-                    throw TensorStoreError.invalidShape(what: "tensor", detail: "strides \(strides) overflow for shape \(shape)")
-                }
-                last = a
-            }
-            let (endElems, o3) = last.addingReportingOverflow(1)
-            let (endBytes, o4) = endElems.multipliedReportingOverflow(by: dtype.size)
-            guard !o3, !o4, endBytes <= storage.count else {
-                throw TensorStoreError.outOfBounds(
-                    what: "tensor view",
-                    detail: "shape \(shape) strides \(strides) offset \(offset) of \(dtype) needs \(o4 ? Int.max : endBytes) bytes, storage has \(storage.count)")
-            }
+        if extent.amplifies && extent.byteCount > limits.memoryBytes {
+            throw TensorStoreError.memoryLimitExceeded(
+                what: "materialising the overlapping view shape \(shape) strides \(strides) of \(dtype)",
+                bytes: extent.byteCount, limit: limits.memoryBytes)
         }
         self.dtype = dtype
         self.shape = shape

@@ -69,13 +69,16 @@ struct Inspect: ParsableCommand {
                 for (k, v) in model.graphSummary { print("  \(k): \(v)") }
             }
             print()
-            let rows = report.tensors.map { [$0.name, $0.dtype, "\($0.shape)", grouped($0.bytes)] }
+            // Names and metadata come from the file: escaped, so a hostile name cannot break the table.
+            let rows = report.tensors.map { [$0.name.escapedForMessage, $0.dtype, "\($0.shape)", grouped($0.bytes)] }
             print(renderTable(["name", "dtype", "shape", "bytes"], rows, rightAligned: [3]))
             print()
             print("\(store.count) tensors, \(grouped(store.parameterCount)) parameters, \(grouped(store.byteCount)) bytes (\(humanBytes(store.byteCount)))")
             if !store.metadata.isEmpty {
                 print("metadata:")
-                for (k, v) in store.metadata { print("  \(k) = \(v.count > 200 ? String(v.prefix(200)) + "…" : v)") }
+                for (k, v) in store.metadata {
+                    print("  \(k.escapedForMessage) = \((v.count > 200 ? String(v.prefix(200)) + "…" : v).escapedForMessage)")
+                }
             }
         }
     }

@@ -197,13 +197,16 @@ public enum NumpyPickleError: Error, CustomStringConvertible, Equatable {
     case unsupported(String)
     case sizeMismatch(shape: [Int], dtype: DType, bytes: Int)
 
+    /// The texts carry names from the file (globals, dtype specs): escaped, so a message stays one line.
     public var description: String {
         switch self {
-        case let .notAnArray(what): return "expected a pickled NumPy array, found \(what)"
-        case let .malformed(why): return "malformed NumPy array pickle: \(why)"
-        case let .unsupported(what): return "unsupported NumPy array: \(what)"
+        case let .notAnArray(what): return "expected a pickled NumPy array, found \(what.escapedForMessage)"
+        case let .malformed(why): return "malformed NumPy array pickle: \(why.escapedForMessage)"
+        case let .unsupported(what): return "unsupported NumPy array: \(what.escapedForMessage)"
         case let .sizeMismatch(shape, dtype, bytes):
-            return "NumPy array of shape \(shape) and dtype \(dtype) carries \(bytes) data bytes, expected \(shape.reduce(1, *) * dtype.size)"
+            // The shape is the file's: its byte count may not fit an Int (that is why it mismatched).
+            let expected = Shape(shape).checkedElementCount.flatMap { Checked.product($0, dtype.size) }.map(String.init) ?? "more than \(Int.max)"
+            return "NumPy array of shape \(shape) and dtype \(dtype) carries \(bytes) data bytes, expected \(expected)"
         }
     }
 }

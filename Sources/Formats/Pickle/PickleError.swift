@@ -1,5 +1,8 @@
+import TensorStore
+
 /// Why a pickle was refused. Offsets are byte offsets into the pickle stream the unpickler was
-/// given (for a `.pth` zip: into `data.pkl`; for a legacy file: into the file).
+/// given (for a `.pth` zip: into `data.pkl`; for a legacy file: into the file). Names from the
+/// pickle are escaped when printed (`escapedForMessage`); composed messages escape their own.
 public enum PickleError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A global that is not on the allow-list (what `torch.load(weights_only=True)` accepts).
     case forbiddenGlobal(module: String, name: String, offset: Int)
@@ -18,10 +21,10 @@ public enum PickleError: Error, CustomStringConvertible, Equatable, Sendable {
     public var description: String {
         switch self {
         case let .forbiddenGlobal(module, name, offset):
-            return "refusing pickle global '\(module).\(name)' at byte \(offset): not on the allow-list "
+            return "refusing pickle global '\("\(module).\(name)".escapedForMessage)' at byte \(offset): not on the allow-list "
                 + "(DinoKit executes nothing; only what torch.load(weights_only=True) accepts is read)"
         case let .unsupportedCall(callable, offset, detail):
-            return "unsupported use of '\(callable)' at byte \(offset): \(detail)"
+            return "unsupported use of '\(callable.escapedForMessage)' at byte \(offset): \(detail)"
         case let .truncated(offset, needed):
             return "pickle truncated at byte \(offset): \(needed) more byte(s) needed"
         case let .unknownOpcode(op, offset):

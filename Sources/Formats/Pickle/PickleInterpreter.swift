@@ -1,3 +1,5 @@
+import TensorStore
+
 /// What the allow-listed callables mean, implemented as data transformations. This is the only place
 /// where a pickle "calls" anything, and every call here builds a value; none runs code.
 extension Unpickler {
@@ -9,7 +11,7 @@ extension Unpickler {
         guard case let .tuple(args) = nodes[argsIndex] else {
             throw PickleError.malformed("REDUCE arguments for \(module).\(name) are not a tuple", offset: opOffset)
         }
-        return try call(module: module, name: name, args: args)
+        return try call(module: module, name: name, args: args, depth: 0)
     }
 
     /// NEWOBJ: `cls.__new__(cls, *args)`.
@@ -24,12 +26,17 @@ extension Unpickler {
         case "collections.OrderedDict": return .dict(DictBox(kind: .orderedDict))
         case "collections.Counter": return .dict(DictBox(kind: .counter))
         case "builtins.set", "builtins.frozenset": return .set(ListBox([]))
-        default: return try call(module: module, name: name, args: args)
+        default: return try call(module: module, name: name, args: args, depth: 0)
         }
     }
 
-    mutating func call(module: String, name: String, args: [Int]) throws -> Node {
+    /// `depth` counts calls made by calls (`_rebuild_from_type_v2(func, type, args, state)` calls
+    /// `func(*args)`, and `func` may be `_rebuild_from_type_v2` again): input-driven recursion.
+    mutating func call(module: String, name: String, args: [Int], depth: Int) throws -> Node {
         let qualified = "\(module).\(name)"
+        guard depth < limits.maxNestingDepth else {
+            throw PickleError.limitExceeded(what: "calls nested inside calls (\(qualified))", limit: limits.maxNestingDepth, offset: opOffset)
+        }
         switch qualified {
         case "collections.OrderedDict", "collections.Counter":
             let box = DictBox(kind: name == "Counter" ? .counter : .orderedDict)
@@ -41,6 +48,8 @@ extension Unpickler {
         case "builtins.set", "builtins.frozenset":
             guard args.count <= 1 else { throw unsupported(qualified, "more than one argument") }
             guard let source = args.first else { return .set(ListBox([])) }
+            // The items are shared until either side appends; then they are copied.
+            try spend(sequence(source)?.count ?? 0)
             switch nodes[source] {
             case let .list(box), let .set(box): return .set(ListBox(box.items))
             case let .tuple(items): return .set(ListBox(items))
@@ -100,7 +109,7 @@ extension Unpickler {
                   ["torch.Tensor", "torch.nn.parameter.Parameter"].contains("\(tm).\(tn)") else {
                 throw unsupported(qualified, "tensor subclasses other than torch.Tensor / Parameter")
             }
-            return try call(module: fm, name: fn, args: inner)
+            return try call(module: fm, name: fn, args: inner, depth: depth + 1)
         default:
             if extraGlobals.contains(qualified) { return .object(ObjectBox(module: module, name: name, args: args)) }
             if name.hasPrefix("_rebuild_") {
@@ -120,7 +129,7 @@ extension Unpickler {
             if typename == "module" {
                 throw unsupported("persistent id 'module'", "the file pickles a whole nn.Module class; save its state_dict() instead")
             }
-            throw PickleError.malformed("persistent id of type '\(typename.prefix(40))' (only 'storage' is allowed)", offset: opOffset)
+            throw PickleError.malformed("persistent id of type '\(String(typename.prefix(40)).escapedForMessage)' (only 'storage' is allowed)", offset: opOffset)
         }
         guard pid.count == 5 || pid.count == 6 else {
             throw PickleError.malformed("storage persistent id has \(pid.count) fields, expected 5 or 6", offset: opOffset)
@@ -134,24 +143,24 @@ extension Unpickler {
         } else if let d = TorchDTypeNames.storageClassDType[cls], module == "torch" || module == "torch.cuda" {
             dtypeName = d
         } else {
-            throw PickleError.malformed("'\(module).\(cls)' is not a storage class", offset: opOffset)
+            throw PickleError.malformed("'\("\(module).\(cls)".escapedForMessage)' is not a storage class", offset: opOffset)
         }
         let key = try keyText(pid[2], what: "storage key")
         let location = try text(pid[3], what: "storage location")
         guard case let .int(numel) = nodes[pid[4]], numel >= 0 else {
-            throw PickleError.malformed("storage '\(key)' has a negative or non-integer size", offset: opOffset)
+            throw PickleError.malformed("storage '\(key.escapedForMessage)' has a negative or non-integer size", offset: opOffset)
         }
         var view: PickleStorageRef.View?
         if pid.count == 6, case let .tuple(meta) = nodes[pid[5]] {
             guard meta.count == 3, case let .int(offset) = nodes[meta[1]], case let .int(size) = nodes[meta[2]],
                   offset >= 0, size >= 0 else {
-                throw PickleError.malformed("storage '\(key)' has a malformed view (key, offset, size)", offset: opOffset)
+                throw PickleError.malformed("storage '\(key.escapedForMessage)' has a malformed view (key, offset, size)", offset: opOffset)
             }
             view = .init(key: try keyText(meta[0], what: "storage view key"), offset: offset, numel: size)
         } else if pid.count == 6, case .none = nodes[pid[5]] {
             view = nil
         } else if pid.count == 6 {
-            throw PickleError.malformed("storage '\(key)' has a malformed view", offset: opOffset)
+            throw PickleError.malformed("storage '\(key.escapedForMessage)' has a malformed view", offset: opOffset)
         }
         return .storage(PickleStorageRef(key: key, storageClass: cls, torchDType: dtypeName, location: location,
                                          numel: numel, view: view))
@@ -171,28 +180,31 @@ extension Unpickler {
         }
     }
 
-    private func ints(_ index: Int, what: String) throws -> [Int] {
+    private mutating func ints(_ index: Int, what: String) throws -> [Int] {
         guard let items = sequence(index) else { throw PickleError.malformed("\(what) is not a tuple of integers", offset: opOffset) }
+        try spend(items.count)
         return try items.map {
             guard case let .int(v) = nodes[$0] else { throw PickleError.malformed("\(what) holds a non-integer", offset: opOffset) }
             return v
         }
     }
 
-    private func text(_ index: Int, what: String) throws -> String {
+    private mutating func text(_ index: Int, what: String) throws -> String {
         switch nodes[index] {
         case let .string(s): return s
-        case let .bytes(b): return String(decoding: b, as: UTF8.self) // Python 2 pickles may store bytes
+        case let .bytes(b):
+            try spend(b.count / 8)
+            return String(decoding: b, as: UTF8.self) // Python 2 pickles may store bytes
         default: throw PickleError.malformed("\(what) is not a string", offset: opOffset)
         }
     }
 
-    private func keyText(_ index: Int, what: String) throws -> String {
+    private mutating func keyText(_ index: Int, what: String) throws -> String {
         if case let .int(v) = nodes[index] { return String(v) }
         return try text(index, what: what)
     }
 
-    private func fill(_ box: DictBox, from source: Int, callable: String) throws {
+    private mutating func fill(_ box: DictBox, from source: Int, callable: String) throws {
         switch nodes[source] {
         case let .dict(other):
             for (k, v) in zip(other.keys, other.values) {
@@ -200,6 +212,7 @@ extension Unpickler {
             }
         case .list, .tuple:
             for pair in sequence(source) ?? [] {
+                try spend(1)
                 guard let kv = sequence(pair), kv.count == 2 else { throw unsupported(callable, "items are not (key, value) pairs") }
                 box.set(key: try hashKey(kv[0], depth: 0), keyNode: kv[0], value: kv[1])
             }
@@ -209,10 +222,12 @@ extension Unpickler {
     }
 
     /// `_codecs.encode(text, encoding)`: how protocol 2 spells `bytes`.
-    private func encode(_ args: [Int], callable: String) throws -> Node {
+    private mutating func encode(_ args: [Int], callable: String) throws -> Node {
         guard args.count == 2, case let .string(s) = nodes[args[0]], case let .string(encoding) = nodes[args[1]] else {
             throw unsupported(callable, "expected (str, encoding)")
         }
+        // A new byte array each time: one shared long string encoded again and again adds up.
+        try spend(s.utf8.count / 8)
         switch encoding.lowercased() {
         case "latin1", "latin-1", "iso-8859-1", "iso8859-1":
             var out: [UInt8] = []
@@ -228,11 +243,11 @@ extension Unpickler {
             guard s.utf8.allSatisfy({ $0 < 0x80 }) else { throw unsupported(callable, "non-ASCII text") }
             return .bytes(Array(s.utf8))
         default:
-            throw unsupported(callable, "encoding '\(encoding.prefix(20))'")
+            throw unsupported(callable, "encoding '\(String(encoding.prefix(20)).escapedForMessage)'")
         }
     }
 
-    private func rebuildTensor(_ args: [Int], dtypeIndex: Int?, callable: String) throws -> PickleTensor {
+    private mutating func rebuildTensor(_ args: [Int], dtypeIndex: Int?, callable: String) throws -> PickleTensor {
         guard case let .storage(storage) = nodes[args[0]] else { throw unsupported(callable, "first argument is not a storage") }
         guard case let .int(offset) = nodes[args[1]], offset >= 0 else {
             throw PickleError.malformed("tensor storage offset is negative or not an integer", offset: opOffset)

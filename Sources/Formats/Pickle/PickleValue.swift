@@ -90,10 +90,17 @@ public indirect enum PickleValue: Equatable, Sendable, CustomStringConvertible {
         return s
     }
 
-    /// Decimal text of a little-endian two's complement integer of any width.
+    /// Widest integer (in bytes) spelled out in decimal; wider ones are shown by their leading hex
+    /// digits and bit length. Decimal conversion is quadratic in the width, and one 100 KB LONG4
+    /// in a checkpoint's metadata must not stall `inspect` (CPython refuses str() beyond 4300
+    /// digits for the same reason). 64 bytes is 154 digits, beyond any counter or seed.
+    static let decimalIntegerBytes = 64
+
+    /// Text of a little-endian two's complement integer: decimal up to `decimalIntegerBytes`,
+    /// else `0x1f2e…(800000-bit integer)` with the sign in front. Linear beyond the decimal width.
     static func decimalString(littleEndianTwosComplement bytes: [UInt8]) -> String {
-        guard !bytes.isEmpty else { return "0" }
-        let negative = (bytes.last! & 0x80) != 0
+        guard let top = bytes.last else { return "0" }
+        let negative = (top & 0x80) != 0
         var magnitude = bytes
         if negative {
             // Two's complement negation: invert and add one.
@@ -104,21 +111,40 @@ public indirect enum PickleValue: Equatable, Sendable, CustomStringConvertible {
                 carry = v >> 8
             }
         }
-        // Repeated division by 10 over big-endian digits in base 256.
-        var digits: [UInt8] = []
-        var work = Array(magnitude.reversed())
-        while let first = work.firstIndex(where: { $0 != 0 }) {
-            work.removeFirst(first)
-            var remainder = 0
-            for i in work.indices {
-                let cur = remainder * 256 + Int(work[i])
-                work[i] = UInt8(cur / 10)
-                remainder = cur % 10
-            }
-            digits.append(UInt8(remainder))
+        while magnitude.last == 0 { magnitude.removeLast() }
+        guard let high = magnitude.last else { return "0" }
+        let sign = negative ? "-" : ""
+        if magnitude.count > decimalIntegerBytes {
+            let bits = (magnitude.count - 1) * 8 + (8 - high.leadingZeroBitCount)
+            let lead = magnitude.suffix(8).reversed().map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+            return sign + "0x" + lead.drop(while: { $0 == "0" }) + "…(\(bits)-bit integer)"
         }
-        if digits.isEmpty { return "0" }
-        return (negative ? "-" : "") + String(digits.reversed().map { Character(String($0)) })
+        // Repeated division by 10^9 over big-endian limbs in base 2^32: nine digits per pass.
+        var limbs: [UInt64] = []
+        for lo in stride(from: 0, to: magnitude.count, by: 4) {
+            var limb: UInt64 = 0
+            for j in (lo..<Swift.min(lo + 4, magnitude.count)).reversed() { limb = limb << 8 | UInt64(magnitude[j]) }
+            limbs.append(limb)
+        }
+        limbs.reverse()
+        var chunks: [UInt64] = []
+        while let first = limbs.firstIndex(where: { $0 != 0 }) {
+            limbs.removeFirst(first)
+            var remainder: UInt64 = 0
+            for k in limbs.indices {
+                let cur = remainder << 32 | limbs[k]
+                limbs[k] = cur / 1_000_000_000
+                remainder = cur % 1_000_000_000
+            }
+            chunks.append(remainder)
+        }
+        guard let leading = chunks.last else { return "0" }
+        var text = sign + String(leading)
+        for chunk in chunks.dropLast().reversed() {
+            let digits = String(chunk)
+            text += String(repeating: "0", count: 9 - digits.count) + digits
+        }
+        return text
     }
 }
 

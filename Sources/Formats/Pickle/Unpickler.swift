@@ -1,3 +1,5 @@
+import TensorStore
+
 /// A pickle reader that executes nothing. It walks the opcodes of protocols 0-5 that weights files
 /// use, refuses every global not on `PickleAllowList` by name, and interprets torch's rebuild
 /// functions and persistent ids as data (`PickleValue.tensor`, `.storage`).
@@ -26,6 +28,8 @@ public struct Unpickler {
     var memo: [Int] = []
     var sparseMemo: [Int: Int] = [:]
     var memoCount = 0
+    /// Work spent so far against `limits.maxWork` (see `spend`).
+    var work = 0
     /// Offset of the opcode being executed, for errors.
     var opOffset = 0
 
@@ -54,6 +58,7 @@ public struct Unpickler {
         memo.removeAll()
         sparseMemo.removeAll()
         memoCount = 0
+        work = 0
         while true {
             opOffset = position
             let byte = try readByte()
@@ -126,13 +131,13 @@ public struct Unpickler {
             case "00": push(.bool(false))
             case "01": push(.bool(true))
             default:
-                guard let v = Int(text) else { throw PickleError.malformed("INT '\(text.prefix(40))' is not a 64-bit integer", offset: opOffset) }
+                guard let v = Int(text) else { throw PickleError.malformed("INT '\(String(text.prefix(40)).escapedForMessage)' is not a 64-bit integer", offset: opOffset) }
                 push(.int(v))
             }
         case .long:
             var text = try readLine()
             if text.hasSuffix("L") { text.removeLast() }
-            guard let v = Int(text) else { throw PickleError.malformed("LONG '\(text.prefix(40))' is not a 64-bit integer", offset: opOffset) }
+            guard let v = Int(text) else { throw PickleError.malformed("LONG '\(String(text.prefix(40)).escapedForMessage)' is not a 64-bit integer", offset: opOffset) }
             push(.int(v))
         case .long1:
             let n = Int(try readByte())
@@ -148,7 +153,7 @@ public struct Unpickler {
             push(.float(Double(bitPattern: bits)))
         case .float:
             let text = try readLine()
-            guard let v = Double(text) else { throw PickleError.malformed("FLOAT '\(text.prefix(40))' is not a number", offset: opOffset) }
+            guard let v = Double(text) else { throw PickleError.malformed("FLOAT '\(String(text.prefix(40)).escapedForMessage)' is not a number", offset: opOffset) }
             push(.float(v))
 
         // Strings and bytes
@@ -219,13 +224,13 @@ public struct Unpickler {
             let module = try readLine(), name = try readLine()
             guard case let .global(m, n) = try allowedGlobal(module: module, name: name) else { return }
             let args = try popMark()
-            push(try call(module: m, name: n, args: args))
+            push(try call(module: m, name: n, args: args, depth: 0))
         case .obj:
             let items = try popMark()
             guard let cls = items.first, case let .global(m, n) = nodes[cls] else {
                 throw PickleError.malformed("OBJ needs a class after MARK", offset: opOffset)
             }
-            push(try call(module: m, name: n, args: Array(items.dropFirst())))
+            push(try call(module: m, name: n, args: Array(items.dropFirst()), depth: 0))
         case .reduce:
             let argsIndex = try pop(), callableIndex = try pop()
             push(try apply(callableIndex, argsIndex))
@@ -284,17 +289,26 @@ public struct Unpickler {
     private mutating func memoize(at index: Int) throws {
         guard index >= 0 else { throw PickleError.malformed("negative memo index", offset: opOffset) }
         let node = try top()
-        let isNew = index < memo.count ? memo[index] < 0 : sparseMemo[index] == nil
-        if isNew {
-            guard memoCount < limits.maxMemoEntries else {
-                throw PickleError.limitExceeded(what: "memo entries", limit: limits.maxMemoEntries, offset: opOffset)
-            }
-            memoCount += 1
-        }
         if index < memo.count {
+            if memo[index] < 0 { memoCount += 1 }
             memo[index] = node
-        } else if index - memo.count < Unpickler.memoGap && sparseMemo.isEmpty {
-            // Once an index went sparse the array stops growing, so no index is ever in both.
+            return
+        }
+        guard sparseMemo[index] == nil else {
+            sparseMemo[index] = node
+            return
+        }
+        memoCount += 1
+        // Once an index went sparse the array stops growing, so no index is ever in both.
+        let dense = index - memo.count < Unpickler.memoGap && sparseMemo.isEmpty
+        // Empty slots cost memory like entries do: count them, or a pickle of 5-byte PUTs each
+        // 1023 past the last pads the memo with 8 KB per 5 bytes.
+        let slots = dense ? index + 1 + sparseMemo.count : memo.count + sparseMemo.count + 1
+        guard slots <= limits.maxMemoEntries else {
+            throw PickleError.limitExceeded(what: "memo entries (including the gaps between indices)",
+                                            limit: limits.maxMemoEntries, offset: opOffset)
+        }
+        if dense {
             memo.append(contentsOf: repeatElement(-1, count: index - memo.count))
             memo.append(node)
         } else {
@@ -322,7 +336,7 @@ public struct Unpickler {
         return box
     }
 
-    private func setItems(_ items: [Int], into dict: DictBox) throws {
+    private mutating func setItems(_ items: [Int], into dict: DictBox) throws {
         guard items.count % 2 == 0 else { throw PickleError.malformed("SETITEMS with an odd number of items", offset: opOffset) }
         var i = 0
         while i < items.count {
@@ -332,22 +346,45 @@ public struct Unpickler {
         }
     }
 
+    /// Counts `units` of work against `limits.maxWork`.
+    mutating func spend(_ units: Int) throws {
+        work += units
+        guard work <= limits.maxWork else {
+            throw PickleError.limitExceeded(
+                what: "work to build keys and values (shared objects repeated too often: a hash or copy bomb?)",
+                limit: limits.maxWork, offset: opOffset)
+        }
+    }
+
     /// Python equality for dict keys: 1, 1.0 and True are one key; objects compare by identity.
-    func hashKey(_ index: Int, depth: Int) throws -> HashKey {
+    /// A key is a tree even when the pickle shares its tuples, so every node visited is spent:
+    /// that also bounds hashing and comparing the key afterwards, which walk the same tree.
+    mutating func hashKey(_ index: Int, depth: Int) throws -> HashKey {
         guard depth < limits.maxNestingDepth else {
             throw PickleError.limitExceeded(what: "nesting depth of a dict key", limit: limits.maxNestingDepth, offset: opOffset)
         }
+        try spend(1)
         switch nodes[index] {
         case .none: return .none
         case let .bool(b): return .int(b ? 1 : 0)
         case let .int(i): return .int(i)
-        case let .bigInt(b): return .big(b)
+        case let .bigInt(b):
+            try spend(b.count / 8)
+            return .big(b)
         case let .float(d):
             if d == d.rounded(), abs(d) < 9.2e18 { return .int(Int(d)) }
             return .float(d.bitPattern)
-        case let .string(s): return .string(s)
-        case let .bytes(b): return .bytes(b)
-        case let .tuple(items): return .tuple(try items.map { try hashKey($0, depth: depth + 1) })
+        case let .string(s):
+            try spend(s.utf8.count / 8) // hashed and compared byte by byte
+            return .string(s)
+        case let .bytes(b):
+            try spend(b.count / 8)
+            return .bytes(b)
+        case let .tuple(items):
+            var keys: [HashKey] = []
+            keys.reserveCapacity(items.count)
+            for item in items { keys.append(try hashKey(item, depth: depth + 1)) }
+            return .tuple(keys)
         case .list, .dict, .set:
             throw PickleError.malformed("unhashable dict key (list, dict or set)", offset: opOffset)
         case .global, .storage, .tensor, .object:
@@ -371,6 +408,7 @@ public struct Unpickler {
             guard case let .dict(stateBox) = nodes[state] else {
                 throw PickleError.malformed("BUILD of a dict needs a dict state", offset: opOffset)
             }
+            try spend(stateBox.keys.count)
             box.attributes.append(contentsOf: zip(stateBox.keys, stateBox.values).map { ($0, $1) })
         case let .object(box):
             box.state = state
@@ -437,7 +475,7 @@ public struct Unpickler {
 
     private mutating func readDecimalLine() throws -> Int {
         let text = try readLine()
-        guard let v = Int(text) else { throw PickleError.malformed("memo index '\(text.prefix(40))' is not a number", offset: opOffset) }
+        guard let v = Int(text) else { throw PickleError.malformed("memo index '\(String(text.prefix(40)).escapedForMessage)' is not a number", offset: opOffset) }
         return v
     }
 

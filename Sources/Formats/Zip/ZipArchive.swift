@@ -28,16 +28,20 @@ public struct ZipEntry: Sendable, Equatable {
 public final class ZipArchive {
     public let file: MappedFile
     public let entries: [ZipEntry]
+    /// What inflating members may allocate, for this archive's whole life (members may overlap in
+    /// the file, so each one fitting is not enough). Readers charge their own allocations to it too.
+    public let budget: MemoryBudget
     private let index: [String: Int]
 
     public var path: String { file.path }
 
-    public convenience init(path: String) throws {
-        try self.init(file: MappedFile(path: path))
+    public convenience init(path: String, limits: ReadLimits = .default) throws {
+        try self.init(file: MappedFile(path: path), limits: limits)
     }
 
-    public init(file: MappedFile) throws {
+    public init(file: MappedFile, limits: ReadLimits = .default) throws {
         self.file = file
+        self.budget = MemoryBudget(limits)
         let entries = try withExtendedLifetime(file) { try ZipArchive.readDirectory(file.bytes, path: file.path, descriptor: file.descriptor) }
         var index: [String: Int] = [:]
         for (i, e) in entries.enumerated() {
@@ -52,11 +56,13 @@ public final class ZipArchive {
         index[name].map { entries[$0] }
     }
 
-    /// The member's bytes: a mapped slice of the file when stored (no copy), else inflated into owned memory.
+    /// The member's bytes: a mapped slice of the file when stored (no copy), else inflated into
+    /// owned memory charged to `budget` (throws `TensorStoreError.memoryLimitExceeded` beyond it).
     public func storage(for entry: ZipEntry) throws -> Storage {
         if entry.isStored {
             return try Storage(file: file, offset: entry.dataOffset, length: entry.compressedSize)
         }
+        try chargeInflation(entry)
         let storage = Storage(byteCount: entry.uncompressedSize)
         try inflate(entry, into: storage.mutableBytes)
         return storage
@@ -69,9 +75,16 @@ public final class ZipArchive {
                 Array(file.bytes[entry.dataOffset..<(entry.dataOffset + entry.compressedSize)])
             }
         }
+        try chargeInflation(entry)
         var out = [UInt8](repeating: 0, count: entry.uncompressedSize)
         try out.withUnsafeMutableBytes { try inflate(entry, into: $0) }
         return out
+    }
+
+    /// The size a deflated member declares is within deflate's ratio of its compressed bytes, but
+    /// that still lets a few megabytes claim gigabytes: the budget bounds what all inflations add up to.
+    private func chargeInflation(_ entry: ZipEntry) throws {
+        try budget.charge(entry.uncompressedSize, for: "inflating zip entry '\(entry.name.escapedForMessage)'")
     }
 
     // MARK: - Central directory
@@ -178,13 +191,13 @@ public final class ZipArchive {
             while e + 4 <= extraEnd {
                 let id = u16(e), length = u16(e + 2)
                 guard e + 4 + length <= extraEnd else {
-                    throw ZipError.corrupt(path: path, detail: "extra field of '\(name)' runs past its entry")
+                    throw ZipError.corrupt(path: path, detail: "extra field of '\(name.escapedForMessage)' runs past its entry")
                 }
                 if id == 1 {
                     var q = e + 4
                     func next() throws -> UInt64 {
                         guard q + 8 <= e + 4 + length else {
-                            throw ZipError.corrupt(path: path, detail: "ZIP64 extra field of '\(name)' is too short")
+                            throw ZipError.corrupt(path: path, detail: "ZIP64 extra field of '\(name.escapedForMessage)' is too short")
                         }
                         defer { q += 8 }
                         return u64(q)
@@ -205,7 +218,7 @@ public final class ZipArchive {
             let local = localHeader(at: header, nameLength: nameLength)
             func localU16(_ at: Int) -> Int { Int(local[at]) | Int(local[at + 1]) << 8 }
             guard localU16(0) | localU16(2) << 16 == localSignature else {
-                throw ZipError.corrupt(path: path, detail: "no local header signature at byte \(header) for entry '\(name)'")
+                throw ZipError.corrupt(path: path, detail: "no local header signature at byte \(header) for entry '\(name.escapedForMessage)'")
             }
             let localName = localU16(26), localExtra = localU16(28)
             let dataOffset = header + 30 + localName + localExtra
@@ -216,20 +229,20 @@ public final class ZipArchive {
             // Here 30 + localName <= size - header, so `local` holds the whole name when the lengths agree.
             guard localName == nameLength, local.count == 30 + nameLength,
                   UnsafeRawBufferPointer(rebasing: local[30...]).elementsEqual(nameBytes) else {
-                throw ZipError.corrupt(path: path, detail: "local header at byte \(header) names a different entry than '\(name)'")
+                throw ZipError.corrupt(path: path, detail: "local header at byte \(header) names a different entry than '\(name.escapedForMessage)'")
             }
             let uncompressedSize: Int
             switch method {
             case 0:
                 guard uncompressed == compressed else {
-                    throw ZipError.corrupt(path: path, detail: "stored entry '\(name)' has compressed size \(compressed) but size \(uncompressed)")
+                    throw ZipError.corrupt(path: path, detail: "stored entry '\(name.escapedForMessage)' has compressed size \(compressed) but size \(uncompressed)")
                 }
                 uncompressedSize = compressedSize
             case 8:
                 // Deflate expands at most ~1032:1: a larger claim would make us allocate what the file cannot hold.
                 let (bound, overflow) = compressedSize.multipliedReportingOverflow(by: 1032)
                 guard uncompressed <= UInt64(overflow ? Int.max : bound + 1024) else {
-                    throw ZipError.corrupt(path: path, detail: "deflated entry '\(name)' claims \(uncompressed) bytes from \(compressedSize)")
+                    throw ZipError.corrupt(path: path, detail: "deflated entry '\(name.escapedForMessage)' claims \(uncompressed) bytes from \(compressedSize)")
                 }
                 uncompressedSize = Int(uncompressed)
             default:
@@ -244,21 +257,39 @@ public final class ZipArchive {
 
     // MARK: - Compressed entries (libzip)
 
+    /// libzip's view of the archive, opened on the first compressed member and kept: opening
+    /// parses the whole central directory, so opening per member made N members cost N².
+    private var libzipArchive: OpaquePointer?
+
+    deinit {
+        if let archive = libzipArchive { zip_discard(archive) }
+    }
+
+    private func openLibzip(for entry: ZipEntry) throws -> OpaquePointer {
+        if let archive = libzipArchive { return archive }
+        var error = zip_error_t()
+        zip_error_init(&error)
+        defer { zip_error_fini(&error) }
+        guard let base = file.bytes.baseAddress,
+              let source = zip_source_buffer_create(base, zip_uint64_t(file.count), 0, &error) else {
+            throw ZipError.readFailed(path: path, entry: entry.name, message: "cannot open the archive in libzip")
+        }
+        guard let archive = zip_open_from_source(source, ZIP_RDONLY, &error) else {
+            let message = String(cString: zip_error_strerror(&error))
+            zip_source_free(source)
+            throw ZipError.readFailed(path: path, entry: entry.name, message: message)
+        }
+        libzipArchive = archive
+        return archive
+    }
+
     private func inflate(_ entry: ZipEntry, into out: UnsafeMutableRawBufferPointer) throws {
         try withExtendedLifetime(file) {
-            var error = zip_error_t()
-            zip_error_init(&error)
-            defer { zip_error_fini(&error) }
-            guard let base = file.bytes.baseAddress,
-                  let source = zip_source_buffer_create(base, zip_uint64_t(file.count), 0, &error) else {
-                throw ZipError.readFailed(path: path, entry: entry.name, message: "cannot open the archive in libzip")
+            // libzip finds members by C string: a name with a NUL would find a different member.
+            guard !entry.name.utf8.contains(0) else {
+                throw ZipError.unsupportedEntry(path: path, entry: entry.name, detail: "a NUL byte in a compressed entry's name")
             }
-            guard let archive = zip_open_from_source(source, ZIP_RDONLY, &error) else {
-                let message = String(cString: zip_error_strerror(&error))
-                zip_source_free(source)
-                throw ZipError.readFailed(path: path, entry: entry.name, message: message)
-            }
-            defer { zip_discard(archive) }
+            let archive = try openLibzip(for: entry)
             let at = zip_name_locate(archive, entry.name, ZIP_FL_ENC_RAW)
             guard at >= 0, let member = zip_fopen_index(archive, zip_uint64_t(at), 0) else {
                 throw ZipError.readFailed(path: path, entry: entry.name, message: String(cString: zip_strerror(archive)))

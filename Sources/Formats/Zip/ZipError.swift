@@ -1,4 +1,7 @@
-/// Why a zip archive could not be read or written. Offsets are byte offsets in the file.
+import TensorStore
+
+/// Why a zip archive could not be read or written. Offsets are byte offsets in the file. Entry
+/// names come from the file and are escaped when printed (`escapedForMessage`).
 public enum ZipError: Error, CustomStringConvertible, Equatable, Sendable {
     /// No end-of-central-directory record: not a zip, or cut short.
     case notAZip(path: String, detail: String)
@@ -19,10 +22,10 @@ public enum ZipError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .truncated(path, detail): return "\(path): zip archive truncated: \(detail)"
         case let .corrupt(path, detail): return "\(path): corrupt zip archive: \(detail)"
         case let .outOfBounds(path, entry, detail):
-            return "\(path): zip \(entry.map { "entry '\($0)'" } ?? "structure") out of bounds: \(detail)"
-        case let .duplicateEntry(path, name): return "\(path): zip entry '\(name)' appears more than once"
-        case let .unsupportedEntry(path, entry, detail): return "\(path): zip entry '\(entry)': \(detail)"
-        case let .readFailed(path, entry, message): return "\(path): cannot read zip entry '\(entry)': \(message)"
+            return "\(path): zip \(entry.map { "entry '\($0.escapedForMessage)'" } ?? "structure") out of bounds: \(detail)"
+        case let .duplicateEntry(path, name): return "\(path): zip entry '\(name.escapedForMessage)' appears more than once"
+        case let .unsupportedEntry(path, entry, detail): return "\(path): zip entry '\(entry.escapedForMessage)': \(detail)"
+        case let .readFailed(path, entry, message): return "\(path): cannot read zip entry '\(entry.escapedForMessage)': \(message)"
         }
     }
 }
