@@ -135,7 +135,7 @@ public struct Embedder {
         let sink = try PartialFile(path: partial, keeping: state.bytes)
 
         let reader = try BatchReader(paths: paths, preprocess: preprocess, batchSize: batchSize, threads: decodeThreads,
-                                 start: state.inputsDone)
+                                 start: state.inputsDone, strict: strict)
         let workspace = Workspace()
         var kept = state.kept
         var batches = 0
@@ -203,7 +203,8 @@ public struct Embedder {
     }
 
     static func readProgress(_ path: String) -> Progress? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let bytes = try? RegularFile.read(path) else { return nil }
+        let data = Data(bytes)
         return try? JSONDecoder().decode(Progress.self, from: data)
     }
 

@@ -85,7 +85,7 @@ public struct FeatureCache: Sendable {
     public func lookup(_ key: FeatureCacheKey) -> Lookup {
         let p = paths(for: key)
         guard FileManager.default.fileExists(atPath: p.manifest) else { return .miss(reason: "no cached features") }
-        guard let data = FileManager.default.contents(atPath: p.manifest),
+        guard let bytes = try? RegularFile.read(p.manifest), case let data = Data(bytes),
               let manifest = try? JSONDecoder().decode(Manifest.self, from: data) else {
             return .miss(reason: "unreadable manifest \(p.manifest)")
         }

@@ -190,8 +190,9 @@ struct Embed: ParsableCommand {
 
 /// Non-empty lines of a path list (surrounding spaces trimmed).
 func readList(_ path: String) throws -> [String] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw ValidationError("--list \(path): cannot read the file")
+    let data: Data
+    do { data = Data(try RegularFile.read(path)) } catch {
+        throw ValidationError("--list: cannot read the file: \(error)")
     }
     return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
         .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

@@ -183,7 +183,8 @@ public final class SSLRun {
 
     public static func readKNN(run: String) -> [KNNPoint] {
         let path = (run as NSString).appendingPathComponent(knnFile)
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        guard let bytes = try? RegularFile.read(path) else { return [] }
+        let data = Data(bytes)
         return (try? JSONDecoder().decode([KNNPoint].self, from: data)) ?? []
     }
 
