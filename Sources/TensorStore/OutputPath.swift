@@ -44,12 +44,19 @@ public enum OutputPath {
         try checkNotAnInput(output, inputs: inputs)
     }
 
-    /// Checks a folder output (an HF folder): its parent must exist; it may exist as a folder.
-    public static func checkFolder(_ output: String, inputs: [String] = []) throws {
+    /// Checks a folder output (an HF folder, a report folder): its parent must exist; it may
+    /// exist as a folder. `writing` are the names of the files that go inside it (each must not
+    /// be an input either: `convert hf/model.safetensors hf/`).
+    public static func checkFolder(_ output: String, inputs: [String] = [], writing names: [String] = []) throws {
         let trimmed = output.count > 1 && output.hasSuffix("/") ? String(output.dropLast()) : output
         try checkParent(of: trimmed)
         if let m = mode(trimmed), m != S_IFDIR { throw Problem.isFile(output: output) }
         try checkNotAnInput(trimmed, inputs: inputs)
+        for name in names {
+            let file = trimmed + "/" + name
+            if mode(file) == S_IFDIR { throw Problem.isDirectory(output: file) }
+            try checkNotAnInput(file, inputs: inputs)
+        }
     }
 
     /// The folder a path's last component lives in ("." for a bare name).
