@@ -68,20 +68,28 @@ public final class AtomicFileWriter {
     public static func temporaryPrefix(_ base: String) -> String { ".\(base).tmp-" }
 
     /// Removes temporaries of this target (`.<base>.tmp-<pid>-XXXXXX`, DinoKit's own naming only)
-    /// whose writing process no longer exists. A live writer's file (another process writing the
-    /// same target right now) is left alone. A pid reused by an unrelated process keeps a stale
-    /// file until that process ends: harmless, and the only mistake the check can make.
-    public static func sweepStaleTemporaries(in dir: String, base: String) {
+    /// whose writing process no longer exists; with `base` nil, those of every target in `dir`
+    /// (a folder DinoKit owns, such as a run folder being resumed). A live writer's file (another
+    /// process writing the same target right now) is left alone. A pid reused by an unrelated
+    /// process keeps a stale file until that process ends: harmless, and the only mistake the
+    /// check can make.
+    public static func sweepStaleTemporaries(in dir: String, base: String? = nil) {
         guard let d = opendir(dir) else { return }
         defer { closedir(d) }
-        let prefix = temporaryPrefix(base)
         var stale: [String] = []
         while let entry = readdir(d) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
                 String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
             }
-            guard name.hasPrefix(prefix) else { continue }
-            let rest = name.dropFirst(prefix.count).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+            let tail: String
+            if let base {
+                guard name.hasPrefix(temporaryPrefix(base)) else { continue }
+                tail = String(name.dropFirst(temporaryPrefix(base).count))
+            } else {
+                guard name.hasPrefix("."), let t = afterLastTemporaryMarker(name) else { continue }
+                tail = t
+            }
+            let rest = tail.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
             guard rest.count == 2, rest[1].count == 6, let pid = Int32(rest[0]), pid > 0 else { continue }
             if pid != getpid(), kill(pid, 0) != 0, errno == ESRCH { stale.append(name) }
         }
@@ -179,6 +187,19 @@ public final class AtomicFileWriter {
         finished = true
         let dfd = open(AtomicFileWriter.directory(of: path), O_RDONLY | O_DIRECTORY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    /// What follows the last ".tmp-" in `name` (the "<pid>-XXXXXX" of a temporary), if any.
+    private static func afterLastTemporaryMarker(_ name: String) -> String? {
+        let bytes = Array(name.utf8), marker = Array(".tmp-".utf8)
+        var i = bytes.count - marker.count
+        while i > 0 {
+            if bytes[i..<(i + marker.count)].elementsEqual(marker) {
+                return String(decoding: bytes[(i + marker.count)...], as: UTF8.self)
+            }
+            i -= 1
+        }
+        return nil
     }
 
     /// Drops the temporary file; the target is untouched.

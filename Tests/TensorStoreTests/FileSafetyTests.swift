@@ -122,6 +122,17 @@ final class FileSafetyTests: XCTestCase {
         XCTAssertTrue(left.isSuperset(of: [live, "out.safetensors"] + foreign), "\(left)")
     }
 
+    /// A run folder being resumed: every dead writer's temporary goes, whatever its target.
+    func testAFolderSweepRemovesEveryDeadWritersTemporary() throws {
+        let dir = try temporaryDirectory()
+        let dead = try deadPID()
+        let stale = [".loss.png.tmp-\(dead)-Ab12Cd", ".step-000004.safetensors.tmp-\(dead)-Zz99Yy"]
+        let kept = [".loss.png.tmp-\(getppid())-Ab12Cd", ".x.tmp-Ab12Cd", "loss.png", ".tmp-\(dead)-Ab12Cd"]
+        for name in stale + kept { XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/" + name, contents: Data())) }
+        AtomicFileWriter.sweepStaleTemporaries(in: dir)
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: dir)), Set(kept))
+    }
+
     // MARK: containment
 
     func testContainedPaths() throws {

@@ -59,6 +59,11 @@ public final class SSLRun {
     public init(resuming folder: String, source: any SSLBatchSource, checkpointStep: Int? = nil,
                 parallelism: Parallelism = .fromEnvironment) throws {
         let path = try RunCheckpoint.path(run: folder, step: checkpointStep)
+        // A killed run may have left temporaries of files this run will not write again (the
+        // curves of a finished run): the run folder is DinoKit's, so all dead writers' go.
+        for dir in [folder, (folder as NSString).appendingPathComponent(RunCheckpoint.folder)] {
+            AtomicFileWriter.sweepStaleTemporaries(in: dir)
+        }
         let (state, moments, info) = try RunCheckpoint.read(path: path)
         let config = info.config
         guard source.stepsPerEpoch > 0 else { throw SSLRunError.runFolder(path: folder, message: "the data gives no batch") }
