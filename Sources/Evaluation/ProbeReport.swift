@@ -64,12 +64,7 @@ public enum ProbeReport {
     public static func write(_ outcome: ProbeExperiment.Outcome, settings: Settings, to directory: String,
                              galleryLimit: Int = 48) throws -> [String] {
         // A folder output: created when missing, its parent must exist (OutputPath's rule).
-        try OutputPath.checkFolder(directory, writing: fileNames)
-        if !ImageFolder.isDirectory(directory) {
-            do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false) } catch {
-                throw EvaluationError.io(path: directory, detail: "cannot create the report folder: \(error.localizedDescription)")
-            }
-        }
+        try OutputPath.createFolder(directory, writing: fileNames)
         let classes = outcome.classes
         let wrong = zip(outcome.testLabels, outcome.predictions).enumerated().filter { $0.element.0 != $0.element.1 }
         var written: [String] = []

@@ -108,11 +108,7 @@ public enum HFFolder {
         let config = try HFConfig.json(arch, heads: heads, dtype: dtype, hasMaskToken: store["mask_token"] != nil)
         var rendered = try KeyLayouts.render(store, as: .hf)
         rendered.metadata = weightsMetadata
-        try OutputPath.checkFolder(directory)
-        let created = !isDirectory(directory)
-        if created, mkdir(directory, 0o755) != 0 {
-            throw HFFolderError.cannotCreate(path: directory, reason: String(cString: strerror(errno)))
-        }
+        let created = try OutputPath.createFolder(directory, writing: [configFile, weightsFile])
         do {
             try Safetensors.write(rendered, to: join(directory, weightsFile))
             try AtomicFileWriter.write(to: join(directory, configFile)) { try $0.write(config) }
@@ -204,7 +200,6 @@ public enum HFFolderError: Error, CustomStringConvertible, Equatable {
     case badIndex(path: String, reason: String)
     case unknownHeads(embedDim: Int)
     case unsupported(reason: String)
-    case cannotCreate(path: String, reason: String)
     /// A config.json field that the tensors contradict (`tensors`: what they imply).
     case configContradicts(path: String, field: String, config: Int, tensors: String)
 
@@ -217,7 +212,6 @@ public enum HFFolderError: Error, CustomStringConvertible, Equatable {
         case let .unknownHeads(d):
             return "number of attention heads unknown for width \(d) (not a multiple of 64); set metadata num_heads"
         case let .unsupported(reason): return "cannot write an HF folder: \(reason)"
-        case let .cannotCreate(path, reason): return "cannot create directory \(path): \(reason)"
         case let .configContradicts(path, field, config, tensors):
             return "\(path): \(field) is \(config) but the tensors say \(tensors); correct or remove the field"
         }

@@ -7,8 +7,9 @@ import Darwin
 /// The one rule for where a command may write, checked by `AtomicFileWriter` for every file and
 /// by each command before it starts work (so a bad path fails in a second, not after the model
 /// ran):
-/// - the folder the output goes in must exist: DinoKit does not create folders, except the one
-///   folder of an HF-folder output, whose parent must exist;
+/// - the folder the output goes in must exist: DinoKit does not create folders, except an output
+///   that is itself a folder (an HF folder, a run, a report, a feature cache), whose parent must
+///   exist (`createFolder`);
 /// - a file output must not be an existing directory, a folder output not an existing file;
 /// - the output must not be one of the inputs, under any name (a symbolic or hard link to it
 ///   is the same file: device and inode are compared).
@@ -57,6 +58,19 @@ public enum OutputPath {
             if mode(file) == S_IFDIR { throw Problem.isDirectory(output: file) }
             try checkNotAnInput(file, inputs: inputs)
         }
+    }
+
+    /// Checks a folder output and creates it when missing (one level: its parent exists).
+    /// Returns whether it was created, so a writer that fails can remove what it made.
+    @discardableResult
+    public static func createFolder(_ output: String, inputs: [String] = [], writing names: [String] = []) throws -> Bool {
+        try checkFolder(output, inputs: inputs, writing: names)
+        let trimmed = output.count > 1 && output.hasSuffix("/") ? String(output.dropLast()) : output
+        if mode(trimmed) == S_IFDIR { return false }
+        guard mkdir(trimmed, 0o755) == 0 || errno == EEXIST else {
+            throw TensorStoreError.io(path: output, message: "cannot create the folder: \(String(cString: strerror(errno)))")
+        }
+        return true
     }
 
     /// The folder a path's last component lives in ("." for a bare name).

@@ -42,7 +42,7 @@ public final class SSLRun {
         if let existing = try? RunCheckpoint.path(run: folder), FileManager.default.fileExists(atPath: existing) {
             throw SSLRunError.runFolder(path: folder, message: "already holds a run (\(existing)); continue it with --resume or choose another --out")
         }
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try OutputPath.createFolder(folder)
         self.folder = folder
         self.config = config
         self.source = source
