@@ -272,7 +272,6 @@ class SetSpec:
     model: ModelSpec
     interpolation: str  # "official" | "hf"
     cases: list
-    weights_from: str = ""  # another set's folder whose model.safetensors this set names ("../<it>/...")
 
 
 def case_seed(folder: str, case: str, what: str = "input") -> int:
@@ -327,7 +326,7 @@ def tiny_sets() -> list:
         Case("x224", (1, 3, 224, 224), _keys(s, "cls", "patch", "forward", "int1")),
         Case("x168x252", (1, 3, 168, 252), _keys(s, "cls", "patch", "forward", "int1")),
         Case("x518", (1, 3, 518, 518), _keys(s, "cls", "forward")),
-    ], weights_from="tiny-plain"))
+    ]))
     return sets
 
 
@@ -431,12 +430,10 @@ def write_set(spec: SetSpec, folder: str, log=print) -> dict:
     """Writes one golden set into `folder` (created; must not exist). Returns the manifest."""
     os.makedirs(folder)
     sd = state_dict_for(spec.model)
-    if spec.weights_from:
-        # the same weights as that set: named, not stored twice (a relative path inside Fixtures/golden)
-        weights = f"../{spec.weights_from}/model.safetensors"
-    else:
-        weights = "model.safetensors"
-        save_weights(os.path.join(folder, weights), sd, spec.model.num_heads)
+    # every set carries its weights: manifest paths stay inside the set's folder (DinoKit refuses
+    # '..' and links leading out, as for ONNX external data)
+    weights = "model.safetensors"
+    save_weights(os.path.join(folder, weights), sd, spec.model.num_heads)
     ref = reference_for(spec, sd)
     writer = ArrayWriter(folder)
     cases = []

@@ -21,24 +21,28 @@ public struct GoldenSet: Sendable {
     /// Reads and checks `directory/manifest.json` (every referenced file must exist).
     public static func load(directory: String) throws -> GoldenSet {
         let manifestPath = (directory as NSString).appendingPathComponent("manifest.json")
-        guard let data = FileManager.default.contents(atPath: manifestPath) else {
+        let data: Data
+        do { data = Data(try RegularFile.read(manifestPath, limit: 64 << 20)) } catch {
             throw GoldenSetError.unreadable(path: manifestPath)
         }
         let manifest: Manifest
         do {
             manifest = try JSONDecoder().decode(Manifest.self, from: data)
+        } catch let error as DecodingError {
+            throw GoldenSetError.invalidManifest(path: manifestPath, detail: describe(error))
         } catch {
-            throw GoldenSetError.invalidManifest(path: manifestPath, detail: "\(error)")
+            throw GoldenSetError.invalidManifest(path: manifestPath, detail: "not JSON")
         }
         guard manifest.format == format else {
             throw GoldenSetError.invalidManifest(path: manifestPath, detail: "format is '\(manifest.format)', expected '\(format)'")
         }
-        func resolve(_ relative: String) throws -> String {
-            let path = (directory as NSString).appendingPathComponent(relative)
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw GoldenSetError.missingFile(path: path, manifest: manifestPath)
+        // Every path the manifest names stays inside its folder (the rule ONNX external data follows).
+        func resolve(_ relative: String, field: String) throws -> String {
+            do { return try ContainedPath.resolve(relative, in: directory) } catch ContainedPath.Refusal.missing {
+                throw GoldenSetError.missingFile(path: (directory as NSString).appendingPathComponent(relative), manifest: manifestPath)
+            } catch {
+                throw GoldenSetError.outsideFolder(manifest: manifestPath, field: field, detail: "\(error)")
             }
-            return path
         }
         var interpolation = InterpolationSemantics.official
         if let s = manifest.interpolation {
@@ -57,11 +61,18 @@ public struct GoldenSet: Sendable {
             }
             let input: GoldenInput
             switch c.input {
-            case let .file(f): input = .file(try resolve(f))
+            case let .file(f): input = .file(try resolve(f, field: "cases[\(c.name)].input"))
             case let .synthetic(kind, seed, shape):
                 guard kind == "lcg", seed >= 0, seed <= Int(UInt32.max), shape.count == 4,
                       shape.allSatisfy({ $0 > 0 }), Shape(shape).checkedElementCount != nil else {
                     throw GoldenSetError.invalidManifest(path: manifestPath, detail: "case '\(c.name)': bad synthetic input")
+                }
+                // Allocated in full when the case runs: bounded, so a manifest cannot ask for terabytes.
+                let count = Shape(shape).checkedElementCount ?? Int.max
+                guard count <= maxSyntheticElements else {
+                    throw GoldenSetError.invalidManifest(
+                        path: manifestPath,
+                        detail: "case '\(c.name)': synthetic input shape \(shape) has \(count) elements, more than the limit of \(maxSyntheticElements)")
                 }
                 input = .synthetic(seed: UInt32(seed), shape: shape)
             }
@@ -69,12 +80,49 @@ public struct GoldenSet: Sendable {
                 guard let k = OutputKey(key) else {
                     throw GoldenSetError.invalidManifest(path: manifestPath, detail: "case '\(c.name)': unknown output key '\(key)'")
                 }
-                return (k, try resolve(file))
+                return (k, try resolve(file, field: "cases[\(c.name)].outputs.\(key)"))
             }.sorted { $0.0 < $1.0 }
-            return GoldenCase(name: c.name, input: input, masksPath: try c.masks.map(resolve), outputs: outputs)
+            return GoldenCase(name: c.name, input: input, masksPath: try c.masks.map { try resolve($0, field: "cases[\(c.name)].masks") }, outputs: outputs)
         }
-        return GoldenSet(directory: directory, model: manifest.model, weightsPath: try manifest.weights.map(resolve),
+        return GoldenSet(directory: directory, model: manifest.model, weightsPath: try manifest.weights.map { try resolve($0, field: "weights") },
                          interpolation: interpolation, numHeads: manifest.num_heads, cases: cases)
+    }
+
+    /// Synthetic inputs hold at most this many floats (256 MB; a 518x518 batch of 64 is 52M).
+    public static let maxSyntheticElements = 64 << 20
+
+    /// A decoding failure as one line naming the field ("cases[0].input.shape: expected an array").
+    static func describe(_ error: DecodingError) -> String {
+        func field(_ path: [CodingKey]) -> String {
+            let text = path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            let trimmed = text.hasPrefix(".") ? String(text.dropFirst()) : text
+            return trimmed.isEmpty ? "the manifest" : "field '\(trimmed)'"
+        }
+        switch error {
+        case let .keyNotFound(key, context):
+            return "\(field(context.codingPath + [key])) is missing"
+        case let .typeMismatch(type, context):
+            return "\(field(context.codingPath)) is not \(typeName(type, at: context.codingPath))"
+        case let .valueNotFound(type, context):
+            return "\(field(context.codingPath)) is null, expected \(typeName(type, at: context.codingPath))"
+        case let .dataCorrupted(context):
+            return context.codingPath.isEmpty ? "not valid JSON" : "\(field(context.codingPath)) is invalid"
+        @unknown default:
+            return "not a golden manifest"
+        }
+    }
+
+    /// What the manifest's schema wants where decoding failed, in words.
+    private static func typeName(_ type: Any.Type, at path: [CodingKey]) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type: return "an integer"
+        case is [Int].Type: return "an array of integers"
+        case is [Any].Type: return "an array"
+        case is [String: Any].Type:
+            return path.last?.stringValue == "input" ? "a .npy path or a {\"synthetic\", \"seed\", \"shape\"} object" : "an object"
+        default: return "of the expected kind"
+        }
     }
 
     /// The manifest as JSON, extensions included.
@@ -189,15 +237,20 @@ public enum GoldenSetError: Error, CustomStringConvertible, Equatable {
     case unreadable(path: String)
     case invalidManifest(path: String, detail: String)
     case missingFile(path: String, manifest: String)
+    /// A path in the manifest that would leave the golden set's folder.
+    case outsideFolder(manifest: String, field: String, detail: String)
     case noWeights(directory: String)
 
+    /// Names and paths come from the manifest: escaped once here, so every case stays one line.
     public var description: String {
         switch self {
-        case let .unreadable(path): return "\(path): cannot read the golden manifest"
-        case let .invalidManifest(path, detail): return "\(path): \(detail)"
-        case let .missingFile(path, manifest): return "\(path): file named in \(manifest) does not exist"
+        case let .unreadable(path): return "\(path.escapedForMessage): cannot read the golden manifest"
+        case let .invalidManifest(path, detail): return "\(path.escapedForMessage): \(detail.escapedForMessage)"
+        case let .missingFile(path, manifest): return "\(path.escapedForMessage): file named in \(manifest.escapedForMessage) does not exist"
+        case let .outsideFolder(manifest, field, detail):
+            return "\(manifest.escapedForMessage): \(field.escapedForMessage): \(detail.escapedForMessage); paths in a golden manifest stay inside its folder"
         case let .noWeights(directory):
-            return "golden set \(directory) names no weights; pass them explicitly (--weights)"
+            return "golden set \(directory.escapedForMessage) names no weights; pass them explicitly (--weights)"
         }
     }
 }

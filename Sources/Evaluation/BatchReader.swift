@@ -37,6 +37,8 @@ public final class BatchReader: @unchecked Sendable {
     public let preprocess: Preprocess
     public let batchSize: Int
     public let threads: Int
+    /// Decoder warnings are errors (`--strict`).
+    public let strict: Bool
     private let size: ImageSize
     private let table: [Float]
     private var nextStart: Int
@@ -44,7 +46,7 @@ public final class BatchReader: @unchecked Sendable {
 
     /// Reads from input `start` on (a resumed run skips what it already has). The preset must
     /// give every image one size (a crop or an exact resize).
-    public init(paths: [String], preprocess: Preprocess, batchSize: Int, threads: Int, start: Int = 0) throws {
+    public init(paths: [String], preprocess: Preprocess, batchSize: Int, threads: Int, start: Int = 0, strict: Bool = false) throws {
         guard let size = preprocess.fixedOutputSize, size.height > 0, size.width > 0 else {
             throw EvaluationError.invalidArgument(what: "preprocessing", detail: "a shorter-side resize without a crop gives each image its own size; add a crop or use an exact resize")
         }
@@ -52,6 +54,7 @@ public final class BatchReader: @unchecked Sendable {
         self.preprocess = preprocess
         self.batchSize = Swift.max(1, batchSize)
         self.threads = Swift.max(1, threads)
+        self.strict = strict
         self.size = size
         self.table = try preprocess.normalizationTable()
         self.nextStart = Swift.min(Swift.max(0, start), paths.count)
@@ -79,7 +82,7 @@ public final class BatchReader: @unchecked Sendable {
         let count = end - start, plane = 3 * size.height * size.width
         let slot = Slot(start: start, paths: Array(paths[start..<end]), size: size), done = DispatchGroup()
         let workers = Swift.min(threads, count)
-        let paths = self.paths, preprocess = self.preprocess, table = self.table, size = self.size
+        let paths = self.paths, preprocess = self.preprocess, table = self.table, size = self.size, strict = self.strict
         for w in 0..<workers {
             done.enter()
             let thread = Thread {
@@ -87,7 +90,7 @@ public final class BatchReader: @unchecked Sendable {
                 for i in stride(from: w, to: count, by: workers) {
                     let path = paths[start + i]
                     do {
-                        let image = try ImageDecoder.decode(path: path)
+                        let image = try ImageDecoder.decode(path: path, strict: strict)
                         let out = try preprocess.outputSize(width: image.width, height: image.height)
                         guard out == size else {
                             throw EvaluationError.invalidArgument(what: path, detail: "comes out \(out), not \(size)")

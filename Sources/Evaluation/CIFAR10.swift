@@ -1,6 +1,7 @@
 import Foundation
 import Formats
 import Images
+import TensorStore
 
 /// The CIFAR-10 dataset as distributed (https://www.cs.toronto.edu/~kriz/cifar.html), in either
 /// layout:
@@ -173,8 +174,8 @@ public struct CIFAR10: Sendable {
         guard FileManager.default.fileExists(atPath: path) else {
             throw EvaluationError.missingFile(path: path, expected: expected)
         }
-        do { return try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
-            throw EvaluationError.io(path: path, detail: "cannot read: \(error.localizedDescription)")
+        do { return Data(try RegularFile.read(path)) } catch {
+            throw EvaluationError.io(path: path, detail: "cannot read: \(error)")
         }
     }
 

@@ -135,7 +135,7 @@ public struct Embedder {
         let sink = try PartialFile(path: partial, keeping: state.bytes)
 
         let reader = try BatchReader(paths: paths, preprocess: preprocess, batchSize: batchSize, threads: decodeThreads,
-                                 start: state.inputsDone)
+                                 start: state.inputsDone, strict: strict)
         let workspace = Workspace()
         var kept = state.kept
         var batches = 0
@@ -159,6 +159,13 @@ public struct Embedder {
                     // The decoder's message usually starts with the path already.
                     let prefix = f.path + ": "
                     let reason = f.reason.hasPrefix(prefix) ? String(f.reason.dropFirst(prefix.count)) : f.reason
+                    // The rows so far stay resumable (this batch is redone once the file is fixed);
+                    // with no rows yet there is nothing worth keeping.
+                    if state.rows > 0 { try saveProgress() } else {
+                        try? sink.close()
+                        try? FileManager.default.removeItem(atPath: partial)
+                        try? FileManager.default.removeItem(atPath: record)
+                    }
                     throw EvaluationError.badDataset(path: f.path, detail: "cannot be read (--strict): \(reason)")
                 }
                 state.failures.append(failure)
@@ -180,6 +187,13 @@ public struct Embedder {
             events(.progress(inputsDone: state.inputsDone))
         }
         try sink.close()
+        guard state.rows > 0 || paths.isEmpty else {
+            // Nothing to write: an empty (0, D) array would look like success to the next tool.
+            try? FileManager.default.removeItem(atPath: record)
+            try? FileManager.default.removeItem(atPath: partial)
+            let first = state.failures.first.map { $0.reason.hasPrefix($0.path) ? $0.reason : "\($0.path): \($0.reason)" } ?? "no rows"
+            throw EvaluationError.nothingProduced(out: out, inputs: paths.count, first: first)
+        }
         try Embedder.finalize(partial: partial, rows: state.rows, rowShape: rowShape, out: out)
         try? FileManager.default.removeItem(atPath: record)
         try? FileManager.default.removeItem(atPath: partial)
@@ -203,7 +217,8 @@ public struct Embedder {
     }
 
     static func readProgress(_ path: String) -> Progress? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let bytes = try? RegularFile.read(path) else { return nil }
+        let data = Data(bytes)
         return try? JSONDecoder().decode(Progress.self, from: data)
     }
 

@@ -13,6 +13,8 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable {
     case cache(path: String, detail: String)
     /// A file could not be read or written.
     case io(path: String, detail: String)
+    /// Every input was skipped: there is nothing to write (`first` is the first skip's reason).
+    case nothingProduced(out: String, inputs: Int, first: String)
 
     public var description: String {
         switch self {
@@ -22,6 +24,8 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable {
         case let .invalidArgument(what, detail): return "\(what): \(detail)"
         case let .cache(path, detail): return "feature cache \(path): \(detail)"
         case let .io(path, detail): return "\(path): \(detail)"
+        case let .nothingProduced(out, inputs, first):
+            return "\(out): not written: none of the \(inputs) input(s) could be read (first: \(first))"
         }
     }
 }

@@ -48,13 +48,9 @@ public struct FeatureCache: Sendable {
     public static let format = "dinokit-feature-cache/1"
 
     public init(directory: String) throws {
-        var isDir: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw EvaluationError.cache(path: directory, detail: "is a file, not a folder") }
-        } else {
-            do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-                throw EvaluationError.cache(path: directory, detail: "cannot create: \(error.localizedDescription)")
-            }
+        // A folder output: created when missing, its parent must exist (OutputPath's rule).
+        do { try OutputPath.createFolder(directory) } catch let problem as OutputPath.Problem {
+            throw EvaluationError.cache(path: directory, detail: "\(problem)")
         }
         self.directory = directory
     }
@@ -85,7 +81,7 @@ public struct FeatureCache: Sendable {
     public func lookup(_ key: FeatureCacheKey) -> Lookup {
         let p = paths(for: key)
         guard FileManager.default.fileExists(atPath: p.manifest) else { return .miss(reason: "no cached features") }
-        guard let data = FileManager.default.contents(atPath: p.manifest),
+        guard let bytes = try? RegularFile.read(p.manifest), case let data = Data(bytes),
               let manifest = try? JSONDecoder().decode(Manifest.self, from: data) else {
             return .miss(reason: "unreadable manifest \(p.manifest)")
         }

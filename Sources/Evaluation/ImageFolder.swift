@@ -71,37 +71,12 @@ public struct ImageFolder: LabeledImages {
         return h.hexDigest()
     }
 
-    /// Image files under `directory`, torchvision's order: directories in sorted path order
-    /// (the walk follows symbolic links, as `os.walk(followlinks=True)`; a link cycle is cut),
-    /// file names sorted within each.
+    /// Image files under `directory` in torchvision's order (see `ImageFileWalk`).
     static func walk(_ directory: String) throws -> [String] {
-        var directories: [String] = []
-        var visited: Set<String> = []
-        func collect(_ dir: String, depth: Int) {
-            let real = (dir as NSString).resolvingSymlinksInPath
-            guard depth < 64, visited.insert(real).inserted else { return }
-            directories.append(dir)
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-            for name in names where isDirectory(dir + "/" + name) { collect(dir + "/" + name, depth: depth + 1) }
-        }
-        collect(directory, depth: 0)
-        directories.sort(by: pythonOrder)
-        var files: [String] = []
-        for dir in directories {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-            let images = names.filter { name in
-                let lower = name.lowercased()
-                return imageExtensions.contains { lower.hasSuffix($0) } && !isDirectory(dir + "/" + name)
-            }
-            files += images.sorted(by: pythonOrder).map { dir + "/" + $0 }
-        }
-        return files
+        ImageFileWalk.files(under: directory, extensions: imageExtensions, skipHidden: false)
     }
 
-    public static func isDirectory(_ path: String) -> Bool {
-        var isDir: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &isDir) && isDir.boolValue
-    }
+    public static func isDirectory(_ path: String) -> Bool { ImageFileWalk.isDirectory(path) }
 
     /// Python's `str` ordering: lexicographic by Unicode code point (Swift's `<` on String
     /// compares canonical equivalents and is not the same for every input).

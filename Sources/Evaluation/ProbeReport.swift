@@ -56,13 +56,15 @@ public enum ProbeReport {
         }
     }
 
+    /// The files a report folder receives.
+    public static let fileNames = ["report.json", "confusion.png", "misclassified.png"]
+
     /// Writes the report; returns the paths written.
     @discardableResult
     public static func write(_ outcome: ProbeExperiment.Outcome, settings: Settings, to directory: String,
                              galleryLimit: Int = 48) throws -> [String] {
-        do { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
-            throw EvaluationError.io(path: directory, detail: "cannot create the report folder: \(error.localizedDescription)")
-        }
+        // A folder output: created when missing, its parent must exist (OutputPath's rule).
+        try OutputPath.createFolder(directory, writing: fileNames)
         let classes = outcome.classes
         let wrong = zip(outcome.testLabels, outcome.predictions).enumerated().filter { $0.element.0 != $0.element.1 }
         var written: [String] = []

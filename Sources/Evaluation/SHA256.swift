@@ -1,4 +1,5 @@
 import Foundation
+import TensorStore
 
 /// SHA-256 (FIPS 180-4), for the feature cache: the manifest records the digest of the weights
 /// file and of the dataset, so cached features are reused only for the very same bytes. A
@@ -60,9 +61,11 @@ public struct SHA256 {
 
     /// The digest of a whole file, read in 4 MB pieces.
     public static func hexDigest(ofFile path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw EvaluationError.io(path: path, detail: "cannot open for hashing")
+        let fd: Int32
+        do { fd = try RegularFile.openForReading(path) } catch {
+            throw EvaluationError.io(path: path, detail: "cannot open for hashing: \(error)")
         }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
         defer { try? handle.close() }
         var h = SHA256()
         while true {

@@ -40,13 +40,53 @@ public enum HFFolder {
             }
             store.metadata["num_heads"] = String(h)
         }
+        try checkConfig(config, against: store, path: configPath)
         for (key, value) in config { store.metadata["hf." + key] = value }
         return store
     }
 
+    /// config.json fields the tensors also imply, with what the tensors say. A field that is not
+    /// a plain non-negative integer, or that contradicts the tensors (hidden_size 10^9 over
+    /// 384-wide weights), is an error naming the field and both values; absent fields are fine.
+    static func checkConfig(_ config: OrderedDictionary<String, String>, against store: TensorStore, path: String) throws {
+        let fields = ["hidden_size", "num_hidden_layers", "num_attention_heads", "patch_size", "num_channels",
+                      "num_register_tokens", "mlp_ratio"]
+        var values: [String: Int] = [:]
+        for field in fields {
+            guard let text = config[field] else { continue }
+            guard !text.isEmpty, text.count <= 18, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let v = Int(text) else {
+                throw HFFolderError.badConfig(path: path, reason: "\(field) is \(text.escapedForMessage), not a non-negative integer")
+            }
+            values[field] = v
+        }
+        if let h = values["num_attention_heads"], h == 0 {
+            throw HFFolderError.badConfig(path: path, reason: "num_attention_heads is 0")
+        }
+        // Only a store that is a DINOv2 backbone implies these; anything else is checked as text only.
+        var weights = store
+        weights.metadata["num_heads"] = nil  // the heads are checked here, against the width
+        guard let hub = try? KeyLayouts.canonicalize(weights).store,
+              let arch = try? BackboneArchitecture.detect(hubStore: hub) else { return }
+        var implied: [(String, Int)] = [("hidden_size", arch.embedDim), ("num_hidden_layers", arch.depth),
+                                        ("patch_size", arch.patchSize), ("num_channels", arch.inChannels),
+                                        ("num_register_tokens", arch.registerTokens)]
+        if let ratio = HFConfig.mlpRatio(arch) { implied.append(("mlp_ratio", ratio)) }
+        for (field, tensors) in implied {
+            if let v = values[field], v != tensors {
+                throw HFFolderError.configContradicts(path: path, field: field, config: v, tensors: "\(tensors)")
+            }
+        }
+        if let h = values["num_attention_heads"], arch.embedDim % h != 0 {
+            throw HFFolderError.configContradicts(path: path, field: "num_attention_heads", config: h,
+                                                  tensors: "width \(arch.embedDim), not a multiple of it")
+        }
+    }
+
     /// Writes `config.json` and `model.safetensors` for transformers' `Dinov2Model` (or
     /// `Dinov2WithRegistersModel` when the backbone has register tokens) into `directory`,
-    /// creating it. Each file is written atomically. The number of heads comes from
+    /// creating it when missing (its parent must exist: `OutputPath.checkFolder`). Each file is
+    /// written atomically; when a write fails, a folder this call created is removed again, so a
+    /// failed convert leaves nothing behind. The number of heads comes from
     /// `metadata["num_heads"]`, else head dimension 64. A store in another layout is canonicalized
     /// first; tensors that are not part of a DINOv2 backbone are refused (transformers would
     /// report them as unexpected).
@@ -68,9 +108,17 @@ public enum HFFolder {
         let config = try HFConfig.json(arch, heads: heads, dtype: dtype, hasMaskToken: store["mask_token"] != nil)
         var rendered = try KeyLayouts.render(store, as: .hf)
         rendered.metadata = weightsMetadata
-        try makeDirectories(directory)
-        try Safetensors.write(rendered, to: join(directory, weightsFile))
-        try AtomicFileWriter.write(to: join(directory, configFile)) { try $0.write(config) }
+        let created = try OutputPath.createFolder(directory, writing: [configFile, weightsFile])
+        do {
+            try Safetensors.write(rendered, to: join(directory, weightsFile))
+            try AtomicFileWriter.write(to: join(directory, configFile)) { try $0.write(config) }
+        } catch {
+            if created {
+                unlink(join(directory, weightsFile))
+                rmdir(directory)
+            }
+            throw error
+        }
     }
 
     private static func isBackboneName(_ name: String) -> Bool {
@@ -143,22 +191,6 @@ public enum HFFolder {
 
     static func isDirectory(_ path: String) -> Bool { mode(path) == S_IFDIR }
     static func isFile(_ path: String) -> Bool { mode(path) == S_IFREG }
-
-    /// `mkdir -p`.
-    static func makeDirectories(_ path: String) throws {
-        if isDirectory(path) { return }
-        var prefix = path.hasPrefix("/") ? "/" : ""
-        for component in path.split(separator: "/") {
-            prefix += component
-            if !isDirectory(prefix) {
-                if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
-                    throw HFFolderError.cannotCreate(path: prefix, reason: String(cString: strerror(errno)))
-                }
-                guard isDirectory(prefix) else { throw HFFolderError.cannotCreate(path: prefix, reason: "exists and is not a directory") }
-            }
-            prefix += "/"
-        }
-    }
 }
 
 public enum HFFolderError: Error, CustomStringConvertible, Equatable {
@@ -168,7 +200,8 @@ public enum HFFolderError: Error, CustomStringConvertible, Equatable {
     case badIndex(path: String, reason: String)
     case unknownHeads(embedDim: Int)
     case unsupported(reason: String)
-    case cannotCreate(path: String, reason: String)
+    /// A config.json field that the tensors contradict (`tensors`: what they imply).
+    case configContradicts(path: String, field: String, config: Int, tensors: String)
 
     public var description: String {
         switch self {
@@ -179,7 +212,8 @@ public enum HFFolderError: Error, CustomStringConvertible, Equatable {
         case let .unknownHeads(d):
             return "number of attention heads unknown for width \(d) (not a multiple of 64); set metadata num_heads"
         case let .unsupported(reason): return "cannot write an HF folder: \(reason)"
-        case let .cannotCreate(path, reason): return "cannot create directory \(path): \(reason)"
+        case let .configContradicts(path, field, config, tensors):
+            return "\(path): \(field) is \(config) but the tensors say \(tensors); correct or remove the field"
         }
     }
 }

@@ -168,13 +168,15 @@ public enum NPYError: Error, CustomStringConvertible, Equatable {
     case badHeader(String, String)
     case unsupportedDType(String, String)
 
+    /// Header text is file content: escaped here, once, so no case can echo a newline, a
+    /// terminal escape or raw binary into the one-line message.
     public var description: String {
         switch self {
-        case let .notNPY(name): return "\(name): not a .npy file (no \\x93NUMPY magic)"
-        case let .unsupportedVersion(name, v): return "\(name): unsupported .npy format version \(v)"
-        case let .truncated(name, what): return "\(name): truncated \(what)"
-        case let .badHeader(name, why): return "\(name): bad .npy header: \(why)"
-        case let .unsupportedDType(name, d): return "\(name): unsupported dtype \(d)"
+        case let .notNPY(name): return "\(name.escapedForMessage): not a .npy file (no \\x93NUMPY magic)"
+        case let .unsupportedVersion(name, v): return "\(name.escapedForMessage): unsupported .npy format version \(v)"
+        case let .truncated(name, what): return "\(name.escapedForMessage): truncated \(what.escapedForMessage)"
+        case let .badHeader(name, why): return "\(name.escapedForMessage): bad .npy header: \(why.escapedForMessage)"
+        case let .unsupportedDType(name, d): return "\(name.escapedForMessage): unsupported dtype \(d.escapedForMessage)"
         }
     }
 }

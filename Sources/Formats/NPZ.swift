@@ -18,14 +18,25 @@ public enum NPZ {
 
     /// Tensors in archive order, named after their members without `.npy`.
     public static func read(path: String) throws -> TensorStore {
+        // Opened through RegularFile (a FIFO would block libzip's own open); libzip owns the
+        // descriptor once zip_fdopen succeeds.
+        let fd: Int32
+        do { fd = try RegularFile.openForReading(path) } catch let TensorStoreError.io(_, message) {
+            throw NPZError.cannotOpen(path: path, message: message)
+        } catch {
+            throw NPZError.cannotOpen(path: path, message: "\(error)")
+        }
         var st = stat()
-        guard stat(path, &st) == 0 else {
-            throw NPZError.cannotOpen(path: path, message: String(cString: strerror(errno)))
+        guard fstat(fd, &st) == 0 else {
+            let message = String(cString: strerror(errno))
+            close(fd)
+            throw NPZError.cannotOpen(path: path, message: message)
         }
         let fileSize = UInt64(max(0, Int64(st.st_size)))
 
         var code: Int32 = 0
-        guard let archive = zip_open(path, ZIP_RDONLY, &code) else {
+        guard let archive = zip_fdopen(fd, ZIP_RDONLY, &code) else {
+            close(fd)
             throw NPZError.cannotOpen(path: path, message: libzipMessage(code: code))
         }
         defer { zip_discard(archive) }

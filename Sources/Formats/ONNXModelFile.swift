@@ -293,11 +293,11 @@ struct ExternalDataResolver {
         let modelPath = self.modelPath
         let fail = { (detail: String) -> ONNXError in .externalData(path: modelPath, tensor: tensor, detail: detail) }
         guard let location = entries["location"], !location.isEmpty else { throw fail("no location given") }
-        guard !location.hasPrefix("/"), !location.contains("\\"), !location.utf8.contains(0) else {
-            throw fail("location '\(location)' is not a path relative to the model's folder")
-        }
-        guard !location.split(separator: "/", omittingEmptySubsequences: false).contains("..") else {
-            throw fail("location '\(location)' leaves the model's folder ('..')")
+        // The path rule is checked before any byte is read (ContainedPath: relative, no '..',
+        // resolving inside the model's folder).
+        let real: String
+        do { real = try ContainedPath.resolve(location, in: directory) } catch {
+            throw fail("location \(error)")
         }
         func number(_ key: String) throws -> Int? {
             guard let s = entries[key] else { return nil }
@@ -308,7 +308,7 @@ struct ExternalDataResolver {
         }
         let offset = try number("offset") ?? 0
         let length = try number("length")
-        let file = try mapped(location, fail: fail)
+        let file = try mapped(location, real: real, fail: fail)
         guard offset <= file.count else { throw fail("offset \(offset) is past the end of \(location) (\(file.count) bytes)") }
         let available = file.count - offset
         let n = length ?? available
@@ -319,26 +319,12 @@ struct ExternalDataResolver {
         return try Storage(file: file, offset: offset, length: n)
     }
 
-    private mutating func mapped(_ location: String, fail: (String) -> ONNXError) throws -> MappedFile {
+    private mutating func mapped(_ location: String, real: String, fail: (String) -> ONNXError) throws -> MappedFile {
         if let f = files[location] { return f }
-        let full = directory + "/" + location
-        // A symbolic link may still point elsewhere: the resolved file must lie under the folder.
-        guard let real = Self.realPath(full), let realDir = Self.realPath(directory) else {
-            throw fail("cannot open '\(location)' beside the model")
-        }
-        guard real.hasPrefix(realDir.hasSuffix("/") ? realDir : realDir + "/") else {
-            throw fail("'\(location)' resolves outside the model's folder")
-        }
         let f: MappedFile
         do { f = try MappedFile(path: real) } catch { throw fail("cannot map '\(location)': \(error)") }
         files[location] = f
         locations.append(location)
         return f
-    }
-
-    static func realPath(_ p: String) -> String? {
-        guard let r = realpath(p, nil) else { return nil }
-        defer { free(r) }
-        return String(cString: r)
     }
 }

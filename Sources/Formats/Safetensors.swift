@@ -43,15 +43,17 @@ public enum Safetensors {
         try SafetensorsHeader.parse(file.bytes, fileSize: file.count, path: file.path)
     }
 
-    /// Content sniff: a plausible header length followed by '{'. `head` is the file's first bytes
-    /// (16 are enough).
+    /// Content sniff: a header length followed by '{'. `head` is the file's first bytes (16 are
+    /// enough). The length is not judged here: a file whose length is absurd (past the file or
+    /// the 100 MB limit) is still recognised, so reading it says what is wrong with the length
+    /// instead of calling it an unknown format.
     public static func isSafetensors(_ head: UnsafeRawBufferPointer, fileSize: Int) -> Bool {
         guard head.count >= 9, fileSize >= 10 else { return false }
         let n = UInt64(littleEndian: head.loadUnaligned(as: UInt64.self))
-        guard n >= 2, n <= UInt64(SafetensorsHeader.maxHeaderLength), n <= UInt64(fileSize - 8) else { return false }
+        guard n >= 2 else { return false }
         // The reference accepts leading JSON whitespace; look past it within what we were given.
         var i = 8
-        let end = min(head.count, 8 + Int(n))
+        let end = min(head.count, 8 + Int(min(n, UInt64(head.count))))
         while i < end, [0x20, 0x09, 0x0A, 0x0D].contains(head[i]) { i += 1 }
         return i < end && head[i] == UInt8(ascii: "{")
     }

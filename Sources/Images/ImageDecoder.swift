@@ -20,8 +20,9 @@ public enum ImageFormat: String, Sendable {
 /// Corrupt, truncated or unsupported data throws an `ImageError` naming the file; the C decoders
 /// are driven so that they never abort or exit the process.
 public enum ImageDecoder {
-    /// Reads and decodes the file at `path` (memory-mapped, not copied).
-    public static func decode(path: String) throws -> RGBImage {
+    /// Reads and decodes the file at `path` (memory-mapped, not copied). `strict` refuses
+    /// files the decoder only warns about (see `JPEGDecoder`).
+    public static func decode(path: String, strict: Bool = false) throws -> RGBImage {
         let file: MappedFile
         do {
             file = try MappedFile(path: path)
@@ -29,13 +30,13 @@ public enum ImageDecoder {
             if case let .io(_, message) = error { throw ImageError.unreadable(file: path, reason: message) }
             throw ImageError.unreadable(file: path, reason: error.description)
         }
-        return try withExtendedLifetime(file) { try decode(file.bytes, file: path) }
+        return try withExtendedLifetime(file) { try decode(file.bytes, file: path, strict: strict) }
     }
 
     /// Decodes an in-memory file; `file` names it in errors.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, file: String) throws -> RGBImage {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, file: String, strict: Bool = false) throws -> RGBImage {
         switch ImageFormat.sniff(bytes) {
-        case .jpeg: return try JPEGDecoder.decode(bytes, file: file)
+        case .jpeg: return try JPEGDecoder.decode(bytes, file: file, strict: strict)
         case .png: return try PNGDecoder.decode(bytes, file: file)
         case nil:
             if bytes.isEmpty { throw ImageError.unsupported(file: file, detail: "empty file") }

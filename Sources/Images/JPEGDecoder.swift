@@ -12,8 +12,12 @@ import CImageCodecs
 /// - EXIF orientation is ignored (PIL applies it only through `ImageOps.exif_transpose`).
 /// - libjpeg warnings (e.g. extraneous bytes, a damaged entropy segment) are ignored, as PIL
 ///   ignores them; a stream that ends before its EOI marker is `.truncated`, as in PIL.
+///   With `strict`, a warning is an error: a frame whose scan data ends before its declared
+///   size (padded by libjpeg with a fake EOI, which PIL refuses as truncated) is `.truncated`.
+///   TurboJPEG's own error manager reports both through return codes (it longjmps, never
+///   calls libjpeg's default exit()).
 public enum JPEGDecoder {
-    public static func decode(_ bytes: UnsafeRawBufferPointer, file: String) throws -> RGBImage {
+    public static func decode(_ bytes: UnsafeRawBufferPointer, file: String, strict: Bool = false) throws -> RGBImage {
         let structure: JPEGStructure
         do {
             structure = try JPEGStructure(bytes)
@@ -54,10 +58,16 @@ public enum JPEGDecoder {
             // Width and height are the frame's own, so TurboJPEG picks scale 1/1; it never writes
             // more than width x height pixels whatever the stream claims later.
             tjDecompress2(handle, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt(bytes.count),
-                          dst.baseAddress, Int32(width), Int32(width * channels), Int32(height), pixelFormat, 0)
+                          dst.baseAddress, Int32(width), Int32(width * channels), Int32(height), pixelFormat,
+                          strict ? TJFLAG_STOPONWARNING : 0)
         }
-        if status != 0 && tjGetErrorCode(handle) != Int32(TJERR_WARNING.rawValue) {
-            throw ImageError.corrupt(file: file, detail: String(cString: tjGetErrorStr2(handle)))
+        if status != 0 && (strict || tjGetErrorCode(handle) != Int32(TJERR_WARNING.rawValue)) {
+            let message = String(cString: tjGetErrorStr2(handle))
+            // JWRN_JPEG_EOF / JWRN_HIT_MARKER: the scan data ran out and libjpeg padded it.
+            if strict && message.lowercased().contains("premature end") {
+                throw ImageError.truncated(file: file, detail: "\(message) (refused with --strict)")
+            }
+            throw ImageError.corrupt(file: file, detail: strict ? "\(message) (refused with --strict)" : message)
         }
         guard cmyk else { return RGBImage(width: width, height: height, unchecked: out) }
         return RGBImage(width: width, height: height, unchecked: cmykToRGB(out, pixels: width * height))

@@ -23,6 +23,11 @@ private let syncFileRangeWrite: UInt32 = 2 // SYNC_FILE_RANGE_WRITE
 /// Writes a file atomically: bytes go to a temporary file beside the target, are fsync'd, and the
 /// temporary is renamed over the target (then the directory is fsync'd). If anything fails, the
 /// temporary is removed and an existing target is left untouched.
+///
+/// The target is checked first (`OutputPath.checkFile`: its folder exists, it is not a
+/// directory). The temporary is named `.<name>.tmp-<pid>-XXXXXX`: a process killed mid-write
+/// (kill -9, power loss) cannot remove its own, so the next writer of the same target removes
+/// every such file whose process is gone (see `sweepStaleTemporaries`).
 public final class AtomicFileWriter {
     public let path: String
     private let tempPath: String
@@ -39,12 +44,14 @@ public final class AtomicFileWriter {
 
     public init(path: String) throws {
         self.path = path
+        try OutputPath.checkFile(path)
         let dir = AtomicFileWriter.directory(of: path)
         let base = path.split(separator: "/").last.map(String.init) ?? path
-        var template = Array("\(dir)/.\(base).tmp-XXXXXX".utf8CString)
+        AtomicFileWriter.sweepStaleTemporaries(in: dir, base: base)
+        var template = Array("\(dir)/\(AtomicFileWriter.temporaryPrefix(base))\(getpid())-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
-            throw TensorStoreError.io(path: path, message: "cannot create temporary file in \(dir): \(String(cString: strerror(errno)))")
+            throw TensorStoreError.io(path: path, message: "cannot write in folder \(dir): \(String(cString: strerror(errno)))")
         }
         self.fd = fd
         self.tempPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
@@ -55,10 +62,38 @@ public final class AtomicFileWriter {
         if !finished { abandon() }
     }
 
-    static func directory(of path: String) -> String {
-        guard let slash = path.lastIndex(of: "/") else { return "." }
-        let d = String(path[..<slash])
-        return d.isEmpty ? "/" : d
+    static func directory(of path: String) -> String { OutputPath.folder(of: path) }
+
+    /// `.<name>.tmp-`: what every temporary for target `<name>` starts with; the writer's pid follows.
+    public static func temporaryPrefix(_ base: String) -> String { ".\(base).tmp-" }
+
+    /// Removes temporaries of this target (`.<base>.tmp-<pid>-XXXXXX`, DinoKit's own naming only)
+    /// whose writing process no longer exists; with `base` nil, those of every target in `dir`
+    /// (a folder DinoKit owns, such as a run folder being resumed). A live writer's file (another
+    /// process writing the same target right now) is left alone. A pid reused by an unrelated
+    /// process keeps a stale file until that process ends: harmless, and the only mistake the
+    /// check can make.
+    public static func sweepStaleTemporaries(in dir: String, base: String? = nil) {
+        guard let d = opendir(dir) else { return }
+        defer { closedir(d) }
+        var stale: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
+            }
+            let tail: String
+            if let base {
+                guard name.hasPrefix(temporaryPrefix(base)) else { continue }
+                tail = String(name.dropFirst(temporaryPrefix(base).count))
+            } else {
+                guard name.hasPrefix("."), let t = afterLastTemporaryMarker(name) else { continue }
+                tail = t
+            }
+            let rest = tail.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+            guard rest.count == 2, rest[1].count == 6, let pid = Int32(rest[0]), pid > 0 else { continue }
+            if pid != getpid(), kill(pid, 0) != 0, errno == ESRCH { stale.append(name) }
+        }
+        for name in stale { unlink(dir + "/" + name) }
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
@@ -152,6 +187,19 @@ public final class AtomicFileWriter {
         finished = true
         let dfd = open(AtomicFileWriter.directory(of: path), O_RDONLY | O_DIRECTORY)
         if dfd >= 0 { fsync(dfd); close(dfd) }
+    }
+
+    /// What follows the last ".tmp-" in `name` (the "<pid>-XXXXXX" of a temporary), if any.
+    private static func afterLastTemporaryMarker(_ name: String) -> String? {
+        let bytes = Array(name.utf8), marker = Array(".tmp-".utf8)
+        var i = bytes.count - marker.count
+        while i > 0 {
+            if bytes[i..<(i + marker.count)].elementsEqual(marker) {
+                return String(decoding: bytes[(i + marker.count)...], as: UTF8.self)
+            }
+            i -= 1
+        }
+        return nil
     }
 
     /// Drops the temporary file; the target is untouched.

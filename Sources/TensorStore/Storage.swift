@@ -16,17 +16,12 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw TensorStoreError.io(path: path, message: String(cString: strerror(errno))) }
+        let fd = try RegularFile.openForReading(path)
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let message = String(cString: strerror(errno))
             close(fd)
             throw TensorStoreError.io(path: path, message: message)
-        }
-        guard (st.st_mode & S_IFMT) == S_IFREG else {
-            close(fd)
-            throw TensorStoreError.io(path: path, message: "not a regular file")
         }
         descriptor = fd
         let length = Int(st.st_size)

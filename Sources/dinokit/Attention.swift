@@ -49,6 +49,7 @@ struct Attention: ParsableCommand {
         try runReportingErrors {
             let start = monotonicSeconds()
             guard size > 0 else { throw ValidationError("--size must be positive") }
+            try checkOutputs(files: [out], inputs: [weights, image])
             let model = try pictureModel(weights: weights, numHeads: numHeads, threads: threads)
             let p = model.config.patchSize
             let (input, x) = try pictureInput(path: image, size: size, patch: p)

@@ -60,6 +60,7 @@ struct Convert: ParsableCommand {
             guard let format = Checkpoint.outputFormat(forPath: output) else {
                 throw ValidationError("cannot tell the output format from '\(output)': use .safetensors, .pth, .npz or a folder")
             }
+            try checkCheckpointOutput(output, format: format, inputs: [input])
             let (inputFormat, source) = try Checkpoint.read(path: input)
             let inputLayout = KeyLayouts.detect(source)
             var store = source

@@ -15,8 +15,10 @@ struct Embed: ParsableCommand {
         Inputs: image files as arguments, --dir (an ImageFolder tree: one subfolder per class, \
         torchvision's order; --labels writes int64 labels and <labels>.classes.txt the class names) \
         or --list (a text file, one path per line). Next to the output goes the file list (the files \
-        whose rows are in the output, same order: feats.npy -> feats.files.txt). Files that cannot be decoded are skipped with a \
-        warning (--strict: the run stops, naming the file).
+        whose rows are in the output, same order: feats.npy -> feats.files.txt). Files that cannot be decoded \
+        (missing, a directory, damaged) are skipped with a warning and listed in the summary (--json: \
+        skipped [{file, reason}]); --strict stops at the first, naming it, and also refuses files the \
+        decoder only warns about. When no file can be read nothing is written and the exit status is 1.
 
         Outputs: cls (N, D) = model(x); patch (N, h*w, D) = x_norm_patchtokens; cls+avgpool (N, 2D) \
         and intermediate4 (N, 5D) = DINOv2's linear-eval inputs (create_linear_input: class tokens \
@@ -92,7 +94,10 @@ struct Embed: ParsableCommand {
         var files: String
         var labels: String?
         var classes: [String]?
-        var skipped: [Embedder.Failure]
+        /// Inputs given, rows written (images embedded), and the inputs skipped with reasons.
+        var inputs: Int
+        var embedded: Int
+        var skipped: [SkippedFile]
         var resumedFrom: Int
         /// The whole command.
         var seconds: Double
@@ -122,6 +127,8 @@ struct Embed: ParsableCommand {
                 paths = try readList(list)
             }
             guard !paths.isEmpty else { throw ValidationError("no image files to embed") }
+            let outputs = [out, Embedder.fileListPath(out)] + (labels.map { [$0, Embedder.classesPath(labels: $0)] } ?? [])
+            try checkOutputs(files: outputs, inputs: [weights, list, dir] + paths)
 
             var model = try Model(store: loadWeights(path: weights), numHeads: numHeads)
             if let threads {
@@ -171,7 +178,9 @@ struct Embed: ParsableCommand {
             let done = paths.count - result.resumedFrom
             let summary = Summary(out: out, shape: [result.rows] + result.rowShape, output: output.rawValue,
                                   preprocessing: preprocess.summary, files: listPath, labels: labels, classes: classes,
-                                  skipped: result.failures, resumedFrom: result.resumedFrom, seconds: seconds,
+                                  inputs: paths.count, embedded: result.rows,
+                                  skipped: result.failures.map { SkippedFile(file: $0.path, reason: $0.reason) },
+                                  resumedFrom: result.resumedFrom, seconds: seconds,
                                   embedSeconds: loopSeconds, imagesPerSecond: loopSeconds > 0 ? Double(done) / loopSeconds : 0)
             if json {
                 try printJSON(summary)
@@ -180,8 +189,9 @@ struct Embed: ParsableCommand {
                 print("preprocessing: \(preprocess.summary)")
                 print("wrote \(out) \(summary.shape) (\(output.rawValue)), file list \(listPath)"
                       + (labels.map { ", labels \($0)" } ?? ""))
-                if !result.failures.isEmpty { print("skipped \(result.failures.count) unreadable file(s)") }
-                print(String(format: "%d images in %.2f s (%.1f images/s)%@", done, loopSeconds, summary.imagesPerSecond,
+                // The true counts: rows written and inputs skipped, never the number of inputs alone.
+                print(String(format: "%d images embedded, %d skipped, of %d inputs", result.rows, result.failures.count, paths.count))
+                print(String(format: "%d inputs read in %.2f s (%.1f inputs/s)%@", done, loopSeconds, summary.imagesPerSecond,
                              result.resumedFrom > 0 ? " after resuming at \(result.resumedFrom)" : ""))
             }
         }
@@ -190,8 +200,9 @@ struct Embed: ParsableCommand {
 
 /// Non-empty lines of a path list (surrounding spaces trimmed).
 func readList(_ path: String) throws -> [String] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw ValidationError("--list \(path): cannot read the file")
+    let data: Data
+    do { data = Data(try RegularFile.read(path)) } catch {
+        throw ValidationError("--list: cannot read the file: \(error)")
     }
     return String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline)
         .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

@@ -36,6 +36,9 @@ struct Export: ParsableCommand {
                 guard let n = Int(checkpoint), n >= 0 else { throw ValidationError("--checkpoint must be 'latest' or a step number") }
                 step = n
             }
+            if let format = Checkpoint.outputFormat(forPath: out) {
+                try checkCheckpointOutput(out, format: format, inputs: [runFolder])
+            }
             let s = try RunExport.export(run: runFolder, to: out, layout: layout, checkpointStep: step)
             if json {
                 try printJSON(s)

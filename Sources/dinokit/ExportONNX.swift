@@ -87,6 +87,7 @@ struct ExportONNX: ParsableCommand {
             options.interpolation = semantics
             if let numHeads, numHeads <= 0 { throw ValidationError("--num-heads must be positive") }
 
+            try checkOutputs(files: [out] + (externalData ? [out + ".data"] : []), inputs: [weights])
             let (_, store) = try Checkpoint.read(path: weights)
             let summary = try DINOv2ONNXExporter.export(store: store, to: out, options: options)
             let seconds = monotonicSeconds() - start

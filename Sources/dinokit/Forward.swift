@@ -50,6 +50,7 @@ struct Forward: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let start = monotonicSeconds()
+            try checkOutputs(files: [out], inputs: [weights, input, masks])
             let blocks = try parseIndexList(intermediate, option: "--intermediate")
             var model = try Model(store: loadWeights(path: weights), numHeads: numHeads)
             model.interpolation = .semantics(interpolation, registerTokens: model.config.registerTokens)

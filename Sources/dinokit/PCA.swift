@@ -58,6 +58,7 @@ struct PCA: ParsableCommand {
         try runReportingErrors {
             let start = monotonicSeconds()
             guard !images.isEmpty else { throw ValidationError("give at least one image") }
+            try checkOutputs(files: [out], inputs: [weights] + images)
             guard size > 0 else { throw ValidationError("--size must be positive") }
             let mode: ForegroundThreshold
             if threshold == "auto" { mode = .auto } else if let v = Double(threshold) { mode = .value(v) } else {

@@ -125,6 +125,9 @@ struct Probe: ParsableCommand {
             guard batch > 0 else { throw ValidationError("--batch must be positive") }
             guard maxIter >= 0 else { throw ValidationError("--max-iter must not be negative") }
 
+            if let report {
+                try checkOutputs(folders: [(report, ProbeReport.fileNames)], inputs: Array(inputs().values) + [cache])
+            }
             let outcome = try experiment.run()
             var written: [String] = []
             if let report {

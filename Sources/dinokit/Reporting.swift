@@ -13,6 +13,18 @@ func runReportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// A file a command skipped, and why (`skipped` in every --json summary that reads images).
+struct SkippedFile: Encodable {
+    var file: String
+    var reason: String
+
+    /// Decoder messages usually start with the path already; the reason is kept without it.
+    init(file: String, reason: String) {
+        self.file = file
+        self.reason = reason.hasPrefix(file + ": ") ? String(reason.dropFirst(file.count + 2)) : reason
+    }
+}
+
 /// Prints an Encodable value as one JSON document on stdout.
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()

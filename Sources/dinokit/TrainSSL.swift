@@ -88,7 +88,9 @@ struct TrainSSL: ParsableCommand {
         var steps: Int
         var totalSteps: Int
         var epochs: Int
+        /// Images trained on (readable), and the files skipped (--data and --knn-data).
         var images: Int
+        var skipped: [SkippedFile]
         var seconds: Double
         var imagesPerSecond: Double
         var firstLoss: Double?
@@ -139,6 +141,7 @@ struct TrainSSL: ParsableCommand {
             let parallelism = threads.map { Parallelism(threads: $0) } ?? .fromEnvironment
             let started = monotonicSeconds()
             let run: SSLRun
+            var knn: KNNMonitor?
             if let resume {
                 let settings: [Any?] = [weights, config, out, epochs, batch, lr, seed, localCrops, prototypes, freezeBlocks,
                                         headsWarmupSteps, checkpointEvery]
@@ -146,6 +149,7 @@ struct TrainSSL: ParsableCommand {
                     throw ValidationError("--resume takes the weights and every setting from the run's checkpoint; give only --data (the same folder), --knn-data, --threads, --stop-after")
                 }
                 let (_, _, info) = try RunCheckpoint.read(path: try RunCheckpoint.path(run: resume))
+                knn = try knnData.map { try Self.knnMonitor($0, config: info.config, parallelism: parallelism) }
                 let patch = try patchSize(runCheckpoint: resume)
                 run = try SSLRun(resuming: resume, source: try Self.source(info.config, data: data, patch: patch, parallelism: parallelism),
                                  parallelism: parallelism)
@@ -153,6 +157,8 @@ struct TrainSSL: ParsableCommand {
                 guard let weights else { throw ValidationError("missing --weights (or --resume RUN)") }
                 guard let out else { throw ValidationError("missing --out (the run folder)") }
                 var c = try resolvedConfig()
+                // Before the run folder exists: a k-NN set that cannot be used stops nothing half-made.
+                knn = try knnData.map { try Self.knnMonitor($0, config: c, parallelism: parallelism) }
                 let store = try Checkpoint.read(path: weights).store
                 let state = try SSLStart.trainingState(store)
                 let model: SSLModel
@@ -185,13 +191,8 @@ struct TrainSSL: ParsableCommand {
                 }
                 run = try SSLRun(folder: out, config: c, source: source, model: model, parallelism: parallelism)
             }
-            if let knnData {
-                // Evaluated at the training resolution (eval resize/crop ratio 256/224, as DINOv2's).
-                let g = run.config.globalCropsSize
-                run.knn = try KNNMonitor(folder: knnData, seed: run.config.seed,
-                                         preprocess: .eval(resize: Int((Double(g) * 256 / 224).rounded()), crop: g),
-                                         parallelism: parallelism)
-            }
+            run.knn = knn
+            let readableImages = run.source.imageCount
             let first = run.step, batchSize = run.config.batchSize
             let bar = ProgressBar(label: "train ssl", total: run.totalSteps, enabled: !quiet && !json && ProgressBar.stderrIsTerminal)
             var stepSeconds = 0.0
@@ -214,17 +215,31 @@ struct TrainSSL: ParsableCommand {
             try run.run(until: limit)
             if run.step < run.totalSteps, run.step > first { try run.checkpoint() }
             let steps = run.step - first
+            // Skipped files: unusable at scan time, failed to decode in a batch (replaced), k-NN set.
+            let scanProblems = (run.source as? MultiCropSource)?.images.problems ?? []
+            let decodeFailures = (run.source as? MultiCropSource)?.decodeFailures ?? []
+            let skipped = (scanProblems + decodeFailures).map { SkippedFile(file: $0.path, reason: $0.reason) }
+                + (knn?.skipped ?? []).map { SkippedFile(file: $0.path, reason: $0.reason) }
+            for s in skipped where !json { FileHandle.standardError.write(Data("dinokit: warning: skipped \(s.file): \(s.reason)\n".utf8)) }
             let summary = Summary(run: run.folder, steps: steps, totalSteps: run.totalSteps, epochs: run.config.epochs,
-                                  images: run.source.imageCount, seconds: monotonicSeconds() - started,
+                                  images: readableImages - decodeFailures.count, skipped: skipped, seconds: monotonicSeconds() - started,
                                   imagesPerSecond: stepSeconds > 0 ? Double(steps * batchSize) / stepSeconds : 0,
                                   firstLoss: firstLoss, lastLoss: lastLoss, knn: run.readKNN(),
                                   checkpoint: try? RunCheckpoint.path(run: run.folder))
             if json {
                 try printJSON(summary)
             } else {
+                if !skipped.isEmpty { print("skipped \(skipped.count) unreadable file(s) (--data and --knn-data)") }
                 print("\(run.folder): \(run.step)/\(run.totalSteps) steps, \(String(format: "%.1f", summary.imagesPerSecond)) images/s in the steps; checkpoint \(summary.checkpoint ?? "-")")
             }
         }
+    }
+
+    /// The k-NN monitor, evaluated at the training resolution (eval resize/crop ratio 256/224, as DINOv2's).
+    static func knnMonitor(_ folder: String, config c: SSLRunConfig, parallelism: Parallelism) throws -> KNNMonitor {
+        let g = c.globalCropsSize
+        return try KNNMonitor(folder: folder, seed: c.seed, preprocess: .eval(resize: Int((Double(g) * 256 / 224).rounded()), crop: g),
+                              parallelism: parallelism)
     }
 
     func patchSize(runCheckpoint run: String) throws -> Int {

@@ -51,6 +51,21 @@ final class EmbedInputsTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out))
     }
 
+    /// Issue 15: when no input could be read, embed wrote a (0, D) array and succeeded. Now it
+    /// writes nothing (no output, no partial files) and says why; a directory is one such input.
+    func testNothingReadableWritesNothingAndSaysSo() throws {
+        let paths = [directory + "/nosuch.jpg", directory, bad[0]]
+        let e = Embedder(model: try EmbedFixtures.model(), preprocess: .eval, output: .cls, batchSize: 2, decodeThreads: 2)
+        let out = directory + "/feats.npy"
+        XCTAssertThrowsError(try e.run(paths: paths, out: out, key: e.key(paths: paths, weightsID: "f"))) { error in
+            guard case let .nothingProduced(o, inputs, first)? = error as? EvaluationError else { return XCTFail("\(error)") }
+            XCTAssertEqual(o, out)
+            XCTAssertEqual(inputs, 3)
+            XCTAssertTrue(first.contains("nosuch.jpg"), first)
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), [])
+    }
+
     func testFolderRunWritesLabelsAndClassNames() throws {
         // An ImageFolder tree of the photos: classes "china" and "flower", plus one bad file.
         let root = directory + "/tree"

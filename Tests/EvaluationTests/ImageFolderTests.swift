@@ -49,6 +49,28 @@ final class ImageFolderTests: XCTestCase {
         XCTAssertNotEqual(before, try ImageFolder(root: root).fingerprint())
     }
 
+    /// Issue 15: a folder with two symbolic links to itself made the walk exponential (every
+    /// path through the links was a new folder). Each real folder is now entered once.
+    func testLinksBackToAFolderAreWalkedOnce() throws {
+        let root = makeTemporaryDirectory("imagefolder-loops")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root + "/cat/sub", withIntermediateDirectories: true)
+        for p in ["/cat/a.png", "/cat/sub/b.png"] { XCTAssertTrue(fm.createFile(atPath: root + p, contents: Data())) }
+        for (link, target) in [("/cat/self1", root + "/cat"), ("/cat/self2", root + "/cat"), ("/cat/sub/up", root + "/cat"),
+                               ("/cat/sub/self", ".")] {
+            try fm.createSymbolicLink(atPath: root + link, withDestinationPath: target)
+        }
+        let start = Date()
+        let folder = try ImageFolder(root: root)
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        XCTAssertEqual(folder.paths, [root + "/cat/a.png", root + "/cat/sub/b.png"])
+        // The same walk serves training data (ImageList): hidden names are skipped there.
+        XCTAssertTrue(fm.createFile(atPath: root + "/cat/.hidden.png", contents: Data()))
+        XCTAssertEqual(ImageFileWalk.files(under: root, extensions: [".png"], skipHidden: true),
+                       [root + "/cat/a.png", root + "/cat/sub/b.png"])
+    }
+
     func testErrorsNameTheProblem() throws {
         XCTAssertThrowsError(try ImageFolder(root: "/nonexistent/tree"))
         let root = makeTemporaryDirectory("imagefolder-bad")

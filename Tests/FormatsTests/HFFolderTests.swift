@@ -60,14 +60,42 @@ final class HFFolderTests: XCTestCase {
         }
     }
 
-    func testWriteCreatesNestedDirectoriesAndReplacesFiles() throws {
+    /// The output rule (OutputPath): the folder itself is created, its parent must exist.
+    func testWriteCreatesTheFolderNotItsParentsAndReplacesFiles() throws {
         var hub = try LayoutFixture.hub("mini-plain")
         hub.metadata["num_heads"] = "2"
-        let out = "\(directory)/a/b/c"
+        XCTAssertThrowsError(try HFFolder.write(hub: hub, to: "\(directory)/a/b/c")) { error in
+            XCTAssertEqual(error as? OutputPath.Problem, .missingFolder(output: "\(directory)/a/b/c", folder: "\(directory)/a/b"))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(directory)/a"))
+        let out = "\(directory)/c"
         try HFFolder.write(hub: hub, to: out)
         try HFFolder.write(hub: hub, to: out + "/")
         let listing = try FileManager.default.contentsOfDirectory(atPath: out).sorted()
         XCTAssertEqual(listing, ["config.json", "model.safetensors"], "no temporary files left behind")
+    }
+
+    /// Issue 15: config values that contradict the tensors were silently ignored.
+    func testConfigContradictingTheTensorsIsRefusedNamingTheField() throws {
+        let source = fixturePath("models/mini-plain-hf")
+        try FileManager.default.copyItem(atPath: source + "/model.safetensors", toPath: "\(directory)/model.safetensors")
+        let original = try String(contentsOfFile: source + "/config.json", encoding: .utf8)
+        let cases: [(String, String, String)] = [
+            ("\"hidden_size\": 16", "\"hidden_size\": 1000000000", "hidden_size is 1000000000 but the tensors say 16"),
+            ("\"num_hidden_layers\": 2", "\"num_hidden_layers\": -3", "num_hidden_layers is -3, not a non-negative integer"),
+            ("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 7", "num_hidden_layers is 7 but the tensors say 2"),
+            ("\"patch_size\": 14", "\"patch_size\": 16", "patch_size is 16 but the tensors say 14"),
+            ("\"num_attention_heads\": 2", "\"num_attention_heads\": 3", "num_attention_heads is 3 but the tensors say width 16"),
+        ]
+        for (from, to, message) in cases {
+            XCTAssertTrue(original.contains(from), from)
+            try original.replacingOccurrences(of: from, with: to).write(toFile: "\(directory)/config.json", atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try HFFolder.read(path: directory), to) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+        try original.write(toFile: "\(directory)/config.json", atomically: true, encoding: .utf8)
+        XCTAssertNoThrow(try HFFolder.read(path: directory))
     }
 
     func testWriteAcceptsOtherLayouts() throws {

@@ -1,7 +1,11 @@
+import Foundation
 import Formats
 import TensorStore
 import TestSupport
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// .npy files written by NumPy (Scripts/fixtures/npy.py): values are 0.5 * arange(n) - 3.
 final class NPYTests: XCTestCase {
@@ -75,5 +79,38 @@ final class NPYTests: XCTestCase {
         bigShape.replaceSubrange(10..<bigShape.count, with: Array("{'descr': '<f4', 'fortran_order': False, 'shape': (4096, 4096), }".utf8))
         bigShape[8] = UInt8(bigShape.count - 10)
         guard case .truncated? = decode(bigShape) else { return XCTFail("shape larger than the data accepted") }
+    }
+
+    /// Issue 15: header text (newlines, terminal escapes, binary) was echoed raw into the
+    /// one-line error.
+    func testHeaderTextIsEscapedInErrors() throws {
+        func message(_ header: String) -> String {
+            var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, 0, 0]
+            bytes += Array(header.utf8)
+            bytes[8] = UInt8(bytes.count - 10)
+            do { _ = try bytes.withUnsafeBytes { try NPY.decode($0, name: "x\n.npy") }; return "" } catch { return "\(error)" }
+        }
+        for header in ["{'descr': '<f4\n\u{1B}[2J', 'fortran_order': False, 'shape': (2,), }\n",
+                       "\u{1B}]0;owned\u{07}\n{'descr'}", "{'descr': '\u{0}\u{1}\u{7F}', 'fortran_order': False, 'shape': (), }"] {
+            let text = message(header)
+            XCTAssertFalse(text.isEmpty)
+            XCTAssertFalse(text.unicodeScalars.contains { $0.properties.generalCategory == .control }, text)
+            XCTAssertTrue(text.hasPrefix("x\\n.npy: "), text)
+        }
+    }
+
+    /// Issue 15: a FIFO named as an .npy (a golden file) blocked in open.
+    func testAFIFOIsRefusedByNPYAndNPZ() throws {
+        let dir = makeTemporaryDirectory("npy-fifo")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for name in ["a.npy", "b.npz"] { XCTAssertEqual(mkfifo(dir + "/" + name, 0o644), 0) }
+        @Sendable func readAll() {
+            XCTAssertThrowsError(try NPY.read(path: dir + "/a.npy"))
+            XCTAssertThrowsError(try NPZ.read(path: dir + "/b.npz")) { XCTAssertTrue("\($0)".contains("FIFO"), "\($0)") }
+            XCTAssertThrowsError(try Checkpoint.read(path: dir + "/b.npz"))
+        }
+        let done = expectation(description: "readers return")
+        Thread { readAll(); done.fulfill() }.start()
+        wait(for: [done], timeout: 10)
     }
 }

@@ -177,8 +177,19 @@ final class SafetensorsTests: XCTestCase {
         XCTAssertFalse(try sniff(fixturePath("npz/expected/f32.npy")))
         XCTAssertFalse(try sniff(fixturePath("npz/plain.npz")))
         XCTAssertFalse(try sniff(fixturePath("hostile/safetensors-too-small.safetensors")))
-        XCTAssertFalse(try sniff(fixturePath("hostile/safetensors-huge-header.safetensors")))
-        XCTAssertFalse(try sniff(fixturePath("hostile/safetensors-header-beyond-file.safetensors")))
+        // An absurd header length is still a safetensors file: reading it names the length.
+        XCTAssertTrue(try sniff(fixturePath("hostile/safetensors-huge-header.safetensors")))
+        XCTAssertTrue(try sniff(fixturePath("hostile/safetensors-header-beyond-file.safetensors")))
+    }
+
+    /// Issue 15: `Checkpoint.read` said "not a checkpoint DinoKit recognises" for these.
+    func testAbsurdHeaderLengthIsNamedThroughCheckpointRead() {
+        XCTAssertThrowsError(try Checkpoint.read(path: fixturePath("hostile/safetensors-huge-header.safetensors"))) { error in
+            XCTAssertTrue("\(error)".contains("safetensors header length 100000001 exceeds the limit"), "\(error)")
+        }
+        XCTAssertThrowsError(try Checkpoint.read(path: fixturePath("hostile/safetensors-header-beyond-file.safetensors"))) { error in
+            XCTAssertTrue("\(error)".contains("runs past the end of the"), "\(error)")
+        }
     }
 
     /// Writes DinoKit's output for the Python interop check (Scripts/dinokit_ref/interop_safetensors.py)

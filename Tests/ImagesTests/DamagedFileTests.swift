@@ -38,6 +38,32 @@ final class DamagedFileTests: XCTestCase {
         }
     }
 
+    /// Issue 15: scan data that ends before the frame's declared size (an EOI marker follows, so
+    /// the structure walk sees a complete file) decoded "successfully" under --strict: libjpeg
+    /// pads the missing rows and only warns. Default mode still accepts it (as PIL does); strict
+    /// turns the warning into a typed error.
+    func testShortScanDataIsRefusedOnlyWhenStrict() throws {
+        let good = try Data(contentsOf: URL(fileURLWithPath: imageFixture("china_320x272_q90_420.jpg")))
+        let bytes = [UInt8](good)
+        guard let sos = (0..<(bytes.count - 1)).first(where: { bytes[$0] == 0xFF && bytes[$0 + 1] == 0xDA }) else {
+            return XCTFail("no SOS")
+        }
+        let scanStart = sos + 2 + (Int(bytes[sos + 2]) << 8 | Int(bytes[sos + 3]))
+        let eoi = bytes.count - 2
+        XCTAssertEqual(Array(bytes[eoi...]), [0xFF, 0xD9])
+        var short = Array(bytes[..<(scanStart + (eoi - scanStart) * 4 / 10)]) + [0xFF, 0xD9]
+        if short[short.count - 3] == 0xFF { short.remove(at: short.count - 3) } // no dangling 0xFF before EOI
+        let image = try ImageDecoder.decode(short, file: "short.jpg")
+        XCTAssertEqual([image.width, image.height], [320, 272])
+        XCTAssertThrowsError(try short.withUnsafeBytes { try ImageDecoder.decode($0, file: "short.jpg", strict: true) }) { error in
+            guard case let .truncated(file, detail)? = error as? ImageError else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, "short.jpg")
+            XCTAssertTrue(detail.contains("--strict"), detail)
+        }
+        // An intact file is unaffected by strict.
+        XCTAssertNoThrow(try bytes.withUnsafeBytes { try ImageDecoder.decode($0, file: "good.jpg", strict: true) })
+    }
+
     func testMissingFileAndDirectoryAreUnreadable() {
         for path in ["/nonexistent/dinokit.jpg", NSTemporaryDirectory()] {
             XCTAssertThrowsError(try ImageDecoder.decode(path: path)) { error in

@@ -1,6 +1,7 @@
 import Evaluation
 import Foundation
 import Images
+import TensorStore
 
 /// The training images of a data folder: either an ImageFolder tree (one subfolder per class;
 /// the labels are ignored for SSL) or a flat folder, walked recursively either way. JPEG and PNG
@@ -43,34 +44,12 @@ public struct ImageList: Sendable, Equatable {
         guard ImageFolder.isDirectory(base) else {
             throw SSLDataError.folder(path: base, detail: "not a folder; --data takes a folder of JPEG/PNG images (flat, or one subfolder per class)")
         }
-        var directories: [String] = []
-        var visited: Set<String> = []
-        // Follows symbolic links like os.walk(followlinks=True); a cycle is cut at its second visit.
-        func collect(_ dir: String, depth: Int) {
-            let real = (dir as NSString).resolvingSymlinksInPath
-            guard depth < 64, visited.insert(real).inserted else { return }
-            directories.append(dir)
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-            for name in names where !name.hasPrefix(".") && ImageFolder.isDirectory(dir + "/" + name) {
-                collect(dir + "/" + name, depth: depth + 1)
-            }
-        }
-        collect(base, depth: 0)
-        directories.sort(by: ImageFolder.pythonOrder)
         var paths: [String] = [], problems: [Problem] = []
-        for dir in directories {
-            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-            let images = names.filter { name in
-                let lower = name.lowercased()
-                return !name.hasPrefix(".") && ImageList.extensions.contains { lower.hasSuffix($0) } && !ImageFolder.isDirectory(dir + "/" + name)
-            }
-            for name in images.sorted(by: ImageFolder.pythonOrder) {
-                let path = dir + "/" + name
-                if let reason = ImageList.headerProblem(path) {
-                    problems.append(Problem(path: path, reason: reason))
-                } else {
-                    paths.append(path)
-                }
+        for path in ImageFileWalk.files(under: base, extensions: ImageList.extensions, skipHidden: true) {
+            if let reason = ImageList.headerProblem(path) {
+                problems.append(Problem(path: path, reason: reason))
+            } else {
+                paths.append(path)
             }
         }
         guard !paths.isEmpty else {
@@ -86,10 +65,10 @@ public struct ImageList: Sendable, Equatable {
 
     /// Why the file cannot be an image DinoKit decodes, judged from its first bytes; nil if it may be.
     static func headerProblem(_ path: String) -> String? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return "cannot open the file" }
-        defer { try? handle.close() }
-        let head: Data
-        do { head = try handle.read(upToCount: 8) ?? Data() } catch { return "cannot read: \(error.localizedDescription)" }
+        let head: [UInt8]
+        do { head = try RegularFile.head(path, count: 8) } catch let TensorStoreError.io(_, message) {
+            return "cannot read: \(message)"
+        } catch { return "cannot read: \(error)" }
         if head.isEmpty { return "empty file" }
         let format = head.withUnsafeBytes { ImageFormat.sniff($0) }
         if format == nil {

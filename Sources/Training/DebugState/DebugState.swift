@@ -37,7 +37,8 @@ public struct DebugState {
         let initialPath = try path(Self.initialFile)
         initial = try Safetensors.read(path: initialPath)
         let configPath = try path(Self.configFile)
-        guard let data = FileManager.default.contents(atPath: configPath) else { throw TrainingError.missingFile(path: configPath) }
+        guard let bytes = try? RegularFile.read(configPath) else { throw TrainingError.missingFile(path: configPath) }
+        let data = Data(bytes)
         // LayerScale is a property of the weights (the config's `layerscale_init` is only the
         // constructor value used in training).
         config = try SSLConfig.parse(json: data, file: configPath,
@@ -54,7 +55,8 @@ public struct DebugState {
 
     /// `{"steps": [{"dino_local", "dino_global", "koleo", "ibot", "total"}, …]}`.
     public static func readLosses(path: String) throws -> [LossTerms] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError.missingFile(path: path) }
+        guard let bytes = try? RegularFile.read(path) else { throw TrainingError.missingFile(path: path) }
+        let data = Data(bytes)
         struct File: Decodable { var steps: [LossTerms] }
         do {
             return try JSONDecoder().decode(File.self, from: data).steps

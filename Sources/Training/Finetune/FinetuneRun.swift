@@ -56,7 +56,7 @@ public final class FinetuneRun {
     public func run() throws -> FinetuneSummary {
         try settings.validate()
         let start = monotonicSeconds()
-        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        try OutputPath.createFolder(out)
         let dataset = try loadDataset()
         for s in dataset.skipped { log("skipped \(s.path): \(s.reason)") }
         guard dataset.train.count > 0 else {

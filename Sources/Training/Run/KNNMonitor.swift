@@ -7,9 +7,13 @@ import TensorStore
 /// k-NN accuracy of the teacher backbone (as DINOv2 evaluates) on a labelled folder, split once
 /// into a reference and a query part per class with the run's seed: top-1 with k = 20
 /// (temperature 0.07, DINOv2's weighted vote), features from the eval preprocessing.
+/// Images that do not decode are skipped and listed in `skipped` (as `--data` and
+/// `train finetune` skip theirs), so one broken file cannot stop a run at its first epoch end.
 public final class KNNMonitor {
     public let reference: LabeledSubset
     public let queries: LabeledSubset
+    /// Files of the folder that did not decode, with the decoder's reason.
+    public let skipped: [SkippedImage]
     public let k: Int
     public var preprocess: Preprocess
     public var parallelism: Parallelism
@@ -18,8 +22,9 @@ public final class KNNMonitor {
     public init(folder: String, seed: UInt64, queryFraction: Double = 0.3, k: Int = 20,
                 preprocess: Preprocess = .eval(resize: 256, crop: 224), parallelism: Parallelism = .fromEnvironment) throws {
         let images = try ImageFolder(root: folder)
+        let (readable, skipped) = images.scanReadable(threads: parallelism.threads)
         var byClass = [[Int]](repeating: [], count: images.classes.count)
-        for (i, l) in images.labels.enumerated() { byClass[l].append(i) }
+        for i in readable { byClass[images.labels[i]].append(i) }
         var ref: [Int] = [], query: [Int] = []
         for (c, members) in byClass.enumerated() {
             var g = RunRandom(seed: seed, 0x4B4E_4E, UInt64(c))
@@ -29,8 +34,10 @@ public final class KNNMonitor {
             ref += shuffled.dropFirst(held)
         }
         guard !ref.isEmpty, !query.isEmpty else {
-            throw SSLRunError.config(file: folder, message: "k-NN needs at least two images in some class of the labelled folder")
+            throw SSLRunError.config(file: folder, message: "k-NN needs at least two readable images in some class of the labelled folder"
+                                     + (skipped.isEmpty ? "" : " (\(skipped.count) skipped, e.g. \(skipped[0].path): \(skipped[0].reason))"))
         }
+        self.skipped = skipped
         reference = LabeledSubset(base: images, indices: ref.sorted())
         queries = LabeledSubset(base: images, indices: query.sorted())
         self.k = k

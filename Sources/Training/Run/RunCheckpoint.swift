@@ -88,7 +88,7 @@ public enum RunCheckpoint {
             return p
         }
         let pointer = (dir as NSString).appendingPathComponent(latestFile)
-        guard let text = try? String(contentsOfFile: pointer, encoding: .utf8) else {
+        guard let bytes = try? RegularFile.read(pointer, limit: 4096), case let text = String(decoding: bytes, as: UTF8.self) else {
             throw SSLRunError.runFolder(path: run, message: "no checkpoints/latest: not a DinoKit run folder, or no checkpoint written yet")
         }
         let name = text.trimmingCharacters(in: .whitespacesAndNewlines)

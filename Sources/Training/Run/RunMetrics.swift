@@ -45,7 +45,8 @@ public enum MetricsLog {
 
     public static func read(run: String) -> [StepMetrics] {
         let path = (run as NSString).appendingPathComponent(fileName)
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        guard let bytes = try? RegularFile.read(path) else { return [] }
+        let text = String(decoding: bytes, as: UTF8.self)
         let d = JSONDecoder()
         // A line cut by a kill is not valid JSON: skipped.
         return text.split(separator: "\n").compactMap { try? d.decode(StepMetrics.self, from: Data($0.utf8)) }

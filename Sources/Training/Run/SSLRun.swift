@@ -42,7 +42,7 @@ public final class SSLRun {
         if let existing = try? RunCheckpoint.path(run: folder), FileManager.default.fileExists(atPath: existing) {
             throw SSLRunError.runFolder(path: folder, message: "already holds a run (\(existing)); continue it with --resume or choose another --out")
         }
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try OutputPath.createFolder(folder)
         self.folder = folder
         self.config = config
         self.source = source
@@ -59,6 +59,11 @@ public final class SSLRun {
     public init(resuming folder: String, source: any SSLBatchSource, checkpointStep: Int? = nil,
                 parallelism: Parallelism = .fromEnvironment) throws {
         let path = try RunCheckpoint.path(run: folder, step: checkpointStep)
+        // A killed run may have left temporaries of files this run will not write again (the
+        // curves of a finished run): the run folder is DinoKit's, so all dead writers' go.
+        for dir in [folder, (folder as NSString).appendingPathComponent(RunCheckpoint.folder)] {
+            AtomicFileWriter.sweepStaleTemporaries(in: dir)
+        }
         let (state, moments, info) = try RunCheckpoint.read(path: path)
         let config = info.config
         guard source.stepsPerEpoch > 0 else { throw SSLRunError.runFolder(path: folder, message: "the data gives no batch") }
@@ -183,7 +188,8 @@ public final class SSLRun {
 
     public static func readKNN(run: String) -> [KNNPoint] {
         let path = (run as NSString).appendingPathComponent(knnFile)
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        guard let bytes = try? RegularFile.read(path) else { return [] }
+        let data = Data(bytes)
         return (try? JSONDecoder().decode([KNNPoint].self, from: data)) ?? []
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TensorStore
 import Yams
 
 extension SSLRunConfig {
@@ -24,8 +25,9 @@ extension SSLRunConfig {
 
     /// A config file by its extension: `.yaml`/`.yml` as YAML, anything else as JSON.
     public static func load(file path: String, over base: SSLRunConfig = SSLRunConfig()) throws -> SSLRunConfig {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SSLRunError.config(file: path, message: "cannot read the file")
+        let data: Data
+        do { data = Data(try RegularFile.read(path)) } catch {
+            throw SSLRunError.config(file: path, message: "cannot read the file (\(error))")
         }
         let lower = path.lowercased()
         if lower.hasSuffix(".yaml") || lower.hasSuffix(".yml") {
