@@ -147,4 +147,36 @@ final class ONNXReaderHostileInputTests: XCTestCase {
         let model = try ONNXModelReader.readModel(path: dir + "/m.onnx")
         XCTAssertEqual(model.nodes.count, 1)
     }
+
+    /// Typed data is decoded into memory: a packed field of n bytes holds up to n varints, each
+    /// held as 8 bytes, so it is charged to the read's budget before it is decoded.
+    func testTypedDataIsChargedToTheReadsMemoryLimit() throws {
+        var packed = ProtoBytes()
+        for _ in 0..<1000 { packed.varint(1) }
+        let model = ProtoBytes.model(initializers: [.tensor(name: "i", dims: [1000], dataType: 7) { $0.bytes(7, packed.bytes) }])
+        try write(model, to: dir + "/typed.onnx")
+        XCTAssertEqual(try ONNXModelReader.read(path: dir + "/typed.onnx", limits: ReadLimits(memoryBytes: 1 << 20))["i"]?.elementCount, 1000)
+        XCTAssertThrowsError(try ONNXModelReader.read(path: dir + "/typed.onnx", limits: ReadLimits(memoryBytes: 4000))) { error in
+            guard case .store(_, .memoryLimitExceeded(_, 8000, 4000))? = error as? ONNXError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("initializer 'i'"), "\(error)")
+        }
+    }
+
+    /// Names and external-data locations come from the file: escaped, one line. A length near
+    /// Int.max used to overflow while the message was being built (offset + length).
+    func testNamesAreEscapedAndHugeLengthsDoNotTrap() throws {
+        try write(floatBytes([1, 2, 3, 4]), to: dir + "/data.bin")
+        func oneLine(_ e: Error) -> Bool { !"\(e)".unicodeScalars.contains { $0.properties.generalCategory == .control } }
+        let evil = "w\n\u{1b}[2J"
+        for bytes in [ProtoBytes.model(initializers: [.tensor(name: evil, dims: [-1], dataType: 1, raw: [])]),
+                      ProtoBytes.model(initializers: [.tensor(name: "w", dims: [4], dataType: 1, external: [("location", "x\n\u{1b}[2J.bin")])])] {
+            XCTAssertThrowsError(try read(bytes)) { e in
+                XCTAssertTrue(e is ONNXError && oneLine(e), "\(e)")
+                XCTAssertTrue("\(e)".contains("\\n\\u{1b}[2J"), "\(e)")
+            }
+        }
+        assertONNXError(ProtoBytes.model(initializers: [.tensor(name: "w", dims: [4], dataType: 1,
+                                                                external: [("location", "data.bin"), ("offset", "12"), ("length", "\(Int.max)")])]),
+                        "lie outside data.bin")
+    }
 }
