@@ -154,8 +154,11 @@ public enum HFFolder {
             throw HFFolderError.badIndex(path: indexPath, reason: "\(e.message) at byte \(e.offset)")
         }
         guard !weightMap.isEmpty else { throw HFFolderError.badIndex(path: indexPath, reason: "no weight_map entries") }
+        // In index order, once each; the set keeps this linear (an index of a million distinct
+        // shard names made the array search quadratic).
         var shards: [String] = []
-        for shard in weightMap.values where !shards.contains(shard) {
+        var seen: Set<String> = []
+        for shard in weightMap.values where seen.insert(shard).inserted {
             // Shards live beside the index: a path could point anywhere.
             guard !shard.isEmpty, !shard.contains("/"), shard != ".", shard != ".." else {
                 throw HFFolderError.badIndex(path: indexPath, reason: "shard name '\(shard.escapedForMessage)' is not a plain file name")

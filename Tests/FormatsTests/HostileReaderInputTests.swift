@@ -86,6 +86,21 @@ final class HostileReaderInputTests: XCTestCase {
         }
     }
 
+    /// Shards are listed once each in index order: 100,000 distinct shard names used to be
+    /// searched in an array (5 × 10^9 comparisons); now the first missing shard is reported at once.
+    func testAnIndexOfManyShardsIsReadInLinearTime() throws {
+        let folder = dir + "/many"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: folder + "/config.json"))
+        let entries = (0..<100_000).map { "\"t\($0)\": \"s\($0).safetensors\"" }.joined(separator: ", ")
+        try Data("{\"weight_map\": {\(entries)}}".utf8).write(to: URL(fileURLWithPath: folder + "/model.safetensors.index.json"))
+        let start = Date()
+        XCTAssertThrowsError(try HFFolder.read(path: folder)) { error in
+            XCTAssertTrue("\(error)".contains("s0.safetensors"), "\(error)")
+        }
+        XCTAssertLessThan(Date().timeIntervalSince(start), 20, "reading the shard index is super-linear")
+    }
+
     /// NPY Fortran-order strides are products of the dimensions, which an empty shape does not
     /// bound: (0, 2^40, 2^40, 2^40) has 0 elements but its last stride is 2^80. Before the fix
     /// this trapped on overflow.
