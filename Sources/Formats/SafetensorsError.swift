@@ -47,6 +47,8 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
     case bufferLengthMismatch(path: String, tensor: String?, lastEnd: Int, bufferLength: Int)
     /// Writing: a tensor may not be called `__metadata__`.
     case reservedTensorName(path: String)
+    /// Reading would allocate more than the read's memory limit (`ReadLimits`).
+    case store(path: String, TensorStoreError)
 
     /// The safetensors spelling of a dtype, kept as text so errors can carry it without the enum.
     public typealias DTypeName = String
@@ -100,6 +102,8 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
             return "\(path): \(who) at data offset \(lastEnd) but the data buffer holds \(bufferLength) bytes: \(why)"
         case let .reservedTensorName(path):
             return "\(path): cannot write a tensor named '__metadata__': safetensors reserves that name for metadata"
+        case let .store(path, error):
+            return "\(path): \(error)"
         }
     }
 }

@@ -86,6 +86,19 @@ final class HostileReaderInputTests: XCTestCase {
         }
     }
 
+    /// A tensor whose data is not aligned for its dtype is copied out of the mapping: charged.
+    func testMisalignedCopiesAreChargedToTheReadsMemoryLimit() throws {
+        // A 69-byte header puts the data at byte 77, not a multiple of 4.
+        var json = "{\"w\": {\"dtype\": \"F32\", \"shape\": [256], \"data_offsets\": [0, 1024]}}"
+        json += String(repeating: " ", count: 69 - json.utf8.count)
+        let path = try write(safetensors(json, data: [UInt8](repeating: 0, count: 1024)), "misaligned.safetensors")
+        XCTAssertEqual(try Safetensors.read(path: path)["w"]?.storage.isMapped, false)
+        XCTAssertThrowsError(try Safetensors.read(path: path, limits: ReadLimits(memoryBytes: 1000))) { error in
+            guard case .store(_, .memoryLimitExceeded(_, 1024, 1000))? = error as? SafetensorsError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("tensor 'w'"), "\(error)")
+        }
+    }
+
     /// Shards are listed once each in index order: 100,000 distinct shard names used to be
     /// searched in an array (5 × 10^9 comparisons); now the first missing shard is reported at once.
     func testAnIndexOfManyShardsIsReadInLinearTime() throws {
