@@ -72,6 +72,17 @@ final class HostileReaderInputTests: XCTestCase {
         }
     }
 
+    /// The JSON reader's own messages quote bytes of the header: a backslash followed by ESC
+    /// used to put the raw ESC into "invalid escape '\<ESC>'".
+    func testInvalidEscapeMessagesAreOneLine() throws {
+        let path = try write(safetensors("{\"a\\\u{1b}[2J\": {}}"), "escape.safetensors")
+        XCTAssertThrowsError(try Safetensors.read(path: path)) { error in
+            guard case let .invalidJSON(_, _, message)? = error as? SafetensorsError else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("byte 0x1b"), message)
+            assertOneLine("\(error)")
+        }
+    }
+
     /// Index names come from the file too.
     func testShardIndexNamesAreEscapedInMessages() throws {
         let folder = dir + "/sharded"
