@@ -46,6 +46,7 @@ public enum Checkpoint {
         // The file mapped (and the zip directory walked) for sniffing is the one read, rather than
         // opening and walking it again: that was a third of reading a .pth's tensor list.
         if let archive = sniffed.archive {
+            if sniffed.format == .npz { return (.npz, try NPZ.read(archive)) }
             return (.pytorchZip, try TorchCheckpointReader.readZip(archive).store)
         }
         if let file = sniffed.file {
@@ -88,7 +89,7 @@ public enum Checkpoint {
                 // NPZ and .pth are both zips: a .pth has a data.pkl entry, an NPZ .npy members.
                 let archive = try ZipArchive(file: file)
                 let isTorch = archive.entries.contains { $0.name.hasSuffix("/data.pkl") || $0.name == "data.pkl" }
-                return isTorch ? (.pytorchZip, file, archive) : (.npz, file, nil)
+                return (isTorch ? .pytorchZip : .npz, file, archive)
             }
             if TorchCheckpoint.isLegacy(head) { return (.pytorchLegacy, file, nil) }
             if Safetensors.isSafetensors(head, fileSize: file.count) { return (.safetensors, file, nil) }

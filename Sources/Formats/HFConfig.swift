@@ -20,7 +20,7 @@ enum HFConfig {
         do {
             var object = try r.beginObject()
             while let key = try r.nextKey(&object) {
-                guard fields[key] == nil else { throw HFFolderError.badConfig(path: path, reason: "duplicate key '\(key)'") }
+                guard fields[key] == nil else { throw HFFolderError.badConfig(path: path, reason: "duplicate key '\(key.escapedForMessage)'") }
                 switch try r.peekKind() {
                 case .string: fields[key] = try r.readString()
                 case .bool: fields[key] = try r.readBool() ? "true" : "false"

@@ -36,7 +36,7 @@ public enum HFFolder {
         }
         if let heads = config["num_attention_heads"] {
             guard let h = Int(heads), h > 0 else {
-                throw HFFolderError.badConfig(path: configPath, reason: "num_attention_heads '\(heads.prefix(20))' is not a positive integer")
+                throw HFFolderError.badConfig(path: configPath, reason: "num_attention_heads '\(String(heads.prefix(20)).escapedForMessage)' is not a positive integer")
             }
             store.metadata["num_heads"] = String(h)
         }
@@ -93,7 +93,7 @@ public enum HFFolder {
     public static func write(hub: TensorStore, to directory: String) throws {
         var store = try KeyLayouts.canonicalize(hub).store
         for name in store.names where !isBackboneName(name) {
-            throw HFFolderError.unsupported(reason: "tensor '\(name)' is not part of a DINOv2 backbone; transformers would reject it")
+            throw HFFolderError.unsupported(reason: "tensor '\(name.escapedForMessage)' is not part of a DINOv2 backbone; transformers would reject it")
         }
         let arch = try BackboneArchitecture.detect(hubStore: store)
         guard let heads = arch.numHeads else { throw HFFolderError.unknownHeads(embedDim: arch.embedDim) }
@@ -144,8 +144,8 @@ public enum HFFolder {
                 guard key == "weight_map" else { try r.skipValue(); continue }
                 var map = try r.beginObject()
                 while let name = try r.nextKey(&map) {
-                    guard try r.peekKind() == .string else { throw HFFolderError.badIndex(path: indexPath, reason: "weight_map['\(name)'] is not a file name") }
-                    guard weightMap[name] == nil else { throw HFFolderError.badIndex(path: indexPath, reason: "'\(name)' listed twice") }
+                    guard try r.peekKind() == .string else { throw HFFolderError.badIndex(path: indexPath, reason: "weight_map['\(name.escapedForMessage)'] is not a file name") }
+                    guard weightMap[name] == nil else { throw HFFolderError.badIndex(path: indexPath, reason: "'\(name.escapedForMessage)' listed twice") }
                     weightMap[name] = try r.readString()
                 }
             }
@@ -154,11 +154,14 @@ public enum HFFolder {
             throw HFFolderError.badIndex(path: indexPath, reason: "\(e.message) at byte \(e.offset)")
         }
         guard !weightMap.isEmpty else { throw HFFolderError.badIndex(path: indexPath, reason: "no weight_map entries") }
+        // In index order, once each; the set keeps this linear (an index of a million distinct
+        // shard names made the array search quadratic).
         var shards: [String] = []
-        for shard in weightMap.values where !shards.contains(shard) {
+        var seen: Set<String> = []
+        for shard in weightMap.values where seen.insert(shard).inserted {
             // Shards live beside the index: a path could point anywhere.
             guard !shard.isEmpty, !shard.contains("/"), shard != ".", shard != ".." else {
-                throw HFFolderError.badIndex(path: indexPath, reason: "shard name '\(shard.prefix(80))' is not a plain file name")
+                throw HFFolderError.badIndex(path: indexPath, reason: "shard name '\(shard.escapedForMessage)' is not a plain file name")
             }
             shards.append(shard)
         }
@@ -167,14 +170,14 @@ public enum HFFolder {
             let part = try Safetensors.read(path: join(folder, shard))
             for (name, t) in part.tensors {
                 guard weightMap[name] == shard else {
-                    throw HFFolderError.badIndex(path: indexPath, reason: "tensor '\(name)' is in \(shard) but the index says \(weightMap[name] ?? "nothing")")
+                    throw HFFolderError.badIndex(path: indexPath, reason: "tensor '\(name.escapedForMessage)' is in \(shard.escapedForMessage) but the index says \((weightMap[name] ?? "nothing").escapedForMessage)")
                 }
                 try store.insert(t, named: name)
             }
             for (k, v) in part.metadata where store.metadata[k] == nil { store.metadata[k] = v }
         }
         if let missing = weightMap.keys.first(where: { store[$0] == nil }) {
-            throw HFFolderError.badIndex(path: indexPath, reason: "tensor '\(missing)' is not in \(weightMap[missing] ?? "?")")
+            throw HFFolderError.badIndex(path: indexPath, reason: "tensor '\(missing.escapedForMessage)' is not in \((weightMap[missing] ?? "?").escapedForMessage)")
         }
         return store
     }

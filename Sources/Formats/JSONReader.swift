@@ -207,7 +207,8 @@ struct JSONReader {
                 guard let u = Unicode.Scalar(scalar) else { throw error("invalid escape", at: escapeStart) }
                 bytes.append(contentsOf: UTF8.encode(u)!)
             default:
-                throw error("invalid escape '\\\(Character(Unicode.Scalar(e)))' in string", at: escapeStart)
+                // describeByte, not the byte itself: a control byte would reach the message raw.
+                throw error("invalid escape in string: a backslash followed by \(describeByte(at: position - 1))", at: escapeStart)
             }
         }
         throw error("unterminated string", at: start - 1)

@@ -10,22 +10,41 @@ public enum NPY {
         head.count >= 6 && head.prefix(6).elementsEqual(magic)
     }
 
-    public static func read(path: String) throws -> Tensor {
+    /// Maps the file; byte-swapping a big-endian array is the only allocation the file decides,
+    /// charged to a budget of `limits`.
+    public static func read(path: String, limits: ReadLimits = .default) throws -> Tensor {
         let file = try MappedFile(path: path)
-        return try decode(file: file, name: path)
-    }
-
-    /// Decodes an in-memory `.npy` (e.g. an NPZ member); the tensor owns a copy of the data.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, name: String) throws -> Tensor {
-        let header = try parseHeader(bytes, name: name)
-        let storage = Storage(copying: UnsafeRawBufferPointer(rebasing: bytes[header.dataOffset..<(header.dataOffset + header.dataLength)]))
-        return try makeTensor(header, storage: storage, name: name)
-    }
-
-    static func decode(file: MappedFile, name: String) throws -> Tensor {
-        let header = try parseHeader(file.bytes, name: name)
+        let header = try parseHeader(file.bytes, name: path)
         let storage = try Storage(file: file, offset: header.dataOffset, length: header.dataLength)
-        return try makeTensor(header, storage: storage, name: name)
+        return try makeTensor(header, storage: storage, name: path, budget: MemoryBudget(limits))
+    }
+
+    /// Decodes an in-memory `.npy`; the tensor owns a copy of the data. The copy (and a byte swap)
+    /// is charged to a budget of `limits`.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, name: String, limits: ReadLimits = .default) throws -> Tensor {
+        let header = try parseHeader(bytes, name: name)
+        let budget = MemoryBudget(limits)
+        return try makeTensor(header, storage: copiedData(bytes, header, name: name, budget: budget), name: name, budget: budget)
+    }
+
+    /// Decodes an `.npy` held in `storage` (an NPZ member). A mapped member is viewed in place;
+    /// an inflated one has its data copied out (so the tensor's storage holds the data only, as
+    /// for a read file), and that copy is charged to `budget` like the inflation itself.
+    static func decode(_ storage: Storage, name: String, budget: MemoryBudget) throws -> Tensor {
+        let header = try parseHeader(storage.bytes, name: name)
+        let data: Storage
+        switch storage.backing {
+        case let .mapped(file):
+            data = try Storage(file: file, offset: storage.fileOffset + header.dataOffset, length: header.dataLength)
+        case .owned:
+            data = try copiedData(storage.bytes, header, name: name, budget: budget)
+        }
+        return try makeTensor(header, storage: data, name: name, budget: budget)
+    }
+
+    private static func copiedData(_ bytes: UnsafeRawBufferPointer, _ header: Header, name: String, budget: MemoryBudget) throws -> Storage {
+        try budget.charge(header.dataLength, for: "copying the data of \(name.escapedForMessage)")
+        return Storage(copying: UnsafeRawBufferPointer(rebasing: bytes[header.dataOffset..<(header.dataOffset + header.dataLength)]))
     }
 
     struct Header {
@@ -63,11 +82,11 @@ public enum NPY {
         guard let dims = dict.intTuple("shape") else { throw NPYError.badHeader(name, "no 'shape' tuple") }
         let (dtype, bigEndian) = try parseDescr(descr, name: name)
         let shape = Shape(dims)
-        guard let count = shape.checkedElementCount else { throw NPYError.badHeader(name, "shape \(shape) overflows") }
-        let (length, overflow) = count.multipliedReportingOverflow(by: dtype.size)
+        guard shape.checkedElementCount != nil else { throw NPYError.badHeader(name, "shape \(shape) overflows") }
+        let length = shape.checkedByteCount(elementSize: dtype.size)
         let dataOffset = headerStart + headerLength
-        guard !overflow, length <= bytes.count - dataOffset else {
-            throw NPYError.truncated(name, "data: shape \(shape) of \(dtype) needs \(overflow ? "too many" : String(length)) bytes, \(bytes.count - dataOffset) present")
+        guard let length, length <= bytes.count - dataOffset else {
+            throw NPYError.truncated(name, "data: shape \(shape) of \(dtype) needs \(length.map(String.init) ?? "too many") bytes, \(bytes.count - dataOffset) present")
         }
         return Header(dtype: dtype, bigEndian: bigEndian, fortranOrder: fortran, shape: shape,
                       dataOffset: dataOffset, dataLength: length)
@@ -85,9 +104,10 @@ public enum NPY {
         return (dtype, order == ">" && dtype.size > 1)
     }
 
-    static func makeTensor(_ h: Header, storage: Storage, name: String) throws -> Tensor {
+    static func makeTensor(_ h: Header, storage: Storage, name: String, budget: MemoryBudget) throws -> Tensor {
         var storage = storage
         if h.bigEndian {
+            try budget.charge(storage.count, for: "byte-swapping the big-endian data of \(name.escapedForMessage)")
             let swapped = Storage(byteCount: storage.count)
             let es = h.dtype.size
             let src = storage.bytes, dst = swapped.mutableBytes
@@ -99,10 +119,17 @@ public enum NPY {
         if h.fortranOrder && h.shape.rank > 1 {
             // Column-major: the first index varies fastest.
             var strides = [Int](repeating: 1, count: h.shape.rank)
-            for i in 1..<h.shape.rank { strides[i] = strides[i - 1] * Swift.max(h.shape[i - 1], 1) }
-            return try Tensor(storage: storage, dtype: h.dtype, shape: h.shape, strides: strides)
+            // Checked: with a zero dimension the element count is 0 whatever the others are, so
+            // the strides of (0, 2^40, 2^40, 2^40) overflow although the shape was accepted.
+            for i in 1..<h.shape.rank {
+                guard let s = Checked.product(strides[i - 1], Swift.max(h.shape[i - 1], 1)) else {
+                    throw NPYError.badHeader(name, "Fortran-order strides of shape \(h.shape) overflow")
+                }
+                strides[i] = s
+            }
+            return try Tensor(storage: storage, dtype: h.dtype, shape: h.shape, strides: strides, limits: budget.limits)
         }
-        return try Tensor(storage: storage, dtype: h.dtype, shape: h.shape)
+        return try Tensor(storage: storage, dtype: h.dtype, shape: h.shape, limits: budget.limits)
     }
 
     // MARK: writing

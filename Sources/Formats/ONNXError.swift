@@ -1,5 +1,8 @@
+import TensorStore
+
 /// Why an ONNX file could not be read. Each case names the file and, where it applies, the byte
-/// offset or the initializer, so the one-line CLI message says where to look.
+/// offset or the initializer, so the one-line CLI message says where to look. Initializer names
+/// come from the file and are escaped (`escapedForMessage`), so a message stays one line.
 public enum ONNXError: Error, CustomStringConvertible, Equatable {
     /// The protobuf encoding is broken at `offset` (truncated, bad varint, impossible length).
     case malformed(path: String, offset: Int, detail: String)
@@ -14,6 +17,8 @@ public enum ONNXError: Error, CustomStringConvertible, Equatable {
     case externalData(path: String, tensor: String, detail: String)
     /// Two initializers with one name.
     case duplicateInitializer(path: String, tensor: String)
+    /// Decoding typed data would allocate more than the read's memory limit (`ReadLimits`).
+    case store(path: String, TensorStoreError)
 
     public var description: String {
         switch self {
@@ -22,13 +27,15 @@ public enum ONNXError: Error, CustomStringConvertible, Equatable {
         case let .missingGraph(path):
             return "\(path): the ONNX model has no graph"
         case let .unsupportedDataType(path, tensor, dataType):
-            return "\(path): initializer '\(tensor)' has element type \(dataType), which DinoKit does not read"
+            return "\(path): initializer '\(tensor.escapedForMessage)' has element type \(dataType), which DinoKit does not read"
         case let .badTensor(path, tensor, detail):
-            return "\(path): initializer '\(tensor)': \(detail)"
+            return "\(path): initializer '\(tensor.escapedForMessage)': \(detail)"
         case let .externalData(path, tensor, detail):
-            return "\(path): external data of initializer '\(tensor)': \(detail)"
+            return "\(path): external data of initializer '\(tensor.escapedForMessage)': \(detail)"
         case let .duplicateInitializer(path, tensor):
-            return "\(path): initializer '\(tensor)' appears twice"
+            return "\(path): initializer '\(tensor.escapedForMessage)' appears twice"
+        case let .store(path, error):
+            return "\(path): \(error)"
         }
     }
 }

@@ -77,9 +77,11 @@ public struct ONNXModelFile: Sendable {
         return lines
     }
 
-    /// Parses a mapped file. External data is resolved against the file's folder.
-    init(file: MappedFile) throws {
+    /// Parses a mapped file. External data is resolved against the file's folder. raw_data and
+    /// external data are mapped; what decoding typed fields allocates is bounded by `limits`.
+    init(file: MappedFile, limits: ReadLimits = .default) throws {
         path = file.path
+        let budget = MemoryBudget(limits)
         var resolver = ExternalDataResolver(modelPath: file.path)
         var cursor = ProtoCursor(data: file.bytes, range: 0..<file.count, path: file.path)
         var graph: ProtoCursor?
@@ -110,7 +112,7 @@ public struct ONNXModelFile: Sendable {
             case 1: nodes.append(try Self.node(g.message(f)))
             case 2: graphName = try g.string(f)
             case 5:
-                let (name, tensor) = try Self.initializer(g.message(f), file: file, resolver: &resolver)
+                let (name, tensor) = try Self.initializer(g.message(f), file: file, resolver: &resolver, budget: budget)
                 guard initializers[name] == nil else { throw ONNXError.duplicateInitializer(path: file.path, tensor: name) }
                 try initializers.insert(tensor, named: name)
             case 11: inputs.append(try Self.valueInfo(g.message(f)))
@@ -182,7 +184,8 @@ public struct ONNXModelFile: Sendable {
     }
 
     /// A TensorProto as a tensor: raw_data and external data are mapped, typed fields decoded.
-    static func initializer(_ c: ProtoCursor, file: MappedFile, resolver: inout ExternalDataResolver) throws -> (String, Tensor) {
+    static func initializer(_ c: ProtoCursor, file: MappedFile, resolver: inout ExternalDataResolver,
+                            budget: MemoryBudget) throws -> (String, Tensor) {
         var c = c
         var name = ""
         var dims: [UInt64] = []
@@ -215,7 +218,7 @@ public struct ONNXModelFile: Sendable {
         let shapeDims = dims.map { Int(truncatingIfNeeded: $0) }
         let shape = Shape(shapeDims)
         guard dims.allSatisfy({ $0 <= UInt64(Int.max) }), let count = shape.checkedElementCount,
-              case let (byteCount, overflow) = count.multipliedReportingOverflow(by: dtype.size), !overflow else {
+              let byteCount = shape.checkedByteCount(elementSize: dtype.size) else {
             throw ONNXError.badTensor(path: path, tensor: name, detail: "dims \(dims) are negative or too large")
         }
         if externalLocation || !external.isEmpty {
@@ -228,12 +231,19 @@ public struct ONNXModelFile: Sendable {
             }
             return (name, try Tensor(storage: Storage(file: file, offset: raw.lowerBound, length: raw.count), dtype: dtype, shape: shape))
         }
-        return (name, try typedTensor(typed, cursor: c, name: name, dtype: dtype, shape: shape, count: count, path: path))
+        return (name, try typedTensor(typed, cursor: c, name: name, dtype: dtype, shape: shape, count: count, path: path, budget: budget))
     }
 
     /// Decodes float_data / int32_data / int64_data / double_data / uint64_data into owned memory.
     static func typedTensor(_ fields: [ProtoCursor.Field], cursor c: ProtoCursor, name: String, dtype: DType,
-                            shape: Shape, count: Int, path: String) throws -> Tensor {
+                            shape: Shape, count: Int, path: String, budget: MemoryBudget) throws -> Tensor {
+        func charge(_ bytes: Int?, _ what: String) throws {
+            do {
+                try budget.charge(bytes ?? Int.max, for: "\(what) of initializer '\(name.escapedForMessage)'")
+            } catch let error as TensorStoreError {
+                throw ONNXError.store(path: path, error)
+            }
+        }
         let expectedField: Int
         switch dtype {
         case .f32: expectedField = 4
@@ -244,6 +254,10 @@ public struct ONNXModelFile: Sendable {
         }
         var values: [UInt64] = []
         for f in fields where f.number == expectedField {
+            // Every value is held as 8 bytes here, and a packed field of n bytes holds up to n
+            // varints: a small file could otherwise make this array 8 times its size.
+            let width = expectedField == 4 ? 4 : expectedField == 10 ? 8 : 1
+            if case let .bytes(r) = f.value { try charge(Checked.product(r.count / width, 8), "decoding the typed data") }
             switch expectedField {
             case 4: try c.appendFixed(f, width: 4, to: &values)
             case 10: try c.appendFixed(f, width: 8, to: &values)
@@ -257,6 +271,8 @@ public struct ONNXModelFile: Sendable {
         guard values.count == count else {
             throw ONNXError.badTensor(path: path, tensor: name, detail: "\(values.count) values for dims \(shape) (\(count) elements)")
         }
+        // values.count == count, and count × 8 was charged: count × dtype.size cannot overflow.
+        try charge(count * dtype.size, "the data")
         let storage = Storage(byteCount: count * dtype.size)
         let out = storage.mutableBytes
         for (i, v) in values.enumerated() {
@@ -302,18 +318,19 @@ struct ExternalDataResolver {
         func number(_ key: String) throws -> Int? {
             guard let s = entries[key] else { return nil }
             guard !s.isEmpty, s.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let v = Int(s) else {
-                throw fail("\(key) '\(s)' is not a non-negative integer")
+                throw fail("\(key) '\(s.escapedForMessage)' is not a non-negative integer")
             }
             return v
         }
         let offset = try number("offset") ?? 0
         let length = try number("length")
         let file = try mapped(location, real: real, fail: fail)
-        guard offset <= file.count else { throw fail("offset \(offset) is past the end of \(location) (\(file.count) bytes)") }
+        guard offset <= file.count else { throw fail("offset \(offset) is past the end of \(location.escapedForMessage) (\(file.count) bytes)") }
         let available = file.count - offset
         let n = length ?? available
         guard n <= available else {
-            throw fail("bytes \(offset)..<\(offset + n) lie outside \(location) (\(file.count) bytes)")
+            // Not offset + n: a length near Int.max would overflow the message itself.
+            throw fail("\(n) bytes from offset \(offset) lie outside \(location.escapedForMessage) (\(file.count) bytes)")
         }
         guard n == byteCount else { throw fail("holds \(n) bytes, the tensor's dims need \(byteCount)") }
         return try Storage(file: file, offset: offset, length: n)
@@ -322,7 +339,7 @@ struct ExternalDataResolver {
     private mutating func mapped(_ location: String, real: String, fail: (String) -> ONNXError) throws -> MappedFile {
         if let f = files[location] { return f }
         let f: MappedFile
-        do { f = try MappedFile(path: real) } catch { throw fail("cannot map '\(location)': \(error)") }
+        do { f = try MappedFile(path: real) } catch { throw fail("cannot map '\(location.escapedForMessage)': \(error)") }
         files[location] = f
         locations.append(location)
         return f

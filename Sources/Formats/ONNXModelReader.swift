@@ -40,14 +40,14 @@ public enum ONNXModelReader {
     }
 
     /// The whole model as DinoKit reads it: graph summary and initializers under their own names.
-    public static func readModel(path: String) throws -> ONNXModelFile {
+    public static func readModel(path: String, limits: ReadLimits = .default) throws -> ONNXModelFile {
         let file = try MappedFile(path: path)
-        return try ONNXModelFile(file: file)
+        return try ONNXModelFile(file: file, limits: limits)
     }
 
     /// The weights of an ONNX file (see the type comment for the names).
-    public static func read(path: String) throws -> TensorStore {
-        try weights(of: readModel(path: path))
+    public static func read(path: String, limits: ReadLimits = .default) throws -> TensorStore {
+        try weights(of: readModel(path: path, limits: limits))
     }
 
     public static func isDinoKitExport(_ model: ONNXModelFile) -> Bool {

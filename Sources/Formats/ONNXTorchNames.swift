@@ -43,10 +43,13 @@ enum TorchONNXNames {
         var consumers: [String: [ONNXModelFile.Node]] = [:]
         for n in model.nodes { for i in n.inputs where !i.isEmpty { consumers[i, default: []].append(n) } }
 
-        // Linear weights: MatMul(x, W[in, out]) followed by Add(_, <module>.bias[out]).
+        // Linear weights: MatMul(x, W[in, out]) followed by Add(_, <module>.bias[out]). A value has
+        // one producer in a valid graph; a hostile one can give N MatMuls the same output read by
+        // M Adds, and visiting that output once per MatMul was N × M work.
+        var visited = Set<String>()
         for (name, t) in anonymous where t.shape.rank == 2 {
             for mm in consumers[name] ?? [] where mm.opType == "MatMul" && mm.inputs.count == 2 && mm.inputs[1] == name {
-                guard let y = mm.outputs.first else { continue }
+                guard let y = mm.outputs.first, visited.insert(y).inserted else { continue }
                 for add in consumers[y] ?? [] where add.opType == "Add" {
                     guard let bias = add.inputs.first(where: { $0 != y }), isNamed(bias), bias.hasSuffix(".bias"),
                           let b = inits[bias], b.shape.dims == [t.shape[1]] else { continue }

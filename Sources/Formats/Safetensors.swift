@@ -15,13 +15,15 @@ public enum Safetensors {
     static let metadataKey = "__metadata__"
 
     /// Reads and validates `path`; tensors are views into its memory mapping.
-    public static func read(path: String) throws -> TensorStore {
-        try read(file: MappedFile(path: path))
+    public static func read(path: String, limits: ReadLimits = .default) throws -> TensorStore {
+        try read(file: MappedFile(path: path), limits: limits)
     }
 
-    /// Tensors in data-buffer order, `__metadata__` as the store's metadata.
-    public static func read(file: MappedFile) throws -> TensorStore {
+    /// Tensors in data-buffer order, `__metadata__` as the store's metadata. A tensor whose data
+    /// is not aligned for its dtype is copied, and those copies are charged to a budget of `limits`.
+    public static func read(file: MappedFile, limits: ReadLimits = .default) throws -> TensorStore {
         let header = try SafetensorsHeader.parse(file.bytes, fileSize: file.count, path: file.path)
+        let budget = MemoryBudget(limits)
         var store = TensorStore()
         store.metadata = header.metadata
         for entry in header.entries {
@@ -29,6 +31,11 @@ public enum Safetensors {
             let length = entry.dataOffsets.count
             let storage: Storage
             if let base = file.bytes.baseAddress, (Int(bitPattern: base) + offset) % entry.dtype.size != 0 {
+                do {
+                    try budget.charge(length, for: "copying the misaligned data of tensor '\(entry.name.escapedForMessage)'")
+                } catch let error as TensorStoreError {
+                    throw SafetensorsError.store(path: file.path, error)
+                }
                 storage = Storage(copying: UnsafeRawBufferPointer(rebasing: file.bytes[offset..<(offset + length)]))
             } else {
                 storage = try Storage(file: file, offset: offset, length: length)

@@ -3,7 +3,8 @@ import TensorStore
 /// Why a safetensors file was refused (reading) or could not be written. Each case names the file,
 /// and where it applies the tensor and the offending value, so the one-line CLI message says what
 /// to look at. The checks are those of the reference implementation (huggingface/safetensors),
-/// plus duplicate names, which the reference silently collapses.
+/// plus duplicate names, which the reference silently collapses. Names and values taken from the
+/// header are escaped (`escapedForMessage`) when printed, so a message stays one line.
 public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
     /// Shorter than the 8-byte header length.
     case fileTooSmall(path: String, size: Int)
@@ -46,6 +47,8 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
     case bufferLengthMismatch(path: String, tensor: String?, lastEnd: Int, bufferLength: Int)
     /// Writing: a tensor may not be called `__metadata__`.
     case reservedTensorName(path: String)
+    /// Reading would allocate more than the read's memory limit (`ReadLimits`).
+    case store(path: String, TensorStoreError)
 
     /// The safetensors spelling of a dtype, kept as text so errors can carry it without the enum.
     public typealias DTypeName = String
@@ -63,42 +66,44 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable {
         case let .invalidJSON(path, offset, message):
             return "\(path): safetensors header is not valid JSON at byte offset \(offset): \(message)"
         case let .headerNotObject(path, found):
-            return "\(path): safetensors header must be a JSON object, found \(found)"
+            return "\(path): safetensors header must be a JSON object, found \(found.escapedForMessage)"
         case let .invalidMetadata(path, key, detail):
-            if let key { return "\(path): __metadata__ entry '\(key)' is invalid: \(detail) (metadata is string -> string only)" }
+            if let key { return "\(path): __metadata__ entry '\(key.escapedForMessage)' is invalid: \(detail) (metadata is string -> string only)" }
             return "\(path): __metadata__ is invalid: \(detail) (metadata is string -> string only)"
         case let .metadataNamedTensor(path):
             return "\(path): a tensor is named '__metadata__', which safetensors reserves for metadata"
         case let .duplicateMetadataKey(path, key):
-            return "\(path): __metadata__ key '\(key)' appears more than once"
+            return "\(path): __metadata__ key '\(key.escapedForMessage)' appears more than once"
         case let .duplicateName(path, tensor):
-            return "\(path): tensor '\(tensor)' appears more than once in the header"
+            return "\(path): tensor '\(tensor.escapedForMessage)' appears more than once in the header"
         case let .invalidTensorEntry(path, tensor, detail):
-            return "\(path): tensor '\(tensor)': \(detail)"
+            return "\(path): tensor '\(tensor.escapedForMessage)': \(detail)"
         case let .unknownDType(path, tensor, dtype):
-            return "\(path): tensor '\(tensor)' has unknown dtype '\(dtype)' (known: \(DType.allCases.map(\.rawValue).joined(separator: ", ")))"
+            return "\(path): tensor '\(tensor.escapedForMessage)' has unknown dtype '\(dtype.escapedForMessage)' (known: \(DType.allCases.map(\.rawValue).joined(separator: ", ")))"
         case let .invalidShape(path, tensor, value):
-            return "\(path): tensor '\(tensor)': shape entry \(value) is not a non-negative integer"
+            return "\(path): tensor '\(tensor.escapedForMessage)': shape entry \(value.escapedForMessage) is not a non-negative integer"
         case let .invalidDataOffsets(path, tensor, detail):
-            return "\(path): tensor '\(tensor)': data_offsets \(detail); expected [begin, end] of non-negative integers"
+            return "\(path): tensor '\(tensor.escapedForMessage)': data_offsets \(detail); expected [begin, end] of non-negative integers"
         case let .firstOffsetNotZero(path, tensor, begin):
-            return "\(path): tensor '\(tensor)' is first in the data buffer but begins at \(begin), not 0"
+            return "\(path): tensor '\(tensor.escapedForMessage)' is first in the data buffer but begins at \(begin), not 0"
         case let .gap(path, tensor, begin, previous, previousEnd):
-            return "\(path): tensor '\(tensor)' begins at \(begin) but '\(previous)' ends at \(previousEnd): \(begin - previousEnd) unused bytes between them"
+            return "\(path): tensor '\(tensor.escapedForMessage)' begins at \(begin) but '\(previous.escapedForMessage)' ends at \(previousEnd): \(begin - previousEnd) unused bytes between them"
         case let .overlap(path, tensor, begin, previous, previousEnd):
-            return "\(path): tensor '\(tensor)' begins at \(begin), inside '\(previous)' which ends at \(previousEnd): overlapping data"
+            return "\(path): tensor '\(tensor.escapedForMessage)' begins at \(begin), inside '\(previous.escapedForMessage)' which ends at \(previousEnd): overlapping data"
         case let .endBeforeBegin(path, tensor, begin, end):
-            return "\(path): tensor '\(tensor)' has data_offsets [\(begin), \(end)]: end before begin"
+            return "\(path): tensor '\(tensor.escapedForMessage)' has data_offsets [\(begin), \(end)]: end before begin"
         case let .sizeOverflow(path, tensor, shape, dtype):
-            return "\(path): tensor '\(tensor)': shape \(shape) of \(dtype) overflows the element or byte count"
+            return "\(path): tensor '\(tensor.escapedForMessage)': shape \(shape) of \(dtype) overflows the element or byte count"
         case let .spanMismatch(path, tensor, span, expected, shape, dtype):
-            return "\(path): tensor '\(tensor)' spans \(span) bytes but shape \(shape) of \(dtype) needs \(expected)"
+            return "\(path): tensor '\(tensor.escapedForMessage)' spans \(span) bytes but shape \(shape) of \(dtype) needs \(expected)"
         case let .bufferLengthMismatch(path, tensor, lastEnd, bufferLength):
-            let who = tensor.map { "the last tensor '\($0)' ends" } ?? "the tensors end"
+            let who = tensor.map { "the last tensor '\($0.escapedForMessage)' ends" } ?? "the tensors end"
             let why = lastEnd > bufferLength ? "past the end of the file (truncated, or a lying header)" : "before the end of the file (trailing bytes)"
             return "\(path): \(who) at data offset \(lastEnd) but the data buffer holds \(bufferLength) bytes: \(why)"
         case let .reservedTensorName(path):
             return "\(path): cannot write a tensor named '__metadata__': safetensors reserves that name for metadata"
+        case let .store(path, error):
+            return "\(path): \(error)"
         }
     }
 }

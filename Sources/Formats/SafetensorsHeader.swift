@@ -83,19 +83,9 @@ public struct SafetensorsHeader: Sendable {
             guard d.end >= d.begin else {
                 throw SafetensorsError.endBeforeBegin(path: path, tensor: d.name, begin: d.begin, end: d.end)
             }
-            var dims: [Int] = []
-            dims.reserveCapacity(d.shape.count)
-            var count = 1
-            var overflow = false
-            for v in d.shape {
-                guard v <= UInt64(Int.max) else { overflow = true; break }
-                dims.append(Int(v))
-                let (p, o) = count.multipliedReportingOverflow(by: Int(v))
-                if o { overflow = true; break }
-                count = p
-            }
-            let (bytes, o) = count.multipliedReportingOverflow(by: d.dtype.size)
-            guard !overflow, !o else {
+            let dims = d.shape.map { Int(clamping: $0) }
+            guard d.shape.allSatisfy({ $0 <= UInt64(Int.max) }),
+                  let bytes = Shape(dims).checkedByteCount(elementSize: d.dtype.size) else {
                 throw SafetensorsError.sizeOverflow(path: path, tensor: d.name, shape: d.shape, dtype: d.dtype.rawValue)
             }
             guard d.end - d.begin == bytes else {

@@ -57,9 +57,9 @@ extension TorchCheckpointReader {
             for i in (0..<8).reversed() { count = count << 8 | UInt64(bytes[position + i]) }
             position += 8
             let available = bytes.count - position
-            let (length, overflow) = Int(clamping: count).multipliedReportingOverflow(by: elementSize)
-            guard count <= UInt64(Int.max), !overflow, length <= available else {
-                throw TorchCheckpointError.storageTooSmall(path: path, key: key, claimedBytes: overflow ? Int.max : length,
+            let length = count <= UInt64(Int.max) ? Checked.product(Int(count), elementSize) : nil
+            guard let length, length <= available else {
+                throw TorchCheckpointError.storageTooSmall(path: path, key: key, claimedBytes: length ?? Int.max,
                                                             availableBytes: available)
             }
             guard storages[key] == nil else {

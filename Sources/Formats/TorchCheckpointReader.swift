@@ -155,9 +155,9 @@ struct TensorMaterializer {
             throw TorchCheckpointError.unsupportedDType(path: path, tensor: name, dtype: ref.torchDType)
         }
         var base = try storage(ref.key)
-        let (claimed, overflow) = ref.numel.multipliedReportingOverflow(by: storageElement)
-        guard !overflow, claimed <= base.count else {
-            throw TorchCheckpointError.storageTooSmall(path: path, key: ref.key, claimedBytes: overflow ? Int.max : claimed,
+        guard let claimed = Checked.product(ref.numel, storageElement), claimed <= base.count else {
+            throw TorchCheckpointError.storageTooSmall(path: path, key: ref.key,
+                                                        claimedBytes: Checked.product(ref.numel, storageElement) ?? Int.max,
                                                         availableBytes: base.count)
         }
 
@@ -168,10 +168,12 @@ struct TensorMaterializer {
             guard dtype.size == storageElement else {
                 throw TorchCheckpointError.invalidTensor(path: path, tensor: name, detail: "views a \(ref.torchDType) storage as \(t.torchDType)")
             }
-            let (end, o) = view.offset.addingReportingOverflow(view.numel)
-            guard !o, end <= ref.numel else {
-                throw TorchCheckpointError.storageTooSmall(path: path, key: view.key, claimedBytes: o ? Int.max : end * storageElement,
-                                                            availableBytes: claimed)
+            // end <= numel, whose byte count was checked above, so end × storageElement cannot overflow.
+            guard let end = Checked.sum(view.offset, view.numel), end <= ref.numel else {
+                throw TorchCheckpointError.storageTooSmall(
+                    path: path, key: view.key,
+                    claimedBytes: Checked.sum(view.offset, view.numel).flatMap { Checked.product($0, storageElement) } ?? Int.max,
+                    availableBytes: claimed)
             }
             firstElement = view.offset
             limitBytes = end * storageElement

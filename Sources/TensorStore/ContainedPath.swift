@@ -17,10 +17,10 @@ public enum ContainedPath {
 
         public var description: String {
             switch self {
-            case let .notRelative(p): return "'\(p)' is not a path relative to its folder"
-            case let .leavesFolder(p): return "'\(p)' leaves its folder ('..')"
-            case let .missing(p): return "'\(p)' does not exist"
-            case let .resolvesOutside(p): return "'\(p)' resolves outside its folder (a symbolic link?)"
+            case let .notRelative(p): return "'\(p.escapedForMessage)' is not a path relative to its folder"
+            case let .leavesFolder(p): return "'\(p.escapedForMessage)' leaves its folder ('..')"
+            case let .missing(p): return "'\(p.escapedForMessage)' does not exist"
+            case let .resolvesOutside(p): return "'\(p.escapedForMessage)' resolves outside its folder (a symbolic link?)"
             }
         }
     }

@@ -22,11 +22,22 @@ public struct ReadLimits: Sendable, Equatable {
     public static let defaultMemoryBytes = 4 << 30
     public static let environmentVariable = "DINOKIT_READ_MEMORY_LIMIT"
 
-    /// The defaults, with `DINOKIT_READ_MEMORY_LIMIT` applied when it is set (read once).
-    public static let `default`: ReadLimits = {
+    /// The defaults, with `DINOKIT_READ_MEMORY_LIMIT` applied when it is set (read once). An
+    /// invalid value cannot be reported from here, so it leaves the default: a program that lets
+    /// users set the variable checks it first with `fromEnvironment()` (the `dinokit` tool does,
+    /// at startup) so that a limit the user asked for is never silently ignored.
+    public static let `default`: ReadLimits = (try? fromEnvironment()) ?? ReadLimits()
+
+    /// The defaults with `DINOKIT_READ_MEMORY_LIMIT` applied; throws
+    /// `ReadLimitsError.invalidEnvironmentValue` when it is set to something `parseByteCount`
+    /// does not accept (`abc`, `-5`, `0`, an empty string).
+    public static func fromEnvironment() throws -> ReadLimits {
         guard let raw = getenv(environmentVariable).map({ String(cString: $0) }) else { return ReadLimits() }
-        return ReadLimits(memoryBytes: parseByteCount(raw) ?? defaultMemoryBytes)
-    }()
+        guard let bytes = parseByteCount(raw) else {
+            throw ReadLimitsError.invalidEnvironmentValue(variable: environmentVariable, value: raw)
+        }
+        return ReadLimits(memoryBytes: bytes)
+    }
 
     /// "123", "64K", "512M", "16G", "1T" (powers of 1024); nil when not a positive size.
     public static func parseByteCount(_ text: String) -> Int? {
@@ -38,6 +49,19 @@ public struct ReadLimits: Sendable, Equatable {
         }
         guard let n = Int(digits), n > 0, let bytes = Checked.product(n, scale) else { return nil }
         return bytes
+    }
+}
+
+/// A read limit the user set that cannot be applied.
+public enum ReadLimitsError: Error, CustomStringConvertible, Equatable {
+    case invalidEnvironmentValue(variable: String, value: String)
+
+    public var description: String {
+        switch self {
+        case let .invalidEnvironmentValue(variable, value):
+            return "\(variable)='\(value.escapedForMessage)' is not a size: give a positive number of bytes, "
+                + "optionally with a K, M, G or T suffix (powers of 1024), e.g. 16G; or unset it for the 4 GiB default"
+        }
     }
 }
 

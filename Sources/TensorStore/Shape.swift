@@ -12,12 +12,17 @@ public struct Shape: Hashable, Sendable, ExpressibleByArrayLiteral, CustomString
     public var checkedElementCount: Int? {
         var n = 1
         for d in dims {
-            guard d >= 0 else { return nil }
-            let (p, o) = n.multipliedReportingOverflow(by: d)
-            if o { return nil }
+            guard d >= 0, let p = Checked.product(n, d) else { return nil }
             n = p
         }
         return n
+    }
+
+    /// Bytes of this shape laid out contiguously in `elementSize`-byte elements, or nil as for
+    /// `checkedElementCount` (and when the byte count overflows). Readers compare it with the
+    /// bytes a file gives a tensor; `ViewExtent` computes it for strided views.
+    public func checkedByteCount(elementSize: Int) -> Int? {
+        checkedElementCount.flatMap { Checked.product($0, elementSize) }
     }
 
     /// Number of elements. Only call on shapes already validated (see `checkedElementCount`).

@@ -34,7 +34,7 @@ public struct Tensor: @unchecked Sendable {
 
     /// A new contiguous tensor that owns a copy of `bytes` (length must be numel × element size).
     public init(dtype: DType, shape: Shape, bytes: UnsafeRawBufferPointer) throws {
-        guard let n = shape.checkedElementCount, n.multipliedReportingOverflow(by: dtype.size) == (bytes.count, false) else {
+        guard shape.checkedByteCount(elementSize: dtype.size) == bytes.count else {
             throw TensorStoreError.invalidShape(what: "tensor", detail: "\(bytes.count) bytes do not hold \(shape) of \(dtype)")
         }
         try self.init(storage: Storage(copying: bytes), dtype: dtype, shape: shape)

@@ -28,7 +28,7 @@ public struct ViewExtent: Equatable, Sendable {
         guard offset >= 0, strides.allSatisfy({ $0 >= 0 }) else {
             throw invalid("negative offset \(offset) or strides \(strides)")
         }
-        guard let bytes = Checked.product(count, elementSize) else {
+        guard let bytes = Shape(shape).checkedByteCount(elementSize: elementSize) else {
             throw invalid("shape \(Shape(shape)) of \(elementSize)-byte elements is more than \(Int.max) bytes")
         }
         elementCount = count

@@ -157,11 +157,11 @@ final class NPZTests: XCTestCase {
 
     func testTruncatedArchive() throws {
         let path = try damaged("plain") { $0.removeLast($0.count / 2) }
-        guard case .cannotOpen? = npzError(path) else { return XCTFail("expected cannotOpen") }
+        guard case .zip(.notAZip)? = npzError(path) else { return XCTFail("expected zip(notAZip)") }
     }
 
     func testNotAnArchive() throws {
-        guard case .cannotOpen? = npzError(fixturePath("npz/expected/f32.npy")) else { return XCTFail("expected cannotOpen") }
+        guard case .zip(.notAZip)? = npzError(fixturePath("npz/expected/f32.npy")) else { return XCTFail("expected zip(notAZip)") }
     }
 
     func testCorruptDataFailsTheCRC() throws {
@@ -169,7 +169,7 @@ final class NPZTests: XCTestCase {
             let start = try XCTUnwrap((0..<bytes.count).first { bytes[$0] == 0x93 && bytes[$0 + 1] == 0x4E })
             bytes[start + 151] ^= 0xFF // last byte of f32.npy
         }
-        guard case let .readFailed(_, member, message)? = npzError(path) else { return XCTFail("expected readFailed") }
+        guard case let .zip(.readFailed(_, member, message))? = npzError(path) else { return XCTFail("expected zip(readFailed)") }
         XCTAssertEqual(member, "f32.npy")
         XCTAssertTrue(message.uppercased().contains("CRC"), message)
     }
@@ -178,19 +178,17 @@ final class NPZTests: XCTestCase {
         let path = try damaged("plain") { bytes in
             put32(0x7FFF_FFF0, at: try centralHeader(bytes, "f16.npy") + 24, in: &bytes)
         }
-        guard case let .memberTooLarge(_, member, size, limit)? = npzError(path) else { return XCTFail("expected memberTooLarge") }
-        XCTAssertEqual(member, "f16.npy")
-        XCTAssertEqual(size, 0x7FFF_FFF0)
-        XCTAssertLessThan(limit, 4096)
+        // A stored member's two sizes must agree; the size is never believed alone.
+        guard case let .zip(.corrupt(_, detail))? = npzError(path) else { return XCTFail("expected zip(corrupt)") }
+        XCTAssertTrue(detail.contains("'f16.npy'") && detail.contains("\(0x7FFF_FFF0)"), detail)
     }
 
     func testDeflateBombRatioIsRefused() throws {
         let path = try damaged("compressed") { bytes in
             put32(2_000_000, at: try centralHeader(bytes, "f16.npy") + 24, in: &bytes) // 77 compressed bytes
         }
-        guard case let .memberTooLarge(_, member, size, _)? = npzError(path) else { return XCTFail("expected memberTooLarge") }
-        XCTAssertEqual(member, "f16.npy")
-        XCTAssertEqual(size, 2_000_000)
+        guard case let .zip(.corrupt(_, detail))? = npzError(path) else { return XCTFail("expected zip(corrupt)") }
+        XCTAssertTrue(detail.contains("'f16.npy' claims 2000000 bytes"), detail)
     }
 
     func testMemberThatIsNotNPY() throws {
@@ -212,8 +210,59 @@ final class NPZTests: XCTestCase {
         }
         switch npzError(path) {
         case let .duplicateName(_, name)?: XCTAssertEqual(name, "f32")
-        case let .cannotOpen(_, message)?: XCTAssertTrue(message.lowercased().contains("duplicate") || message.contains("inconsistent"), message)
+        case let .zip(.duplicateEntry(_, name))?: XCTAssertEqual(name, "f32.npy")
         default: XCTFail("expected a duplicate-name error")
         }
+    }
+
+    // MARK: hostile archives: memory charged to the read, names escaped
+
+    /// Inflating is charged to the read's budget: a deflated member that fits deflate's ratio
+    /// still cannot make the read allocate more than `ReadLimits.memoryBytes`.
+    func testInflationIsChargedToTheReadsMemoryLimit() throws {
+        let path = fixturePath("npz/compressed.npz")
+        XCTAssertNoThrow(try NPZ.read(path: path, limits: ReadLimits(memoryBytes: 1 << 20)))
+        do {
+            _ = try NPZ.read(path: path, limits: ReadLimits(memoryBytes: 64))
+            XCTFail("read within 64 bytes")
+        } catch let error as NPZError {
+            guard case .store(_, .memoryLimitExceeded(_, _, 64)) = error else { return XCTFail("\(error)") }
+            assertOneLine(error.description)
+            XCTAssertTrue(error.description.contains("DINOKIT_READ_MEMORY_LIMIT"), error.description)
+        }
+    }
+
+    /// A stored member is mapped, but byte-swapping a big-endian array allocates its size: charged.
+    func testByteSwappingIsChargedToTheReadsMemoryLimit() throws {
+        let dir = makeTemporaryDirectory()
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
+        let dict = "{'descr': '>f4', 'fortran_order': False, 'shape': (256,), }"
+        let header = dict + String(repeating: " ", count: (64 - (10 + dict.utf8.count + 1) % 64) % 64) + "\n"
+        let npy: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count), 0] + Array(header.utf8) + [UInt8](repeating: 1, count: 1024)
+        try Data(npy).write(to: URL(fileURLWithPath: dir + "/big.npy"))
+        XCTAssertEqual(try NPY.read(path: dir + "/big.npy").elementCount, 256)
+        XCTAssertThrowsError(try NPY.read(path: dir + "/big.npy", limits: ReadLimits(memoryBytes: 1000))) { error in
+            guard case .memoryLimitExceeded(_, 1024, 1000)? = error as? TensorStoreError else { return XCTFail("\(error)") }
+        }
+    }
+
+    /// A zip whose member names hold a newline and a terminal escape: `Checkpoint.read` routes a
+    /// zip without data.pkl to NPZ, whose messages used to print the names raw.
+    func testMemberNamesAreEscapedInMessages() throws {
+        for fixture in ["hostile/pth-escape-entry.pth"] {
+            do {
+                _ = try Checkpoint.read(path: fixturePath(fixture))
+                XCTFail("read \(fixture)")
+            } catch {
+                guard case .notNPY(_, let member)? = error as? NPZError else { return XCTFail("\(error)") }
+                XCTAssertTrue(member.contains("\u{1b}"))
+                assertOneLine("\(error)")
+                XCTAssertTrue("\(error)".contains("\\n\\u{1b}[2J"), "\(error)")
+            }
+        }
+    }
+
+    func assertOneLine(_ message: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertFalse(message.unicodeScalars.contains { $0.properties.generalCategory == .control }, message, file: file, line: line)
     }
 }

@@ -147,4 +147,61 @@ final class ONNXReaderHostileInputTests: XCTestCase {
         let model = try ONNXModelReader.readModel(path: dir + "/m.onnx")
         XCTAssertEqual(model.nodes.count, 1)
     }
+
+    /// Typed data is decoded into memory: a packed field of n bytes holds up to n varints, each
+    /// held as 8 bytes, so it is charged to the read's budget before it is decoded.
+    func testTypedDataIsChargedToTheReadsMemoryLimit() throws {
+        var packed = ProtoBytes()
+        for _ in 0..<1000 { packed.varint(1) }
+        let model = ProtoBytes.model(initializers: [.tensor(name: "i", dims: [1000], dataType: 7) { $0.bytes(7, packed.bytes) }])
+        try write(model, to: dir + "/typed.onnx")
+        XCTAssertEqual(try ONNXModelReader.read(path: dir + "/typed.onnx", limits: ReadLimits(memoryBytes: 1 << 20))["i"]?.elementCount, 1000)
+        XCTAssertThrowsError(try ONNXModelReader.read(path: dir + "/typed.onnx", limits: ReadLimits(memoryBytes: 4000))) { error in
+            guard case .store(_, .memoryLimitExceeded(_, 8000, 4000))? = error as? ONNXError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("initializer 'i'"), "\(error)")
+        }
+    }
+
+    /// Names and external-data locations come from the file: escaped, one line. A length near
+    /// Int.max used to overflow while the message was being built (offset + length).
+    func testNamesAreEscapedAndHugeLengthsDoNotTrap() throws {
+        try write(floatBytes([1, 2, 3, 4]), to: dir + "/data.bin")
+        func oneLine(_ e: Error) -> Bool { !"\(e)".unicodeScalars.contains { $0.properties.generalCategory == .control } }
+        let evil = "w\n\u{1b}[2J"
+        for bytes in [ProtoBytes.model(initializers: [.tensor(name: evil, dims: [-1], dataType: 1, raw: [])]),
+                      ProtoBytes.model(initializers: [.tensor(name: "w", dims: [4], dataType: 1, external: [("location", "x\n\u{1b}[2J.bin")])])] {
+            XCTAssertThrowsError(try read(bytes)) { e in
+                XCTAssertTrue(e is ONNXError && oneLine(e), "\(e)")
+                XCTAssertTrue("\(e)".contains("\\n\\u{1b}[2J"), "\(e)")
+            }
+        }
+        assertONNXError(ProtoBytes.model(initializers: [.tensor(name: "w", dims: [4], dataType: 1,
+                                                                external: [("location", "data.bin"), ("offset", "12"), ("length", "\(Int.max)")])]),
+                        "lie outside data.bin")
+    }
+
+    /// Name recovery for torch.onnx exports follows MatMul outputs to their Adds. 20,000 MatMuls
+    /// that all write "y", read by 20,000 Adds, was 4 × 10^8 steps (minutes); each value is now
+    /// followed once.
+    func testNameRecoveryIsLinearInTheGraph() throws {
+        var g = ProtoBytes()
+        func node(_ op: String, _ inputs: [String], _ output: String) {
+            var n = ProtoBytes()
+            for i in inputs { n.string(1, i) }
+            n.string(2, output)
+            n.string(4, op)
+            g.message(1, n)
+        }
+        for _ in 0..<20_000 { node("MatMul", ["x", "W"], "y") }
+        for _ in 0..<20_000 { node("Add", ["y", "b"], "z") }
+        g.message(5, .tensor(name: "patch_embed.proj.weight", dims: [1], dataType: 1, raw: floatBytes([1])))
+        g.message(5, .tensor(name: "W", dims: [1, 1], dataType: 1, raw: floatBytes([2])))
+        var m = ProtoBytes()
+        m.int(1, 8)
+        m.message(7, g)
+        let start = Date()
+        let store = try read(m.bytes)
+        XCTAssertNotNil(store["patch_embed.proj.weight"])
+        XCTAssertLessThan(Date().timeIntervalSince(start), 20, "name recovery is super-linear")
+    }
 }

@@ -26,7 +26,7 @@ enum MetadataTensor {
         }
         guard let bytes = Base64.decode(parts[2]) else { throw LayoutError.badMetadata(key: key, reason: "invalid base64") }
         let shape = Shape(dims)
-        guard let n = shape.checkedElementCount, n.multipliedReportingOverflow(by: dtype.size) == (bytes.count, false) else {
+        guard shape.checkedByteCount(elementSize: dtype.size) == bytes.count else {
             throw LayoutError.badMetadata(key: key, reason: "\(bytes.count) bytes do not hold \(dtype) \(shape)")
         }
         return try bytes.withUnsafeBytes { try Tensor(dtype: dtype, shape: shape, bytes: $0) }

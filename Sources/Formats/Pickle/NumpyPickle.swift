@@ -80,11 +80,10 @@ public enum NumpyPickle {
     }
 
     private static func made(dtype: DType, shape: [Int], fortran: Bool, data: [UInt8]) throws -> Array {
-        guard let count = Shape(shape).checkedElementCount else {
+        guard Shape(shape).checkedElementCount != nil else {
             throw NumpyPickleError.malformed("shape \(shape) overflows")
         }
-        let (expected, overflow) = count.multipliedReportingOverflow(by: dtype.size)
-        guard !overflow, expected == data.count else {
+        guard Shape(shape).checkedByteCount(elementSize: dtype.size) == data.count else {
             throw NumpyPickleError.sizeMismatch(shape: shape, dtype: dtype, bytes: data.count)
         }
         if fortran && shape.count > 1 {

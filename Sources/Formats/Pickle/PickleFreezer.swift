@@ -1,3 +1,5 @@
+import TensorStore
+
 /// Turns the unpickler's arena into an immutable `PickleValue`. Each arena object is frozen once
 /// and shared by every reference to it, so the work is linear in the pickle. This is where the
 /// value's shape is bounded: nesting depth (a deep value would crash whoever recurses over it),
@@ -41,8 +43,7 @@ struct Freezer {
             out.reserveCapacity(items.count)
             for item in items {
                 let (v, s) = try freeze(item, depth: depth + 1)
-                let (sum, overflow) = size.addingReportingOverflow(s)
-                size = overflow ? Int.max : sum
+                size = Checked.sum(size, s) ?? Int.max
                 guard size <= limits.maxExpandedNodes else {
                     throw PickleError.limitExceeded(
                         what: "objects reachable as a tree (shared references expand too far: memo bomb?)",

@@ -240,8 +240,8 @@ public final class ZipArchive {
                 uncompressedSize = compressedSize
             case 8:
                 // Deflate expands at most ~1032:1: a larger claim would make us allocate what the file cannot hold.
-                let (bound, overflow) = compressedSize.multipliedReportingOverflow(by: 1032)
-                guard uncompressed <= UInt64(overflow ? Int.max : bound + 1024) else {
+                let bound = Checked.product(compressedSize, 1032).flatMap { Checked.sum($0, 1024) } ?? Int.max
+                guard uncompressed <= UInt64(bound) else {
                     throw ZipError.corrupt(path: path, detail: "deflated entry '\(name.escapedForMessage)' claims \(uncompressed) bytes from \(compressedSize)")
                 }
                 uncompressedSize = Int(uncompressed)
