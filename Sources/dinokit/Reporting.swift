@@ -1,18 +1,6 @@
 import ArgumentParser
 import Foundation
 
-/// Errors print as one line on stderr and exit non-zero; a command body runs inside this.
-func runReportingErrors(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as ExitCode {
-        throw error
-    } catch {
-        FileHandle.standardError.write(Data("dinokit: error: \(error)\n".utf8))
-        throw ExitCode.failure
-    }
-}
-
 /// A file a command skipped, and why (`skipped` in every --json summary that reads images).
 struct SkippedFile: Encodable {
     var file: String
