@@ -17,6 +17,9 @@ struct SkippedFile: Encodable {
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    // One key style for every command (docs/json-output.md): Swift property names become snake_case;
+    // dictionary keys (tensor names, metadata) are data and stay as they are.
+    encoder.keyEncodingStrategy = .convertToSnakeCase
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
