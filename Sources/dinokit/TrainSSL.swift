@@ -32,7 +32,7 @@ struct TrainSSL: ParsableCommand {
     @Option(help: "Run folder to create.")
     var out: String?
 
-    @Option(help: "Continue the run in this folder from its latest checkpoint.")
+    @Option(help: "Continue the run in this folder from its latest checkpoint; 'auto': continue --out if it has a checkpoint, else start it. Settings repeated from the run must equal its own.")
     var resume: String?
 
     @Option(help: "Run settings as JSON or YAML (.yaml/.yml; keys as in a run's config.json).")
@@ -93,10 +93,11 @@ struct TrainSSL: ParsableCommand {
         var checkpoint: String?
     }
 
-    func resolvedConfig() throws -> SSLRunConfig {
-        var c = SSLRunConfig()
+    /// Settings: `base` (the defaults, or a resumed run's own) < --config file < options.
+    func resolvedConfig(over base: SSLRunConfig = SSLRunConfig()) throws -> SSLRunConfig {
+        var c = base
         if let config {
-            c = try SSLRunConfig.load(file: config)
+            c = try SSLRunConfig.load(file: config, over: base)
         }
         if let epochs { c.epochs = epochs }
         if let batch { c.batchSize = batch }
@@ -134,13 +135,9 @@ struct TrainSSL: ParsableCommand {
         let started = monotonicSeconds()
         let run: SSLRun
         var knn: KNNMonitor?
-        if let resume {
-            let settings: [Any?] = [weights, config, out, epochs, batch, lr, seed, localCrops, prototypes, freezeBlocks,
-                                    headsWarmupSteps, checkpointEvery]
-            guard settings.allSatisfy({ $0 == nil }) else {
-                throw ValidationError("--resume takes the weights and every setting from the run's checkpoint; give only --data (the same folder), --knn-data, --threads, --stop-after")
-            }
+        if let resume = try resumeFolder() {
             let (_, _, info) = try RunCheckpoint.read(path: try RunCheckpoint.path(run: resume))
+            try checkRepeatedSettings(recorded: info.config, run: resume)
             knn = try knnData.map { try Self.knnMonitor($0, config: info.config, parallelism: parallelism) }
             let patch = try patchSize(runCheckpoint: resume)
             run = try SSLRun(resuming: resume, source: try Self.source(info.config, data: data, patch: patch, parallelism: parallelism),
@@ -224,6 +221,47 @@ struct TrainSSL: ParsableCommand {
             if !skipped.isEmpty { print("skipped \(skipped.count) unreadable file(s) (--data and --knn-data)") }
             print("\(run.folder): \(run.step)/\(run.totalSteps) steps, \(String(format: "%.1f", summary.imagesPerSecond)) images/s in the steps; checkpoint \(summary.checkpoint ?? "-")")
         }
+    }
+
+    /// The run to continue: --resume RUN, or with --resume auto the --out folder when it has a
+    /// checkpoint (nil: start a new run in --out).
+    func resumeFolder() throws -> String? {
+        guard resume == "auto" else { return resume }
+        guard let out else { throw ValidationError("--resume auto needs --out (the run folder to continue or start)") }
+        return (try? RunCheckpoint.path(run: out)) != nil ? out : nil
+    }
+
+    /// Resuming, the command line may repeat the run's settings, so that one command both starts
+    /// and continues a run; a setting that differs from the run's (config.json) is refused, each
+    /// named. --weights is accepted as it is: it only chose the start, and the run records its
+    /// state in the checkpoint, not the path it started from.
+    func checkRepeatedSettings(recorded: SSLRunConfig, run folder: String) throws {
+        var conflicts: [String] = []
+        if let out, Self.samePath(out, folder) == false {
+            conflicts.append("--out \(out) is not the resumed run \(folder)")
+        }
+        let wanted = try resolvedConfig(over: recorded)
+        let mine = try Self.settings(wanted), theirs = try Self.settings(recorded)
+        for key in mine.keys.sorted() where mine[key] != theirs[key] {
+            conflicts.append("\(key) \(mine[key] ?? "unset") (the run has \(theirs[key] ?? "unset"))")
+        }
+        guard conflicts.isEmpty else {
+            throw ValidationError("--resume \(folder): settings differ from the run's: \(conflicts.joined(separator: "; "))")
+        }
+    }
+
+    /// A config as config.json's keys, each value as compact JSON text (comparable, printable).
+    static func settings(_ c: SSLRunConfig) throws -> [String: String] {
+        let object = try JSONSerialization.jsonObject(with: try c.encoded()) as? [String: Any] ?? [:]
+        return try object.mapValues { value in
+            String(decoding: try JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys]), as: UTF8.self)
+                .dropFirst().dropLast().description
+        }
+    }
+
+    static func samePath(_ a: String, _ b: String) -> Bool {
+        func normal(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+        return normal(a) == normal(b)
     }
 
     /// The k-NN monitor, evaluated at the training resolution (eval resize/crop ratio 256/224, as DINOv2's).
