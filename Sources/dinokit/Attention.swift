@@ -16,8 +16,7 @@ struct Attention: ParsableCommand {
         its label) and coloured dark to bright, next to the image and the mean over heads.
         """)
 
-    @Option(help: "Model weights (any format DinoKit reads).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Argument(help: "Image (JPEG, PNG).")
     var image: String
@@ -43,13 +42,13 @@ struct Attention: ParsableCommand {
     func run() throws {
         let start = monotonicSeconds()
         guard size > 0 else { throw ValidationError("--size must be positive") }
-        try checkOutputs(files: [out], inputs: [weights, image])
-        let model = try pictureModel(weights: weights, options: modelOptions)
+        try checkOutputs(files: [out], inputs: [weightsOption.weights, image])
+        let model = try pictureModel(weights: weightsOption.weights, options: modelOptions)
         let p = model.config.patchSize
         let (input, x) = try pictureInput(path: image, size: size, patch: p)
         let attention = try model.lastBlockAttention(x)
         let heads = attention.clsToPatches(image: 0)
-        let name = weightsLabel(weights)
+        let name = weightsLabel(weightsOption.weights)
         let picture = try FeaturePictures.attention(image: input, heads: heads, rows: attention.patchRows,
                                                     cols: attention.patchCols, patch: p,
                                                     title: "cls attention, last block  \(name)")

@@ -35,8 +35,7 @@ struct Embed: ParsableCommand {
 
     enum Preset: String, ExpressibleByArgument { case eval, resize }
 
-    @Option(help: "Model weights (any format DinoKit reads).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Argument(help: "Image files (JPEG, PNG).")
     var files: [String] = []
@@ -121,9 +120,9 @@ struct Embed: ParsableCommand {
         }
         guard !paths.isEmpty else { throw ValidationError("no image files to embed") }
         let outputs = [out, Embedder.fileListPath(out)] + (labels.map { [$0, Embedder.classesPath(labels: $0)] } ?? [])
-        try checkOutputs(files: outputs, inputs: [weights, list, dir] + paths)
+        try checkOutputs(files: outputs, inputs: [weightsOption.weights, list, dir] + paths)
 
-        let model = try Model(store: loadWeights(path: weights), numHeads: modelOptions.numHeads,
+        let model = try Model(store: loadWeights(path: weightsOption.weights), numHeads: modelOptions.numHeads,
                               parallelism: modelOptions.parallelism)
         let meanValues = try parseTriple(mean, option: "--mean") ?? Preprocess.imageNetMean
         let stdValues = try parseTriple(std, option: "--std") ?? Preprocess.imageNetStd
@@ -134,7 +133,7 @@ struct Embed: ParsableCommand {
         }
         let embedder = Embedder(model: model, preprocess: preprocess, output: output, batchSize: batch,
                                 decodeThreads: model.parallelism.threads)
-        let key = embedder.key(paths: paths, weightsID: weightsIdentity(weights))
+        let key = embedder.key(paths: paths, weightsID: weightsIdentity(weightsOption.weights))
 
         let showBar = !progress.quiet && ProgressBar.stderrIsTerminal
         // Counts this run's files (so images/s is this run's rate after resuming).

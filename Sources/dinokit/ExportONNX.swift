@@ -18,8 +18,7 @@ struct ExportONNX: ParsableCommand {
         weights.safetensors` gives the weights back bit for bit.
         """)
 
-    @Option(help: "DINOv2 weights (.pth, .safetensors, HF folder; any layout DinoKit reads).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Option(help: "Output .onnx path (external data goes beside it as <name>.data).")
     var out: String
@@ -83,15 +82,15 @@ struct ExportONNX: ParsableCommand {
         }
         options.interpolation = semantics
 
-        try checkOutputs(files: [out] + (externalData ? [out + ".data"] : []), inputs: [weights])
-        let (_, store) = try Checkpoint.read(path: weights)
+        try checkOutputs(files: [out] + (externalData ? [out + ".data"] : []), inputs: [weightsOption.weights])
+        let (_, store) = try Checkpoint.read(path: weightsOption.weights)
         let summary = try DINOv2ONNXExporter.export(store: store, to: out, options: options)
         let seconds = monotonicSeconds() - start
         if jsonOption.json {
             try printJSON(Report(summary: summary, seconds: seconds))
             return
         }
-        print("\(weights) -> \(out): \(summary.variant), opset \(summary.opset), input \(summary.imageSize), \(summary.dtype) weights")
+        print("\(weightsOption.weights) -> \(out): \(summary.variant), opset \(summary.opset), input \(summary.imageSize), \(summary.dtype) weights")
         for i in summary.inputs { print("  input  \(i)") }
         for o in summary.outputs { print("  output \(o)") }
         var sizes = "\(summary.nodes) nodes, \(summary.initializers) initializers, \(humanBytes(summary.modelBytes))"

@@ -16,8 +16,7 @@ struct Forward: ParsableCommand {
         (get_intermediate_layers(x, n=[i], return_class_token=True, norm=True)).
         """)
 
-    @Option(help: "Weights in any format and layout DinoKit reads (.pth, .safetensors, HF folder, timm, training checkpoint).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Option(help: "Input .npy, float32 (B, 3, H, W), H and W multiples of the patch size.")
     var input: String
@@ -47,9 +46,9 @@ struct Forward: ParsableCommand {
 
     func run() throws {
         let start = monotonicSeconds()
-        try checkOutputs(files: [out], inputs: [weights, input, masks])
+        try checkOutputs(files: [out], inputs: [weightsOption.weights, input, masks])
         let blocks = try parseIndexList(intermediate, option: "--intermediate")
-        var model = try Model(store: loadWeights(path: weights), numHeads: modelOptions.numHeads,
+        var model = try Model(store: loadWeights(path: weightsOption.weights), numHeads: modelOptions.numHeads,
                               parallelism: modelOptions.parallelism)
         model.interpolation = .semantics(interpolation, registerTokens: model.config.registerTokens)
         let x = try NPY.read(path: input)

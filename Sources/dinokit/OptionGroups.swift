@@ -30,6 +30,13 @@ struct ThreadsOption: ParsableArguments {
     var parallelism: Parallelism { threads.map { Parallelism(threads: $0) } ?? .fromEnvironment }
 }
 
+/// --weights, for the commands that need one model's weights (train ssl, probe, bench and verify
+/// take them optionally, with their own alternatives, and declare their own).
+struct WeightsOption: ParsableArguments {
+    @Option(help: "Model weights in any format and layout DinoKit reads (.pth, .safetensors, HF folder, timm, training checkpoint).")
+    var weights: String
+}
+
 /// The options of every command that builds a model from weights: --num-heads and --threads.
 struct ModelOptions: ParsableArguments {
     @OptionGroup var heads: HeadsOption

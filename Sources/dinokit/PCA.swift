@@ -22,8 +22,7 @@ struct PCA: ParsableCommand {
         background is black. Each patch is drawn as a block of patch-size pixels beside the image.
         """)
 
-    @Option(help: "Model weights (any format DinoKit reads).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Argument(help: "Images (JPEG, PNG); their patches share one PCA.")
     var images: [String]
@@ -52,13 +51,13 @@ struct PCA: ParsableCommand {
     func run() throws {
         let start = monotonicSeconds()
         guard !images.isEmpty else { throw ValidationError("give at least one image") }
-        try checkOutputs(files: [out], inputs: [weights] + images)
+        try checkOutputs(files: [out], inputs: [weightsOption.weights] + images)
         guard size > 0 else { throw ValidationError("--size must be positive") }
         let mode: ForegroundThreshold
         if threshold == "auto" { mode = .auto } else if let v = Double(threshold) { mode = .value(v) } else {
             throw ValidationError("--threshold: 'auto' or a number, got '\(threshold)'")
         }
-        let model = try pictureModel(weights: weights, options: modelOptions)
+        let model = try pictureModel(weights: weightsOption.weights, options: modelOptions)
         let p = model.config.patchSize
         var items: [PatchFeatures] = []
         for path in images {
@@ -68,7 +67,7 @@ struct PCA: ParsableCommand {
                                        cols: input.width / p, dim: model.config.embedDim))
         }
         let map = try PatchPCAMap(items, threshold: mode)
-        let name = weightsLabel(weights)
+        let name = weightsLabel(weightsOption.weights)
         let picture = try FeaturePictures.pca(items, map: map, patch: p, title: "PCA of patch features  \(name)")
         try PNGEncoder.write(picture, to: out)
         let summary = Summary(out: out, threshold: map.threshold,

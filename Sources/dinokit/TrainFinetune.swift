@@ -32,8 +32,7 @@ struct TrainFinetune: ParsableCommand {
         metadata), confusion.png, summary.json and, in full mode, backbone.safetensors (hub names).
         """)
 
-    @Option(help: "Backbone weights (any format DinoKit reads).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Option(help: "Labelled ImageFolder tree (one subfolder per class).")
     var data: String
@@ -114,7 +113,7 @@ struct TrainFinetune: ParsableCommand {
         s.resize = resize ?? imageSize * 256 / 224
         try s.validate()
         let parallelism = modelOptions.parallelism
-        let run = FinetuneRun(weights: weights, data: data, validationData: valData, out: out, settings: s,
+        let run = FinetuneRun(weights: weightsOption.weights, data: data, validationData: valData, out: out, settings: s,
                               parallelism: parallelism, showProgress: !progress.quiet && ProgressBar.stderrIsTerminal)
         run.numHeads = modelOptions.numHeads
         let quiet = progress.quiet, json = jsonOption.json

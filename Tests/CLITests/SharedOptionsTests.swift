@@ -58,6 +58,18 @@ final class SharedOptionsTests: XCTestCase {
         }
     }
 
+    /// The commands that need one model's weights share --weights (probe, bench, train ssl and
+    /// verify take them optionally, with alternatives, and explain them in their own words).
+    func testRequiredWeightsHaveOneHelpText() throws {
+        var texts: Set<String> = []
+        for command in [["forward"], ["embed"], ["pca"], ["attention"], ["export-onnx"], ["train", "finetune"]] {
+            let help = try dinokit(command + ["--help"])
+            let text = try XCTUnwrap(Self.helpText(of: "--weights", in: help.stdout), "\(command) has --weights")
+            texts.insert(text)
+        }
+        XCTAssertEqual(texts.count, 1, "\(texts)")
+    }
+
     func testThreadsAndHeadsAreCheckedTheSameEverywhere() throws {
         let cases: [[String]] = [
             ["forward", "--weights", "w", "--input", "i.npy", "--out", "o.npz", "--threads", "0"],
