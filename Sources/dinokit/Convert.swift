@@ -88,9 +88,8 @@ struct Convert: ParsableCommand {
         if let numHeads = heads.numHeads {
             store.metadata["num_heads"] = String(numHeads)
         }
-        if let warning = headsWarning(store, inputLayout: inputLayout, format: format) {
-            FileHandle.standardError.write(Data("dinokit: warning: \(warning)\n".utf8))
-        }
+        // Decided on the hub-named store, said once the file is written (a failed write says only its error).
+        let warning = headsWarning(store, inputLayout: inputLayout, format: format)
         if let dtype {
             guard let target = DType(rawValue: dtype.uppercased()), [.f32, .f16, .bf16].contains(target) else {
                 throw ValidationError("--dtype must be f32, f16 or bf16, not '\(dtype)'")
@@ -106,6 +105,7 @@ struct Convert: ParsableCommand {
             }
             try Checkpoint.write(store, to: output, format: format)
         }
+        if let warning { FileHandle.standardError.write(Data("dinokit: warning: \(warning)\n".utf8)) }
         let summary = Summary(input: input, output: output, inputFormat: inputFormat.rawValue, inputLayout: inputLayout.rawValue,
                               outputFormat: format.rawValue, outputLayout: outputLayout.rawValue,
                               tensors: store.count, bytes: store.byteCount, seconds: monotonicSeconds() - start)
