@@ -35,6 +35,25 @@ struct CommandPath {
         return path
     }
 
+    /// The first --option in `arguments` that the command does not have, with the nearest one it
+    /// has. ArgumentParser reports a missing required option before an unknown one, which hides
+    /// the typo that made it missing ("--wieghts W" -> "missing --weights").
+    func unknownOption(in arguments: [String]) -> UsageError? {
+        guard let command = commands.last else { return nil }
+        // Every --name in the help (its options, and names its text mentions: a superset is safe).
+        let help = command.helpMessage(includeHidden: true, columns: 10_000)
+        let known = Set(help.matches(of: /--[A-Za-z0-9][A-Za-z0-9-]*/).map { String($0.output) }).union(["--help", "--version"])
+        for argument in arguments {
+            if argument == "--" { break }
+            guard argument.hasPrefix("--") else { continue }
+            let name = String(argument.split(separator: "=", maxSplits: 1)[0])
+            guard !known.contains(name) else { continue }
+            let hint = Self.nearest(name, among: known.sorted()).map { "did you mean '\($0)'? \(helpHint)" } ?? helpHint
+            return UsageError(message: "unknown option '\(name)'", hint: hint)
+        }
+        return nil
+    }
+
     /// The candidate closest to `word` by edit distance, if it is close enough to be a typo
     /// (at most a third of the word's letters, at least one).
     static func nearest(_ word: String, among candidates: [String]) -> String? {

@@ -31,6 +31,7 @@ struct DinoKitCommand: ParsableCommand {
         } catch {
             // --help and --version are "errors" that exit 0; ArgumentParser prints them.
             if exitCode(for: error) == .success { exit(withError: error) }
+            if let unknown = path.unknownOption(in: arguments) { ErrorReport.usage(unknown.message, hint: unknown.hint) }
             ErrorReport.usage(message(for: error), hint: path.helpHint)
         }
         do {

@@ -66,6 +66,12 @@ final class TypoSuggestionTests: XCTestCase {
         assertUsageError(r, contains: "unknown option '--intermediat'", hint: "did you mean '--intermediate'? see 'dinokit forward --help'")
     }
 
+    /// A mistyped required option is reported as unknown, not as the required one missing.
+    func testMistypedRequiredOptionIsNotReportedAsMissing() throws {
+        let r = try dinokit(["forward", "--wieghts", "w", "--input", "i.npy", "--out", "o.npz"])
+        assertUsageError(r, contains: "unknown option '--wieghts'", hint: "did you mean '--weights'? see 'dinokit forward --help'")
+    }
+
     func testEditDistanceCountsATranspositionOnce() throws {
         // Through the binary: a transposition ("inspcet") and a substitution ("sll") are one edit.
         XCTAssertTrue(try dinokit(["verfiy"]).stderr.contains("did you mean 'dinokit verify'?"))
