@@ -57,5 +57,7 @@ let package = Package(
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "DINOv2", "Images", "Formats", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "DINOv2", "Evaluation", "Images", "Kernels", "Formats", "TestSupport"]),
         .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "Formats", "TestSupport"]),
+        // Runs the built dinokit binary (an executable target cannot be imported by tests here).
+        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
     ]
 )

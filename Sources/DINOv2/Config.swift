@@ -110,7 +110,7 @@ public struct Config: Sendable, Equatable, CustomStringConvertible {
         }
         guard let heads = numHeads ?? arch.numHeads else {
             throw DINOv2Error.unsupportedArchitecture(
-                "cannot infer the number of heads for width \(arch.embedDim) (not a multiple of 64); record 'num_heads' in the weights' metadata")
+                "cannot infer the number of heads for width \(arch.embedDim) (not a multiple of 64); pass --num-heads N, or record 'num_heads' in the weights' metadata (dinokit convert --num-heads N)")
         }
         let config = Config(embedDim: arch.embedDim, depth: arch.depth, numHeads: heads, patchSize: arch.patchSize,
                             inChannels: arch.inChannels, registerTokens: arch.registerTokens,

@@ -213,7 +213,7 @@ public enum HFFolderError: Error, CustomStringConvertible, Equatable {
         case let .badConfig(path, reason): return "\(path): \(reason)"
         case let .badIndex(path, reason): return "\(path): \(reason)"
         case let .unknownHeads(d):
-            return "number of attention heads unknown for width \(d) (not a multiple of 64); set metadata num_heads"
+            return "number of attention heads unknown for width \(d) (not a multiple of 64); pass --num-heads N (or set metadata num_heads)"
         case let .unsupported(reason): return "cannot write an HF folder: \(reason)"
         case let .configContradicts(path, field, config, tensors):
             return "\(path): \(field) is \(config) but the tensors say \(tensors); correct or remove the field"

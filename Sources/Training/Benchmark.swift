@@ -3,7 +3,7 @@ import Foundation
 import Kernels
 import TensorStore
 
-/// Times whole training steps (`dinokit train-step --bench`): by default the step of
+/// Times whole training steps (`dinokit train step --bench`): by default the step of
 /// Scripts/bench-sslstep-pytorch — ViT-S/14 student and teacher (img 224, GELU MLP, LayerScale),
 /// the default-config DINO head (hidden 2048, bottleneck 256, K 65536, iBOT shared), per image
 /// 2 global 224² and 8 local 98² crops, centering, batch 8 — on synthetic weights and crops.

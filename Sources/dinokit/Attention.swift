@@ -16,8 +16,7 @@ struct Attention: ParsableCommand {
         its label) and coloured dark to bright, next to the image and the mean over heads.
         """)
 
-    @Option(help: "Model weights (any format DinoKit reads).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Argument(help: "Image (JPEG, PNG).")
     var image: String
@@ -28,14 +27,9 @@ struct Attention: ParsableCommand {
     @Option(help: "Shorter side of the model input in pixels.")
     var size: Int = 448
 
-    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
-    var threads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: .customLong("num-heads"), help: "Attention heads, when the width is not a multiple of 64 and the weights do not record it.")
-    var numHeads: Int?
-
-    @Flag(help: "Print a JSON summary.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
     struct Summary: Encodable {
         var out: String
@@ -46,28 +40,26 @@ struct Attention: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors {
-            let start = monotonicSeconds()
-            guard size > 0 else { throw ValidationError("--size must be positive") }
-            try checkOutputs(files: [out], inputs: [weights, image])
-            let model = try pictureModel(weights: weights, numHeads: numHeads, threads: threads)
-            let p = model.config.patchSize
-            let (input, x) = try pictureInput(path: image, size: size, patch: p)
-            let attention = try model.lastBlockAttention(x)
-            let heads = attention.clsToPatches(image: 0)
-            let name = weightsLabel(weights)
-            let picture = try FeaturePictures.attention(image: input, heads: heads, rows: attention.patchRows,
-                                                        cols: attention.patchCols, patch: p,
-                                                        title: "cls attention, last block  \(name)")
-            try PNGEncoder.write(picture, to: out)
-            let summary = Summary(out: out, grid: [attention.patchRows, attention.patchCols], heads: heads.count,
-                                  maxProbability: heads.map { $0.max() ?? 0 }, seconds: monotonicSeconds() - start)
-            if json {
-                try printJSON(summary)
-            } else {
-                print("\(image): \(attention.patchRows)x\(attention.patchCols) patches, \(heads.count) heads")
-                print("wrote \(out) (\(picture.width)x\(picture.height))")
-            }
+        let start = monotonicSeconds()
+        guard size > 0 else { throw ValidationError("--size must be positive") }
+        try checkOutputs(files: [out], inputs: [weightsOption.weights, image])
+        let model = try pictureModel(weights: weightsOption.weights, options: modelOptions)
+        let p = model.config.patchSize
+        let (input, x) = try pictureInput(path: image, size: size, patch: p)
+        let attention = try model.lastBlockAttention(x)
+        let heads = attention.clsToPatches(image: 0)
+        let name = weightsLabel(weightsOption.weights)
+        let picture = try FeaturePictures.attention(image: input, heads: heads, rows: attention.patchRows,
+                                                    cols: attention.patchCols, patch: p,
+                                                    title: "cls attention, last block  \(name)")
+        try PNGEncoder.write(picture, to: out)
+        let summary = Summary(out: out, grid: [attention.patchRows, attention.patchCols], heads: heads.count,
+                              maxProbability: heads.map { $0.max() ?? 0 }, seconds: monotonicSeconds() - start)
+        if jsonOption.json {
+            try printJSON(summary)
+        } else {
+            print("\(image): \(attention.patchRows)x\(attention.patchCols) patches, \(heads.count) heads")
+            print("wrote \(out) (\(picture.width)x\(picture.height))")
         }
     }
 }

@@ -33,17 +33,13 @@ struct Bench: ParsableCommand {
     @Option(help: "Image side in pixels (a multiple of the patch size).")
     var size: Int = 224
 
-    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
-    var threads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Timed forwards per batch size (default: at least 5 and about 3 seconds).")
     var iterations: Int?
 
     @Option(name: .customLong("warmup-seconds"), help: "Seconds of untimed forwards before timing.")
     var warmupSeconds: Double = 4
-
-    @Option(name: .customLong("num-heads"), help: "Attention heads, when the weights do not say and the width is not a multiple of 64.")
-    var numHeads: Int?
 
     @Option(help: "Force a kernel path: avx512, avx2 or scalar (default: the best this CPU supports).")
     var kernels: KernelPath?
@@ -57,8 +53,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also time each step of the forward (GEMMs with their fused epilogues, attention, norms) and print where the time goes per batch size (on stderr with --json).")
     var profile = false
 
-    @Flag(help: "Print JSON.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
     struct Result: Encodable {
         var batch: Int
@@ -104,91 +99,86 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors {
-            if let kernels { KernelDispatch.select(kernels) }
-            let parallelism = try threads.map { n -> Parallelism in
-                guard n > 0 else { throw ValidationError("--threads must be positive") }
-                return Parallelism(threads: n)
-            } ?? .fromEnvironment
-            if gemm {
-                try runGEMM(threads: parallelism.threads)
-                return
-            }
-            let batches = try parseBatchSizes(batch)
-            if let iterations, iterations <= 0 { throw ValidationError("--iterations must be positive") }
-            let store: TensorStore
-            switch (weights, randomWeights) {
-            case let (path?, nil): store = try loadWeights(path: path)
-            case let (nil, variant?): store = try RandomWeights.hubStore(variant: variant)
-            default: throw ValidationError("give exactly one of --weights and --random-weights")
-            }
-            let model = try Model(store: store, numHeads: numHeads, parallelism: parallelism)
-            let c = model.config
-            guard size > 0, size % c.patchSize == 0 else {
-                throw ValidationError("--size \(size) is not a multiple of the patch size \(c.patchSize)")
-            }
-            let flops = forwardFLOPs(c, height: size, width: size)
-            let workspace = Workspace()
-            let inputs = try Dictionary(uniqueKeysWithValues: Set(batches).map { b in
-                (b, try SyntheticInput.tensor(seed: 7, shape: [b, c.inChannels, size, size]))
-            })
-
-            if let first = batches.first, let x = inputs[first], warmupSeconds > 0 {
-                let end = monotonicSeconds() + warmupSeconds
-                repeat { _ = try model(x, workspace: workspace) } while monotonicSeconds() < end
-            }
-            var results: [Result] = []
-            var profiles: [(Int, ForwardProfile)] = []
-            for b in batches {
-                guard let x = inputs[b] else { continue }
-                _ = try model(x, workspace: workspace)
-                if profile {
-                    workspace.profile = ForwardProfile()
-                }
-                defer {
-                    if let p = workspace.profile { profiles.append((b, p)) }
-                    workspace.profile = nil
-                }
-                var seconds: [Double] = []
-                let started = monotonicSeconds()
-                while true {
-                    let t0 = monotonicSeconds()
-                    _ = try model(x, workspace: workspace)
-                    seconds.append(monotonicSeconds() - t0)
-                    if let iterations {
-                        if seconds.count >= iterations { break }
-                    } else if seconds.count >= 5 && (monotonicSeconds() - started >= 3 || seconds.count >= 200) {
-                        break
-                    }
-                }
-                seconds.sort()
-                let median = seconds.count % 2 == 1 ? seconds[seconds.count / 2]
-                    : (seconds[seconds.count / 2 - 1] + seconds[seconds.count / 2]) / 2
-                let perImage = 1000 / Double(b)
-                results.append(Result(batch: b, msPerImageMedian: median * perImage, msPerImageMin: seconds[0] * perImage,
-                                      msPerImageMax: seconds[seconds.count - 1] * perImage,
-                                      imagesPerSecond: Double(b) / median, gflops: flops * Double(b) / median / 1e9,
-                                      peakRSSMB: peakResidentMegabytes()))
-            }
-            let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads, results: results)
-            let profileText = profiles.map { b, p in Self.render(profile: p, batch: b, threads: parallelism.threads) }.joined(separator: "\n\n")
-            if json {
-                try printJSON(report)
-                if profile { FileHandle.standardError.write(Data((profileText + "\n").utf8)) }
-                return
-            }
-            print("\(report.variant) at \(size)x\(size), \(report.threads) threads, kernels \(KernelDispatch.active.rawValue), " +
-                  String(format: "%.2f GFLOP per image", flops / 1e9))
-            print(renderTable(
-                ["batch", "ms/image median", "min", "max", "images/s", "GFLOP/s", "peak RSS MB"],
-                results.map { r in
-                    [String(r.batch), String(format: "%.2f", r.msPerImageMedian), String(format: "%.2f", r.msPerImageMin),
-                     String(format: "%.2f", r.msPerImageMax), String(format: "%.1f", r.imagesPerSecond),
-                     String(format: "%.1f", r.gflops), String(format: "%.0f", r.peakRSSMB)]
-                },
-                rightAligned: Set(1...6)))
-            if profile { print("\n" + profileText) }
+        if let kernels { KernelDispatch.select(kernels) }
+        let parallelism = modelOptions.parallelism
+        if gemm {
+            try runGEMM(threads: parallelism.threads)
+            return
         }
+        let batches = try parseBatchSizes(batch)
+        if let iterations, iterations <= 0 { throw ValidationError("--iterations must be positive") }
+        let store: TensorStore
+        switch (weights, randomWeights) {
+        case let (path?, nil): store = try loadWeights(path: path)
+        case let (nil, variant?): store = try RandomWeights.hubStore(variant: variant)
+        default: throw ValidationError("give exactly one of --weights and --random-weights")
+        }
+        let model = try Model(store: store, numHeads: modelOptions.numHeads, parallelism: parallelism)
+        let c = model.config
+        guard size > 0, size % c.patchSize == 0 else {
+            throw ValidationError("--size \(size) is not a multiple of the patch size \(c.patchSize)")
+        }
+        let flops = forwardFLOPs(c, height: size, width: size)
+        let workspace = Workspace()
+        let inputs = try Dictionary(uniqueKeysWithValues: Set(batches).map { b in
+            (b, try SyntheticInput.tensor(seed: 7, shape: [b, c.inChannels, size, size]))
+        })
+
+        if let first = batches.first, let x = inputs[first], warmupSeconds > 0 {
+            let end = monotonicSeconds() + warmupSeconds
+            repeat { _ = try model(x, workspace: workspace) } while monotonicSeconds() < end
+        }
+        var results: [Result] = []
+        var profiles: [(Int, ForwardProfile)] = []
+        for b in batches {
+            guard let x = inputs[b] else { continue }
+            _ = try model(x, workspace: workspace)
+            if profile {
+                workspace.profile = ForwardProfile()
+            }
+            defer {
+                if let p = workspace.profile { profiles.append((b, p)) }
+                workspace.profile = nil
+            }
+            var seconds: [Double] = []
+            let started = monotonicSeconds()
+            while true {
+                let t0 = monotonicSeconds()
+                _ = try model(x, workspace: workspace)
+                seconds.append(monotonicSeconds() - t0)
+                if let iterations {
+                    if seconds.count >= iterations { break }
+                } else if seconds.count >= 5 && (monotonicSeconds() - started >= 3 || seconds.count >= 200) {
+                    break
+                }
+            }
+            seconds.sort()
+            let median = seconds.count % 2 == 1 ? seconds[seconds.count / 2]
+                : (seconds[seconds.count / 2 - 1] + seconds[seconds.count / 2]) / 2
+            let perImage = 1000 / Double(b)
+            results.append(Result(batch: b, msPerImageMedian: median * perImage, msPerImageMin: seconds[0] * perImage,
+                                  msPerImageMax: seconds[seconds.count - 1] * perImage,
+                                  imagesPerSecond: Double(b) / median, gflops: flops * Double(b) / median / 1e9,
+                                  peakRSSMB: peakResidentMegabytes()))
+        }
+        let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads, results: results)
+        let profileText = profiles.map { b, p in Self.render(profile: p, batch: b, threads: parallelism.threads) }.joined(separator: "\n\n")
+        if jsonOption.json {
+            try printJSON(report)
+            if profile { FileHandle.standardError.write(Data((profileText + "\n").utf8)) }
+            return
+        }
+        print("\(report.variant) at \(size)x\(size), \(report.threads) threads, kernels \(KernelDispatch.active.rawValue), " +
+              String(format: "%.2f GFLOP per image", flops / 1e9))
+        print(renderTable(
+            ["batch", "ms/image median", "min", "max", "images/s", "GFLOP/s", "peak RSS MB"],
+            results.map { r in
+                [String(r.batch), String(format: "%.2f", r.msPerImageMedian), String(format: "%.2f", r.msPerImageMin),
+                 String(format: "%.2f", r.msPerImageMax), String(format: "%.1f", r.imagesPerSecond),
+                 String(format: "%.1f", r.gflops), String(format: "%.0f", r.peakRSSMB)]
+            },
+            rightAligned: Set(1...6)))
+        if profile { print("\n" + profileText) }
     }
 
     /// Per step: ms per image (thread-seconds over the threads), share, GFLOP/s of its GEMMs.
@@ -215,7 +205,7 @@ struct Bench: ParsableCommand {
         let t = measureGEMMThroughput(m: m, n: n, k: k, threads: threads, seconds: Swift.max(1, warmupSeconds / 2))
         let report = GEMMReport(m: m, k: k, n: n, threads: threads, kernels: KernelDispatch.active.rawValue,
                                 openblasCore: BLASInfo.coreName, dinokitGFLOPS: t.dinokit, openblasGFLOPS: t.openblas)
-        if json {
+        if jsonOption.json {
             try printJSON(report)
         } else {
             print("sgemm \(m)x\(k) · (\(n)x\(k))ᵀ, \(threads) threads (median of 5 rounds):")

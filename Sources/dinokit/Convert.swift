@@ -3,7 +3,16 @@ import Foundation
 import Formats
 import TensorStore
 
-extension Layout: ExpressibleByArgument {}
+/// Layouts an output can be written in: every detected layout but `unknown`, which only
+/// describes inputs (help and parsing both leave it out).
+extension Layout: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let layout = Layout(rawValue: argument), layout != .unknown else { return nil }
+        self = layout
+    }
+
+    public static var allValueStrings: [String] { allCases.filter { $0 != .unknown }.map(\.rawValue) }
+}
 extension TrainingBranch: ExpressibleByArgument {}
 
 struct Convert: ParsableCommand {
@@ -36,11 +45,18 @@ struct Convert: ParsableCommand {
     @Option(help: "With --layout training: split blocks into this many chunks (blocks.<k>.<i>), as FSDP training does.")
     var chunks: Int = 0
 
-    @Option(name: .customLong("num-heads"), help: "Attention heads, recorded in the output's metadata; needed for widths that are not a multiple of 64 (every hub model has head dim 64).")
-    var numHeads: Int?
+    @OptionGroup var heads: HeadsOption
 
-    @Flag(help: "Print a JSON summary.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
+
+    func validate() throws {
+        // Chunks are a property of the training layout's names (blocks.<k>.<i>); elsewhere they
+        // would be ignored, so they are refused instead.
+        if chunks != 0 && layout != .training {
+            throw ValidationError("--chunks applies only with --layout training")
+        }
+        if chunks < 0 { throw ValidationError("--chunks must not be negative") }
+    }
 
     struct Summary: Encodable {
         var input: String
@@ -55,48 +71,65 @@ struct Convert: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors {
-            let start = monotonicSeconds()
-            guard let format = Checkpoint.outputFormat(forPath: output) else {
-                throw ValidationError("cannot tell the output format from '\(output)': use .safetensors, .pth, .npz or a folder")
-            }
-            try checkCheckpointOutput(output, format: format, inputs: [input])
-            let (inputFormat, source) = try Checkpoint.read(path: input)
-            let inputLayout = KeyLayouts.detect(source)
-            var store = source
-            let outputLayout = layout ?? (format == .hfFolder ? .hf : (inputLayout == .unknown ? .unknown : .hub))
-            if inputLayout != .unknown {
-                store = try KeyLayouts.canonicalize(source, detected: inputLayout, which: branch).store
-            } else if let layout, layout != .unknown {
-                throw ValidationError("\(input) is not a DINOv2 checkpoint in a known layout; it can be converted only with its names kept (omit --layout)")
-            }
-            if let numHeads {
-                guard numHeads > 0 else { throw ValidationError("--num-heads must be positive") }
-                store.metadata["num_heads"] = String(numHeads)
-            }
-            if let dtype {
-                guard let target = DType(rawValue: dtype.uppercased()), [.f32, .f16, .bf16].contains(target) else {
-                    throw ValidationError("--dtype must be f32, f16 or bf16, not '\(dtype)'")
-                }
-                store = try store.converted(to: target)
-            }
-            if format == .hfFolder {
-                guard outputLayout == .hf else { throw ValidationError("a folder output is an HF folder; --layout \(outputLayout.rawValue) needs a file path") }
-                try Checkpoint.write(store, to: output, format: .hfFolder)
-            } else {
-                if outputLayout != .hub && outputLayout != .unknown {
-                    store = try KeyLayouts.render(store, as: outputLayout, chunks: chunks)
-                }
-                try Checkpoint.write(store, to: output, format: format)
-            }
-            let summary = Summary(input: input, output: output, inputFormat: inputFormat.rawValue, inputLayout: inputLayout.rawValue,
-                                  outputFormat: format.rawValue, outputLayout: outputLayout.rawValue,
-                                  tensors: store.count, bytes: store.byteCount, seconds: monotonicSeconds() - start)
-            if json {
-                try printJSON(summary)
-            } else {
-                print("\(input) (\(summary.inputFormat), \(summary.inputLayout)) -> \(output) (\(summary.outputFormat), \(summary.outputLayout)): \(store.count) tensors, \(humanBytes(store.byteCount)) in \(String(format: "%.3f", summary.seconds)) s")
-            }
+        let start = monotonicSeconds()
+        guard let format = Checkpoint.outputFormat(forPath: output) else {
+            throw ValidationError("cannot tell the output format from '\(output)': use .safetensors, .pth, .npz or a folder")
         }
+        try checkCheckpointOutput(output, format: format, inputs: [input])
+        let (inputFormat, source) = try Checkpoint.read(path: input)
+        let inputLayout = KeyLayouts.detect(source)
+        var store = source
+        let outputLayout = layout ?? (format == .hfFolder ? .hf : (inputLayout == .unknown ? .unknown : .hub))
+        if inputLayout != .unknown {
+            store = try KeyLayouts.canonicalize(source, detected: inputLayout, which: branch).store
+        } else if let layout, layout != .unknown {
+            throw ValidationError("\(input) is not a DINOv2 checkpoint in a known layout; it can be converted only with its names kept (omit --layout)")
+        }
+        if let numHeads = heads.numHeads {
+            store.metadata["num_heads"] = String(numHeads)
+        }
+        // Decided on the hub-named store, said once the file is written (a failed write says only its error).
+        let warning = headsWarning(store, inputLayout: inputLayout, format: format)
+        if let dtype {
+            guard let target = DType(rawValue: dtype.uppercased()), [.f32, .f16, .bf16].contains(target) else {
+                throw ValidationError("--dtype must be f32, f16 or bf16, not '\(dtype)'")
+            }
+            store = try store.converted(to: target)
+        }
+        if format == .hfFolder {
+            guard outputLayout == .hf else { throw ValidationError("a folder output is an HF folder; --layout \(outputLayout.rawValue) needs a file path") }
+            try Checkpoint.write(store, to: output, format: .hfFolder)
+        } else {
+            if outputLayout != .hub && outputLayout != .unknown {
+                store = try KeyLayouts.render(store, as: outputLayout, chunks: chunks)
+            }
+            try Checkpoint.write(store, to: output, format: format)
+        }
+        if let warning { FileHandle.standardError.write(Data("dinokit: warning: \(warning)\n".utf8)) }
+        let summary = Summary(input: input, output: output, inputFormat: inputFormat.rawValue, inputLayout: inputLayout.rawValue,
+                              outputFormat: format.rawValue, outputLayout: outputLayout.rawValue,
+                              tensors: store.count, bytes: store.byteCount, seconds: monotonicSeconds() - start)
+        if jsonOption.json {
+            try printJSON(summary)
+        } else {
+            print("\(input) (\(summary.inputFormat), \(summary.inputLayout)) -> \(output) (\(summary.outputFormat), \(summary.outputLayout)): \(store.count) tensors, \(humanBytes(store.byteCount)) in \(String(format: "%.3f", summary.seconds)) s")
+        }
+    }
+
+    /// A width that is not a multiple of 64 does not imply its heads: an output without
+    /// num_heads (none known, or a .pth / .npz, which keep tensors only) loads only with
+    /// --num-heads. Said now rather than at the next command.
+    private func headsWarning(_ store: TensorStore, inputLayout: Layout, format: CheckpointFormat) -> String? {
+        guard inputLayout != .unknown, let arch = try? BackboneArchitecture.detect(hubStore: store), arch.embedDim % 64 != 0 else {
+            return nil
+        }
+        let keepsMetadata = format == .safetensors || format == .hfFolder
+        guard let heads = store.metadata["num_heads"] else {
+            return "width \(arch.embedDim) is not a multiple of 64 and no num_heads is recorded: commands that load \(output) will need --num-heads N (convert with --num-heads N to a .safetensors or HF folder to record it)"
+        }
+        guard keepsMetadata else {
+            return "width \(arch.embedDim) is not a multiple of 64 and a \(format.rawValue) file cannot record num_heads: commands that load \(output) will need --num-heads \(heads) (a .safetensors or HF folder records it)"
+        }
+        return nil
     }
 }

@@ -35,8 +35,7 @@ struct Embed: ParsableCommand {
 
     enum Preset: String, ExpressibleByArgument { case eval, resize }
 
-    @Option(help: "Model weights (any format DinoKit reads).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Argument(help: "Image files (JPEG, PNG).")
     var files: [String] = []
@@ -71,20 +70,14 @@ struct Embed: ParsableCommand {
     @Option(help: "Images per forward batch.")
     var batch: Int = 32
 
-    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
-    var threads: Int?
-
-    @Option(name: .customLong("num-heads"), help: "Attention heads, when the width is not a multiple of 64 and the weights do not record it.")
-    var numHeads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Flag(help: "Stop at the first file that cannot be read.")
     var strict = false
 
-    @Flag(help: "No progress bar or notes (warnings still go to stderr).")
-    var quiet = false
+    @OptionGroup var progress: QuietOption
 
-    @Flag(help: "Print a JSON summary.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
     struct Summary: Encodable {
         var out: String
@@ -107,93 +100,88 @@ struct Embed: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors {
-            let start = monotonicSeconds()
-            let sources = [files.isEmpty ? nil : "files", dir.map { _ in "--dir" }, list.map { _ in "--list" }].compactMap { $0 }
-            guard sources.count == 1 else {
-                throw ValidationError("give exactly one of: image files, --dir, --list (got \(sources.isEmpty ? "none" : sources.joined(separator: ", ")))")
-            }
-            guard labels == nil || dir != nil else { throw ValidationError("--labels needs --dir (labels come from class folders)") }
-            guard batch > 0 else { throw ValidationError("--batch must be positive") }
-            guard size > 0 else { throw ValidationError("--size must be positive") }
+        let start = monotonicSeconds()
+        let sources = [files.isEmpty ? nil : "files", dir.map { _ in "--dir" }, list.map { _ in "--list" }].compactMap { $0 }
+        guard sources.count == 1 else {
+            throw ValidationError("give exactly one of: image files, --dir, --list (got \(sources.isEmpty ? "none" : sources.joined(separator: ", ")))")
+        }
+        guard labels == nil || dir != nil else { throw ValidationError("--labels needs --dir (labels come from class folders)") }
+        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        guard size > 0 else { throw ValidationError("--size must be positive") }
 
-            var paths = files, folderLabels: [Int]? = nil, classes: [String]? = nil
-            if let dir {
-                let folder = try ImageFolder(root: dir)
-                paths = folder.paths
-                folderLabels = folder.labels
-                classes = folder.classes
-            } else if let list {
-                paths = try readList(list)
-            }
-            guard !paths.isEmpty else { throw ValidationError("no image files to embed") }
-            let outputs = [out, Embedder.fileListPath(out)] + (labels.map { [$0, Embedder.classesPath(labels: $0)] } ?? [])
-            try checkOutputs(files: outputs, inputs: [weights, list, dir] + paths)
+        var paths = files, folderLabels: [Int]? = nil, classes: [String]? = nil
+        if let dir {
+            let folder = try ImageFolder(root: dir)
+            paths = folder.paths
+            folderLabels = folder.labels
+            classes = folder.classes
+        } else if let list {
+            paths = try readList(list)
+        }
+        guard !paths.isEmpty else { throw ValidationError("no image files to embed") }
+        let outputs = [out, Embedder.fileListPath(out)] + (labels.map { [$0, Embedder.classesPath(labels: $0)] } ?? [])
+        try checkOutputs(files: outputs, inputs: [weightsOption.weights, list, dir] + paths)
 
-            var model = try Model(store: loadWeights(path: weights), numHeads: numHeads)
-            if let threads {
-                guard threads > 0 else { throw ValidationError("--threads must be positive") }
-                model.parallelism = Parallelism(threads: threads)
-            }
-            let meanValues = try parseTriple(mean, option: "--mean") ?? Preprocess.imageNetMean
-            let stdValues = try parseTriple(std, option: "--std") ?? Preprocess.imageNetStd
-            let preprocess: Preprocess
-            switch preset {
-            case .eval: preprocess = .eval(resize: (size * 256 + 112) / 224, crop: size, mean: meanValues, std: stdValues)
-            case .resize: preprocess = .resize(size, mean: meanValues, std: stdValues)
-            }
-            let embedder = Embedder(model: model, preprocess: preprocess, output: output, batchSize: batch,
-                                    decodeThreads: model.parallelism.threads)
-            let key = embedder.key(paths: paths, weightsID: weightsIdentity(weights))
+        let model = try Model(store: loadWeights(path: weightsOption.weights), numHeads: modelOptions.numHeads,
+                              parallelism: modelOptions.parallelism)
+        let meanValues = try parseTriple(mean, option: "--mean") ?? Preprocess.imageNetMean
+        let stdValues = try parseTriple(std, option: "--std") ?? Preprocess.imageNetStd
+        let preprocess: Preprocess
+        switch preset {
+        case .eval: preprocess = .eval(resize: (size * 256 + 112) / 224, crop: size, mean: meanValues, std: stdValues)
+        case .resize: preprocess = .resize(size, mean: meanValues, std: stdValues)
+        }
+        let embedder = Embedder(model: model, preprocess: preprocess, output: output, batchSize: batch,
+                                decodeThreads: model.parallelism.threads)
+        let key = embedder.key(paths: paths, weightsID: weightsIdentity(weightsOption.weights))
 
-            let showBar = !quiet && ProgressBar.stderrIsTerminal
-            // Counts this run's files (so images/s is this run's rate after resuming).
-            var bar = ProgressBar(label: "embed", total: paths.count, enabled: showBar)
-            var resumedAt = 0
-            let quiet = self.quiet
-            func note(_ text: String, always: Bool = false) {
-                guard always || !quiet else { return }
-                if bar.enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-                FileHandle.standardError.write(Data("dinokit: \(text)\n".utf8))
+        let showBar = !progress.quiet && ProgressBar.stderrIsTerminal
+        // Counts this run's files (so images/s is this run's rate after resuming).
+        var bar = ProgressBar(label: "embed", total: paths.count, enabled: showBar)
+        var resumedAt = 0
+        let quiet = progress.quiet
+        func note(_ text: String, always: Bool = false) {
+            guard always || !quiet else { return }
+            if bar.enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            FileHandle.standardError.write(Data("dinokit: \(text)\n".utf8))
+        }
+        let loopStart = monotonicSeconds()
+        let result = try embedder.run(paths: paths, out: out, key: key, strict: strict) { event in
+            switch event {
+            case let .resuming(done, total):
+                note("resuming \(out): \(done) of \(total) files already done")
+                resumedAt = done
+                bar = ProgressBar(label: "embed", total: total - done, enabled: showBar)
+            case let .startingOver(reason): note("starting over: \(reason)")
+            case let .skipped(f):
+                note("warning: skipped " + (f.reason.hasPrefix(f.path) ? f.reason : "\(f.path): \(f.reason)"), always: true)
+            case let .progress(done): bar.update(done - resumedAt)
             }
-            let loopStart = monotonicSeconds()
-            let result = try embedder.run(paths: paths, out: out, key: key, strict: strict) { event in
-                switch event {
-                case let .resuming(done, total):
-                    note("resuming \(out): \(done) of \(total) files already done")
-                    resumedAt = done
-                    bar = ProgressBar(label: "embed", total: total - done, enabled: showBar)
-                case let .startingOver(reason): note("starting over: \(reason)")
-                case let .skipped(f):
-                    note("warning: skipped " + (f.reason.hasPrefix(f.path) ? f.reason : "\(f.path): \(f.reason)"), always: true)
-                case let .progress(done): bar.update(done - resumedAt)
-                }
-            }
-            bar.finish()
-            let loopSeconds = monotonicSeconds() - loopStart
+        }
+        bar.finish()
+        let loopSeconds = monotonicSeconds() - loopStart
 
-            let folder = labels.flatMap { path in folderLabels.map { (path: path, values: $0, classes: classes ?? []) } }
-            let listPath = try Embedder.writeSidecars(result, paths: paths, out: out, labels: folder)
-            let seconds = monotonicSeconds() - start
-            let done = paths.count - result.resumedFrom
-            let summary = Summary(out: out, shape: [result.rows] + result.rowShape, output: output.rawValue,
-                                  preprocessing: preprocess.summary, files: listPath, labels: labels, classes: classes,
-                                  inputs: paths.count, embedded: result.rows,
-                                  skipped: result.failures.map { SkippedFile(file: $0.path, reason: $0.reason) },
-                                  resumedFrom: result.resumedFrom, seconds: seconds,
-                                  embedSeconds: loopSeconds, imagesPerSecond: loopSeconds > 0 ? Double(done) / loopSeconds : 0)
-            if json {
-                try printJSON(summary)
-            } else if !quiet {
-                print("\(model.config)")
-                print("preprocessing: \(preprocess.summary)")
-                print("wrote \(out) \(summary.shape) (\(output.rawValue)), file list \(listPath)"
-                      + (labels.map { ", labels \($0)" } ?? ""))
-                // The true counts: rows written and inputs skipped, never the number of inputs alone.
-                print(String(format: "%d images embedded, %d skipped, of %d inputs", result.rows, result.failures.count, paths.count))
-                print(String(format: "%d inputs read in %.2f s (%.1f inputs/s)%@", done, loopSeconds, summary.imagesPerSecond,
-                             result.resumedFrom > 0 ? " after resuming at \(result.resumedFrom)" : ""))
-            }
+        let folder = labels.flatMap { path in folderLabels.map { (path: path, values: $0, classes: classes ?? []) } }
+        let listPath = try Embedder.writeSidecars(result, paths: paths, out: out, labels: folder)
+        let seconds = monotonicSeconds() - start
+        let done = paths.count - result.resumedFrom
+        let summary = Summary(out: out, shape: [result.rows] + result.rowShape, output: output.rawValue,
+                              preprocessing: preprocess.summary, files: listPath, labels: labels, classes: classes,
+                              inputs: paths.count, embedded: result.rows,
+                              skipped: result.failures.map { SkippedFile(file: $0.path, reason: $0.reason) },
+                              resumedFrom: result.resumedFrom, seconds: seconds,
+                              embedSeconds: loopSeconds, imagesPerSecond: loopSeconds > 0 ? Double(done) / loopSeconds : 0)
+        if jsonOption.json {
+            try printJSON(summary)
+        } else if !progress.quiet {
+            print("\(model.config)")
+            print("preprocessing: \(preprocess.summary)")
+            print("wrote \(out) \(summary.shape) (\(output.rawValue)), file list \(listPath)"
+                  + (labels.map { ", labels \($0)" } ?? ""))
+            // The true counts: rows written and inputs skipped, never the number of inputs alone.
+            print(String(format: "%d images embedded, %d skipped, of %d inputs", result.rows, result.failures.count, paths.count))
+            print(String(format: "%d inputs read in %.2f s (%.1f inputs/s)%@", done, loopSeconds, summary.imagesPerSecond,
+                         result.resumedFrom > 0 ? " after resuming at \(result.resumedFrom)" : ""))
         }
     }
 }

@@ -5,7 +5,7 @@ import Training
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export a training run's checkpoint: the teacher backbone, or the whole state for the official trainer.",
+        abstract: "Write a training run's checkpoint as weights: the teacher backbone (.pth, .safetensors, HF, timm), or the whole state for the official trainer (for ONNX see 'export-onnx').",
         discussion: """
         The teacher backbone (what DINOv2 evaluates) goes out with the hub names (.pth, .safetensors), \
         the HF layout (a folder: config.json + model.safetensors), or timm's (--layout timm). \
@@ -26,25 +26,22 @@ struct Export: ParsableCommand {
     @Option(help: "Which checkpoint: latest (default) or a step number.")
     var checkpoint: String = "latest"
 
-    @Flag(help: "Print a JSON summary.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
     func run() throws {
-        try runReportingErrors {
-            var step: Int? = nil
-            if checkpoint != "latest" {
-                guard let n = Int(checkpoint), n >= 0 else { throw ValidationError("--checkpoint must be 'latest' or a step number") }
-                step = n
-            }
-            if let format = Checkpoint.outputFormat(forPath: out) {
-                try checkCheckpointOutput(out, format: format, inputs: [runFolder])
-            }
-            let s = try RunExport.export(run: runFolder, to: out, layout: layout, checkpointStep: step)
-            if json {
-                try printJSON(s)
-            } else {
-                print("\(s.checkpoint) (step \(s.step)) -> \(s.output) (\(s.format), \(s.layout)): \(s.tensors) tensors, \(humanBytes(s.bytes))")
-            }
+        var step: Int? = nil
+        if checkpoint != "latest" {
+            guard let n = Int(checkpoint), n >= 0 else { throw ValidationError("--checkpoint must be 'latest' or a step number") }
+            step = n
+        }
+        if let format = Checkpoint.outputFormat(forPath: out) {
+            try checkCheckpointOutput(out, format: format, inputs: [runFolder])
+        }
+        let s = try RunExport.export(run: runFolder, to: out, layout: layout, checkpointStep: step)
+        if jsonOption.json {
+            try printJSON(s)
+        } else {
+            print("\(s.checkpoint) (step \(s.step)) -> \(s.output) (\(s.format), \(s.layout)): \(s.tensors) tensors, \(humanBytes(s.bytes))")
         }
     }
 }

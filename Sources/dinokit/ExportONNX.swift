@@ -8,7 +8,7 @@ import TensorStore
 struct ExportONNX: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export-onnx",
-        abstract: "Write a DINOv2 backbone as an ONNX graph, built from its config and weights.",
+        abstract: "Write DINOv2 weights (any format) as an ONNX model for inference runtimes (not a training run: see 'export').",
         discussion: """
         Input pixel_values float32 [N,3,H,W] (normalized as for the model); outputs x_norm_clstoken [N,D], \
         x_norm_patchtokens [N,h*w,D], x_norm_regtokens [N,R,D] for register models, and x_prenorm on request. \
@@ -18,8 +18,7 @@ struct ExportONNX: ParsableCommand {
         weights.safetensors` gives the weights back bit for bit.
         """)
 
-    @Option(help: "DINOv2 weights (.pth, .safetensors, HF folder; any layout DinoKit reads).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Option(help: "Output .onnx path (external data goes beside it as <name>.data).")
     var out: String
@@ -30,7 +29,7 @@ struct ExportONNX: ParsableCommand {
     @Flag(name: .customLong("dynamic-size"), help: "Accept any input height and width (position table resampled in the graph).")
     var dynamicSize = false
 
-    @Option(help: "ONNX opset, 17 to 25 (default 18; register models with --dynamic-size need 18+).")
+    @Option(help: "ONNX opset, 17 to 25 (register models with --dynamic-size need 18+).")
     var opset: Int = ExportOptions.defaultOpset
 
     @Option(help: "Comma-separated outputs: cls, patch, reg, prenorm (default: cls,patch, plus reg for register models).")
@@ -42,68 +41,63 @@ struct ExportONNX: ParsableCommand {
     @Flag(name: .customLong("external-data"), help: "Store the weights in <out>.data beside the model (automatic above protobuf's 2 GB limit).")
     var externalData = false
 
-    @Option(name: .customLong("num-heads"), help: "Attention heads, for widths that are not a multiple of 64 (read from the weights' metadata otherwise).")
-    var numHeads: Int?
+    @OptionGroup var heads: HeadsOption
 
-    @Option(help: "Position-embedding interpolation to reproduce: official or hf (default official).")
+    @Option(help: "Position-embedding interpolation to reproduce: official or hf.")
     var interpolation: String = InterpolationSemantics.official.rawValue
 
-    @Flag(help: "Print a JSON summary.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
     func run() throws {
-        try runReportingErrors {
-            let start = monotonicSeconds()
-            var options = ExportOptions()
-            options.producerVersion = DinoKitVersion.string
-            options.opset = opset
-            options.externalData = externalData
-            options.numHeads = numHeads
-            if dynamicSize {
-                guard size == nil else { throw ValidationError("--size and --dynamic-size exclude each other") }
-                options.imageSize = .dynamic
-            } else if let size {
-                guard let parsed = ExportOptions.ImageSize(parsing: size) else {
-                    throw ValidationError("--size must be N or HxW (e.g. 224 or 168x252), not '\(size)'")
-                }
-                options.imageSize = parsed
+        let start = monotonicSeconds()
+        var options = ExportOptions()
+        options.producerVersion = DinoKitVersion.string
+        options.opset = opset
+        options.externalData = externalData
+        options.numHeads = heads.numHeads
+        if dynamicSize {
+            guard size == nil else { throw ValidationError("--size and --dynamic-size exclude each other") }
+            options.imageSize = .dynamic
+        } else if let size {
+            guard let parsed = ExportOptions.ImageSize(parsing: size) else {
+                throw ValidationError("--size must be N or HxW (e.g. 224 or 168x252), not '\(size)'")
             }
-            if let outputs {
-                options.outputs = try outputs.split(separator: ",").map { word in
-                    let w = word.trimmingCharacters(in: .whitespaces).lowercased()
-                    guard let o = ExportOptions.Output(rawValue: w) else {
-                        throw ValidationError("unknown output '\(w)'; use cls, patch, reg or prenorm")
-                    }
-                    return o
-                }
-            }
-            guard let dt = DType(rawValue: dtype.uppercased()), dt == .f32 || dt == .f16 else {
-                throw ValidationError("--dtype must be f32 or f16, not '\(dtype)'")
-            }
-            options.dtype = dt
-            guard let semantics = InterpolationSemantics(rawValue: interpolation.lowercased()) else {
-                throw ValidationError("--interpolation must be official or hf, not '\(interpolation)'")
-            }
-            options.interpolation = semantics
-            if let numHeads, numHeads <= 0 { throw ValidationError("--num-heads must be positive") }
-
-            try checkOutputs(files: [out] + (externalData ? [out + ".data"] : []), inputs: [weights])
-            let (_, store) = try Checkpoint.read(path: weights)
-            let summary = try DINOv2ONNXExporter.export(store: store, to: out, options: options)
-            let seconds = monotonicSeconds() - start
-            if json {
-                try printJSON(Report(summary: summary, seconds: seconds))
-                return
-            }
-            print("\(weights) -> \(out): \(summary.variant), opset \(summary.opset), input \(summary.imageSize), \(summary.dtype) weights")
-            for i in summary.inputs { print("  input  \(i)") }
-            for o in summary.outputs { print("  output \(o)") }
-            var sizes = "\(summary.nodes) nodes, \(summary.initializers) initializers, \(humanBytes(summary.modelBytes))"
-            if let data = summary.externalDataPath { sizes += " + \(humanBytes(summary.externalDataBytes)) in \(data)" }
-            print("  \(sizes) in \(String(format: "%.3f", seconds)) s")
-            if let note = summary.note { print("  note: \(note)") }
-            if !summary.ignored.isEmpty { print("  not exported (not backbone weights): \(summary.ignored.joined(separator: ", "))") }
+            options.imageSize = parsed
         }
+        if let outputs {
+            options.outputs = try outputs.split(separator: ",").map { word in
+                let w = word.trimmingCharacters(in: .whitespaces).lowercased()
+                guard let o = ExportOptions.Output(rawValue: w) else {
+                    throw ValidationError("unknown output '\(w)'; use cls, patch, reg or prenorm")
+                }
+                return o
+            }
+        }
+        guard let dt = DType(rawValue: dtype.uppercased()), dt == .f32 || dt == .f16 else {
+            throw ValidationError("--dtype must be f32 or f16, not '\(dtype)'")
+        }
+        options.dtype = dt
+        guard let semantics = InterpolationSemantics(rawValue: interpolation.lowercased()) else {
+            throw ValidationError("--interpolation must be official or hf, not '\(interpolation)'")
+        }
+        options.interpolation = semantics
+
+        try checkOutputs(files: [out] + (externalData ? [out + ".data"] : []), inputs: [weightsOption.weights])
+        let (_, store) = try Checkpoint.read(path: weightsOption.weights)
+        let summary = try DINOv2ONNXExporter.export(store: store, to: out, options: options)
+        let seconds = monotonicSeconds() - start
+        if jsonOption.json {
+            try printJSON(Report(summary: summary, seconds: seconds))
+            return
+        }
+        print("\(weightsOption.weights) -> \(out): \(summary.variant), opset \(summary.opset), input \(summary.imageSize), \(summary.dtype) weights")
+        for i in summary.inputs { print("  input  \(i)") }
+        for o in summary.outputs { print("  output \(o)") }
+        var sizes = "\(summary.nodes) nodes, \(summary.initializers) initializers, \(humanBytes(summary.modelBytes))"
+        if let data = summary.externalDataPath { sizes += " + \(humanBytes(summary.externalDataBytes)) in \(data)" }
+        print("  \(sizes) in \(String(format: "%.3f", seconds)) s")
+        if let note = summary.note { print("  note: \(note)") }
+        if !summary.ignored.isEmpty { print("  not exported (not backbone weights): \(summary.ignored.joined(separator: ", "))") }
     }
 
     struct Report: Encodable {

@@ -16,8 +16,7 @@ struct Forward: ParsableCommand {
         (get_intermediate_layers(x, n=[i], return_class_token=True, norm=True)).
         """)
 
-    @Option(help: "Weights in any format and layout DinoKit reads (.pth, .safetensors, HF folder, timm, training checkpoint).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Option(help: "Input .npy, float32 (B, 3, H, W), H and W multiples of the patch size.")
     var input: String
@@ -34,11 +33,9 @@ struct Forward: ParsableCommand {
     @Option(help: "Position-embedding interpolation: official (the hub models) or hf (transformers' semantics).")
     var interpolation: InterpolationSemantics = .official
 
-    @Option(name: .customLong("num-heads"), help: "Attention heads, when the width is not a multiple of 64 and the weights do not record it.")
-    var numHeads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
-    @Flag(help: "Print a JSON summary.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
     struct Summary: Encodable {
         var out: String
@@ -48,38 +45,37 @@ struct Forward: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors {
-            let start = monotonicSeconds()
-            try checkOutputs(files: [out], inputs: [weights, input, masks])
-            let blocks = try parseIndexList(intermediate, option: "--intermediate")
-            var model = try Model(store: loadWeights(path: weights), numHeads: numHeads)
-            model.interpolation = .semantics(interpolation, registerTokens: model.config.registerTokens)
-            let x = try NPY.read(path: input)
-            let m = try masks.map { try NPY.read(path: $0) }
-            let features = try model.forwardFeatures(x, masks: m)
-            var result = TensorStore()
-            try result.insert(features.clsToken, named: "x_norm_clstoken")
-            try result.insert(features.regTokens, named: "x_norm_regtokens")
-            try result.insert(features.patchTokens, named: "x_norm_patchtokens")
-            try result.insert(features.prenorm, named: "x_prenorm")
-            try result.insert(features.clsToken, named: "forward")
-            if !blocks.isEmpty {
-                for o in try model.intermediateLayers(x, n: .indices(blocks), returnClassToken: true, norm: true) {
-                    try result.insert(o.patchTokens, named: "intermediate.\(o.blockIndex).patch")
-                    if let cls = o.classToken { try result.insert(cls, named: "intermediate.\(o.blockIndex).cls") }
-                }
+        let start = monotonicSeconds()
+        try checkOutputs(files: [out], inputs: [weightsOption.weights, input, masks])
+        let blocks = try parseIndexList(intermediate, option: "--intermediate")
+        var model = try Model(store: loadWeights(path: weightsOption.weights), numHeads: modelOptions.numHeads,
+                              parallelism: modelOptions.parallelism)
+        model.interpolation = .semantics(interpolation, registerTokens: model.config.registerTokens)
+        let x = try NPY.read(path: input)
+        let m = try masks.map { try NPY.read(path: $0) }
+        let features = try model.forwardFeatures(x, masks: m)
+        var result = TensorStore()
+        try result.insert(features.clsToken, named: "x_norm_clstoken")
+        try result.insert(features.regTokens, named: "x_norm_regtokens")
+        try result.insert(features.patchTokens, named: "x_norm_patchtokens")
+        try result.insert(features.prenorm, named: "x_prenorm")
+        try result.insert(features.clsToken, named: "forward")
+        if !blocks.isEmpty {
+            for o in try model.intermediateLayers(x, n: .indices(blocks), returnClassToken: true, norm: true) {
+                try result.insert(o.patchTokens, named: "intermediate.\(o.blockIndex).patch")
+                if let cls = o.classToken { try result.insert(cls, named: "intermediate.\(o.blockIndex).cls") }
             }
-            try NPZ.write(result, to: out)
-            let summary = Summary(out: out, variant: model.config.variant,
-                                  arrays: Dictionary(uniqueKeysWithValues: result.tensors.map { ($0.key, $0.value.shape.dims) }),
-                                  seconds: monotonicSeconds() - start)
-            if json {
-                try printJSON(summary)
-            } else {
-                print("\(model.config)")
-                for (name, t) in result.tensors { print("  \(name)  \(t.shape)") }
-                print("wrote \(out) in \(String(format: "%.3f", summary.seconds)) s")
-            }
+        }
+        try NPZ.write(result, to: out)
+        let summary = Summary(out: out, variant: model.config.variant,
+                              arrays: Dictionary(uniqueKeysWithValues: result.tensors.map { ($0.key, $0.value.shape.dims) }),
+                              seconds: monotonicSeconds() - start)
+        if jsonOption.json {
+            try printJSON(summary)
+        } else {
+            print("\(model.config)")
+            for (name, t) in result.tensors { print("  \(name)  \(t.shape)") }
+            print("wrote \(out) in \(String(format: "%.3f", summary.seconds)) s")
         }
     }
 }

@@ -22,8 +22,7 @@ struct PCA: ParsableCommand {
         background is black. Each patch is drawn as a block of patch-size pixels beside the image.
         """)
 
-    @Option(help: "Model weights (any format DinoKit reads).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Argument(help: "Images (JPEG, PNG); their patches share one PCA.")
     var images: [String]
@@ -37,14 +36,9 @@ struct PCA: ParsableCommand {
     @Option(help: "Foreground threshold on the oriented first component: auto (Otsu) or a number.")
     var threshold: String = "auto"
 
-    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
-    var threads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: .customLong("num-heads"), help: "Attention heads, when the width is not a multiple of 64 and the weights do not record it.")
-    var numHeads: Int?
-
-    @Flag(help: "Print a JSON summary.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
     struct Summary: Encodable {
         struct Item: Encodable { var path: String; var grid: [Int]; var foregroundPatches: Int }
@@ -55,53 +49,46 @@ struct PCA: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors {
-            let start = monotonicSeconds()
-            guard !images.isEmpty else { throw ValidationError("give at least one image") }
-            try checkOutputs(files: [out], inputs: [weights] + images)
-            guard size > 0 else { throw ValidationError("--size must be positive") }
-            let mode: ForegroundThreshold
-            if threshold == "auto" { mode = .auto } else if let v = Double(threshold) { mode = .value(v) } else {
-                throw ValidationError("--threshold: 'auto' or a number, got '\(threshold)'")
+        let start = monotonicSeconds()
+        guard !images.isEmpty else { throw ValidationError("give at least one image") }
+        try checkOutputs(files: [out], inputs: [weightsOption.weights] + images)
+        guard size > 0 else { throw ValidationError("--size must be positive") }
+        let mode: ForegroundThreshold
+        if threshold == "auto" { mode = .auto } else if let v = Double(threshold) { mode = .value(v) } else {
+            throw ValidationError("--threshold: 'auto' or a number, got '\(threshold)'")
+        }
+        let model = try pictureModel(weights: weightsOption.weights, options: modelOptions)
+        let p = model.config.patchSize
+        var items: [PatchFeatures] = []
+        for path in images {
+            let (input, x) = try pictureInput(path: path, size: size, patch: p)
+            let tokens = try model.forwardFeatures(x).patchTokens
+            items.append(PatchFeatures(image: input, features: tokens.floats(), rows: input.height / p,
+                                       cols: input.width / p, dim: model.config.embedDim))
+        }
+        let map = try PatchPCAMap(items, threshold: mode)
+        let name = weightsLabel(weightsOption.weights)
+        let picture = try FeaturePictures.pca(items, map: map, patch: p, title: "PCA of patch features  \(name)")
+        try PNGEncoder.write(picture, to: out)
+        let summary = Summary(out: out, threshold: map.threshold,
+                              images: zip(images, zip(items, map.foreground)).map { path, pair in
+                                  .init(path: path, grid: [pair.0.rows, pair.0.cols], foregroundPatches: pair.1.filter { $0 }.count)
+                              },
+                              seconds: monotonicSeconds() - start)
+        if jsonOption.json {
+            try printJSON(summary)
+        } else {
+            for item in summary.images {
+                print("\(item.path): \(item.grid[0])x\(item.grid[1]) patches, \(item.foregroundPatches) foreground")
             }
-            let model = try pictureModel(weights: weights, numHeads: numHeads, threads: threads)
-            let p = model.config.patchSize
-            var items: [PatchFeatures] = []
-            for path in images {
-                let (input, x) = try pictureInput(path: path, size: size, patch: p)
-                let tokens = try model.forwardFeatures(x).patchTokens
-                items.append(PatchFeatures(image: input, features: tokens.floats(), rows: input.height / p,
-                                           cols: input.width / p, dim: model.config.embedDim))
-            }
-            let map = try PatchPCAMap(items, threshold: mode)
-            let name = weightsLabel(weights)
-            let picture = try FeaturePictures.pca(items, map: map, patch: p, title: "PCA of patch features  \(name)")
-            try PNGEncoder.write(picture, to: out)
-            let summary = Summary(out: out, threshold: map.threshold,
-                                  images: zip(images, zip(items, map.foreground)).map { path, pair in
-                                      .init(path: path, grid: [pair.0.rows, pair.0.cols], foregroundPatches: pair.1.filter { $0 }.count)
-                                  },
-                                  seconds: monotonicSeconds() - start)
-            if json {
-                try printJSON(summary)
-            } else {
-                for item in summary.images {
-                    print("\(item.path): \(item.grid[0])x\(item.grid[1]) patches, \(item.foregroundPatches) foreground")
-                }
-                print(String(format: "threshold %.4g; wrote %@ (%dx%d)", map.threshold, out, picture.width, picture.height))
-            }
+            print(String(format: "threshold %.4g; wrote %@ (%dx%d)", map.threshold, out, picture.width, picture.height))
         }
     }
 }
 
 /// The model for a picture command.
-func pictureModel(weights: String, numHeads: Int?, threads: Int?) throws -> Model {
-    var model = try Model(store: loadWeights(path: weights), numHeads: numHeads)
-    if let threads {
-        guard threads > 0 else { throw ValidationError("--threads must be positive") }
-        model.parallelism = Parallelism(threads: threads)
-    }
-    return model
+func pictureModel(weights: String, options: ModelOptions) throws -> Model {
+    try Model(store: loadWeights(path: weights), numHeads: options.numHeads, parallelism: options.parallelism)
 }
 
 /// An image resized for a picture (`FeaturePictures.inputSize`), and its normalised (1, 3, H, W) tensor.

@@ -52,7 +52,8 @@ struct Probe: ParsableCommand {
     @Option(help: "Which classifiers to run: logreg, knn or both.")
     var classifier: ProbeExperiment.Classifier = .both
 
-    @Option(name: .customLong("C"), help: "Inverse L2 regularisation strength (sklearn's C).")
+    // .unconditional so "--C -1" reaches validate() and its message, not "missing value".
+    @Option(name: .customLong("C"), parsing: .unconditional, help: "Inverse L2 regularisation strength (sklearn's C).")
     var C: Double = 1.0
 
     @Option(name: .customLong("max-iter"), help: "L-BFGS iterations at most (sklearn's max_iter).")
@@ -73,11 +74,7 @@ struct Probe: ParsableCommand {
     @Option(help: "Images per forward batch.")
     var batch: Int = 64
 
-    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
-    var threads: Int?
-
-    @Option(name: .customLong("num-heads"), help: "Attention heads, when the width is not a multiple of 64 and the weights do not record it.")
-    var numHeads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Preprocessing preset: cifar (resize to a square, CIFAR mean/std) or eval (resize shorter side, centre crop, ImageNet mean/std). Default: cifar for --cifar10, eval otherwise.")
     var preset: String?
@@ -94,53 +91,50 @@ struct Probe: ParsableCommand {
     @Option(help: "Override the normalisation std, three comma-separated values.")
     var std: String?
 
-    @Flag(help: "Print the result as JSON on stdout.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
-    @Flag(help: "No progress bars or status lines.")
-    var quiet = false
+    @OptionGroup var progress: QuietOption
+
+    func validate() throws {
+        guard C > 0, C.isFinite else { throw ValidationError("--C must be a positive number (sklearn's C, the inverse of the L2 strength), not \(C)") }
+    }
 
     func run() throws {
-        try runReportingErrors {
-            var experiment = ProbeExperiment(source: try source())
-            experiment.weights = weights
-            experiment.numHeads = numHeads
-            experiment.preprocess = try preprocessing(for: experiment.source)
-            experiment.batchSize = batch
-            experiment.cacheDirectory = cache
-            experiment.classifier = classifier
-            experiment.C = C
-            experiment.maxIterations = maxIter
-            experiment.ks = try parseKs()
-            experiment.temperature = temperature
-            if let threads {
-                guard threads > 0 else { throw ValidationError("--threads must be positive") }
-                experiment.parallelism = Parallelism(threads: threads)
-            }
-            experiment.showProgress = !quiet && ProgressBar.stderrIsTerminal
-            let quiet = self.quiet
-            experiment.log = { message in
-                if !quiet { FileHandle.standardError.write(Data("dinokit: \(message)\n".utf8)) }
-            }
-            guard batch > 0 else { throw ValidationError("--batch must be positive") }
-            guard maxIter >= 0 else { throw ValidationError("--max-iter must not be negative") }
+        var experiment = ProbeExperiment(source: try source())
+        experiment.weights = weights
+        experiment.numHeads = modelOptions.numHeads
+        experiment.preprocess = try preprocessing(for: experiment.source)
+        experiment.batchSize = batch
+        experiment.cacheDirectory = cache
+        experiment.classifier = classifier
+        experiment.C = C
+        experiment.maxIterations = maxIter
+        experiment.ks = try parseKs()
+        experiment.temperature = temperature
+        experiment.parallelism = modelOptions.parallelism
+        experiment.showProgress = !progress.quiet && ProgressBar.stderrIsTerminal
+        let quiet = progress.quiet
+        experiment.log = { message in
+            if !quiet { FileHandle.standardError.write(Data("dinokit: \(message)\n".utf8)) }
+        }
+        guard batch > 0 else { throw ValidationError("--batch must be positive") }
+        guard maxIter >= 0 else { throw ValidationError("--max-iter must not be negative") }
 
-            if let report {
-                try checkOutputs(folders: [(report, ProbeReport.fileNames)], inputs: Array(inputs().values) + [cache])
-            }
-            let outcome = try experiment.run()
-            var written: [String] = []
-            if let report {
-                written = try ProbeReport.write(outcome, settings: .init(C: C, maxIterations: maxIter, ks: experiment.ks,
-                                                                          temperature: temperature, inputs: inputs()),
-                                                to: report)
-            }
-            if json {
-                try printJSON(outcome.result)
-            } else {
-                printSummary(outcome)
-                for path in written { print("wrote \(path)") }
-            }
+        if let report {
+            try checkOutputs(folders: [(report, ProbeReport.fileNames)], inputs: Array(inputs().values) + [cache])
+        }
+        let outcome = try experiment.run()
+        var written: [String] = []
+        if let report {
+            written = try ProbeReport.write(outcome, settings: .init(C: C, maxIterations: maxIter, ks: experiment.ks,
+                                                                      temperature: temperature, inputs: inputs()),
+                                            to: report)
+        }
+        if jsonOption.json {
+            try printJSON(outcome.result)
+        } else {
+            printSummary(outcome)
+            for path in written { print("wrote \(path)") }
         }
     }
 

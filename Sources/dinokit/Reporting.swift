@@ -1,18 +1,6 @@
 import ArgumentParser
 import Foundation
 
-/// Errors print as one line on stderr and exit non-zero; a command body runs inside this.
-func runReportingErrors(_ body: () throws -> Void) throws {
-    do {
-        try body()
-    } catch let error as ExitCode {
-        throw error
-    } catch {
-        FileHandle.standardError.write(Data("dinokit: error: \(error)\n".utf8))
-        throw ExitCode.failure
-    }
-}
-
 /// A file a command skipped, and why (`skipped` in every --json summary that reads images).
 struct SkippedFile: Encodable {
     var file: String
@@ -29,6 +17,9 @@ struct SkippedFile: Encodable {
 func printJSON<T: Encodable>(_ value: T) throws {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    // One key style for every command (docs/json-output.md): Swift property names become snake_case;
+    // dictionary keys (tensor names, metadata) are data and stay as they are.
+    encoder.keyEncodingStrategy = .convertToSnakeCase
     print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 

@@ -1,8 +1,9 @@
 import ArgumentParser
 
-/// `dinokit train ssl|finetune`: training runs into a run folder (Training/Run).
+/// `dinokit train ssl|finetune|step`: training runs into a run folder (Training/Run), and the
+/// replay of a PyTorch-made training step.
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Continue DINOv2 self-supervised training, or fine-tune on labelled images.",
-        subcommands: [TrainSSL.self, TrainFinetune.self])
+        abstract: "Continue DINOv2 self-supervised training, fine-tune on labelled images, or check training steps against PyTorch.",
+        subcommands: [TrainSSL.self, TrainFinetune.self, TrainStep.self])
 }

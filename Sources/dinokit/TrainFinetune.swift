@@ -32,8 +32,7 @@ struct TrainFinetune: ParsableCommand {
         metadata), confusion.png, summary.json and, in full mode, backbone.safetensors (hub names).
         """)
 
-    @Option(help: "Backbone weights (any format DinoKit reads).")
-    var weights: String
+    @OptionGroup var weightsOption: WeightsOption
 
     @Option(help: "Labelled ImageFolder tree (one subfolder per class).")
     var data: String
@@ -89,63 +88,49 @@ struct TrainFinetune: ParsableCommand {
     @Option(help: "Shorter-side resize before the evaluation centre crop (default: image size x 256/224).")
     var resize: Int?
 
-    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
-    var threads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
-    @Option(name: .customLong("num-heads"), help: "Attention heads, when the width is not a multiple of 64 and the weights do not record it.")
-    var numHeads: Int?
+    @OptionGroup var jsonOption: JSONOption
 
-    @Flag(help: "Print the summary as JSON on stdout.")
-    var json = false
-
-    @Flag(help: "No progress bars or status lines.")
-    var quiet = false
+    @OptionGroup var progress: QuietOption
 
     func run() throws {
-        try runReportingErrors {
-            var s = FinetuneSettings.defaults(for: mode)
-            if let epochs { s.epochs = epochs }
-            if let lr { s.lr = lr }
-            if let batch { s.batchSize = batch }
-            s.valFraction = valFraction
-            s.features = features
-            s.seed = seed
-            if let optimizer { s.optimizer = optimizer }
-            s.momentum = momentum
-            if let weightDecay { s.weightDecay = weightDecay }
-            // The default warm-up never takes a whole run (full mode with --epochs 1).
-            s.warmupEpochs = warmupEpochs ?? Swift.min(s.warmupEpochs, s.epochs - 1)
-            s.backboneLRScale = backboneLRScale
-            s.layerDecay = layerDecay
-            s.imageSize = imageSize
-            s.resize = resize ?? imageSize * 256 / 224
-            try s.validate()
-            let parallelism: Parallelism
-            if let threads {
-                guard threads > 0 else { throw ValidationError("--threads must be positive") }
-                parallelism = Parallelism(threads: threads)
-            } else {
-                parallelism = .fromEnvironment
-            }
-            let run = FinetuneRun(weights: weights, data: data, validationData: valData, out: out, settings: s,
-                                  parallelism: parallelism, showProgress: !quiet && ProgressBar.stderrIsTerminal)
-            run.numHeads = numHeads
-            let quiet = self.quiet, json = self.json
-            run.log = { message in
-                if !quiet { FileHandle.standardError.write(Data("dinokit: \(message)\n".utf8)) }
-            }
-            run.onEpoch = { m in
-                guard !quiet, !json else { return }
-                let val = m.valAccuracy.map { String(format: "val loss %.4f  val acc %.2f%%", m.valLoss ?? 0, 100 * $0) } ?? "no validation"
-                FileHandle.standardError.write(Data(String(format: "epoch %d  train loss %.4f  train acc %.2f%%  %@  lr %.3e\n",
-                                                           m.epoch, m.trainLoss, 100 * m.trainAccuracy, val, m.lr).utf8))
-            }
-            let summary = try run.run()
-            if json {
-                try printJSON(summary)
-            } else {
-                printSummary(summary)
-            }
+        var s = FinetuneSettings.defaults(for: mode)
+        if let epochs { s.epochs = epochs }
+        if let lr { s.lr = lr }
+        if let batch { s.batchSize = batch }
+        s.valFraction = valFraction
+        s.features = features
+        s.seed = seed
+        if let optimizer { s.optimizer = optimizer }
+        s.momentum = momentum
+        if let weightDecay { s.weightDecay = weightDecay }
+        // The default warm-up never takes a whole run (full mode with --epochs 1).
+        s.warmupEpochs = warmupEpochs ?? Swift.min(s.warmupEpochs, s.epochs - 1)
+        s.backboneLRScale = backboneLRScale
+        s.layerDecay = layerDecay
+        s.imageSize = imageSize
+        s.resize = resize ?? imageSize * 256 / 224
+        try s.validate()
+        let parallelism = modelOptions.parallelism
+        let run = FinetuneRun(weights: weightsOption.weights, data: data, validationData: valData, out: out, settings: s,
+                              parallelism: parallelism, showProgress: !progress.quiet && ProgressBar.stderrIsTerminal)
+        run.numHeads = modelOptions.numHeads
+        let quiet = progress.quiet, json = jsonOption.json
+        run.log = { message in
+            if !quiet { FileHandle.standardError.write(Data("dinokit: \(message)\n".utf8)) }
+        }
+        run.onEpoch = { m in
+            guard !quiet, !json else { return }
+            let val = m.valAccuracy.map { String(format: "val loss %.4f  val acc %.2f%%", m.valLoss ?? 0, 100 * $0) } ?? "no validation"
+            FileHandle.standardError.write(Data(String(format: "epoch %d  train loss %.4f  train acc %.2f%%  %@  lr %.3e\n",
+                                                       m.epoch, m.trainLoss, 100 * m.trainAccuracy, val, m.lr).utf8))
+        }
+        let summary = try run.run()
+        if jsonOption.json {
+            try printJSON(summary)
+        } else {
+            printSummary(summary)
         }
     }
 

@@ -32,7 +32,7 @@ struct TrainSSL: ParsableCommand {
     @Option(help: "Run folder to create.")
     var out: String?
 
-    @Option(help: "Continue the run in this folder from its latest checkpoint.")
+    @Option(help: "Continue the run in this folder from its latest checkpoint; 'auto': continue --out if it has a checkpoint, else start it. Settings repeated from the run must equal its own.")
     var resume: String?
 
     @Option(help: "Run settings as JSON or YAML (.yaml/.yml; keys as in a run's config.json).")
@@ -68,20 +68,14 @@ struct TrainSSL: ParsableCommand {
     @Option(help: "Labelled folder (one subfolder per class): k-NN top-1 of the teacher at the start and each epoch end.")
     var knnData: String?
 
-    @Option(help: "Attention heads, for widths that are not a multiple of 64.")
-    var numHeads: Int?
-
-    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
-    var threads: Int?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Stop after this many steps of the run (the run can be resumed).")
     var stopAfter: Int?
 
-    @Flag(help: "No progress bar.")
-    var quiet = false
+    @OptionGroup var progress: QuietOption
 
-    @Flag(help: "Print a JSON summary at the end.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
     struct Summary: Encodable {
         var run: String
@@ -99,10 +93,11 @@ struct TrainSSL: ParsableCommand {
         var checkpoint: String?
     }
 
-    func resolvedConfig() throws -> SSLRunConfig {
-        var c = SSLRunConfig()
+    /// Settings: `base` (the defaults, or a resumed run's own) < --config file < options.
+    func resolvedConfig(over base: SSLRunConfig = SSLRunConfig()) throws -> SSLRunConfig {
+        var c = base
         if let config {
-            c = try SSLRunConfig.load(file: config)
+            c = try SSLRunConfig.load(file: config, over: base)
         }
         if let epochs { c.epochs = epochs }
         if let batch { c.batchSize = batch }
@@ -136,103 +131,137 @@ struct TrainSSL: ParsableCommand {
     }
 
     func run() throws {
-        try runReportingErrors {
-            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-            let parallelism = threads.map { Parallelism(threads: $0) } ?? .fromEnvironment
-            let started = monotonicSeconds()
-            let run: SSLRun
-            var knn: KNNMonitor?
-            if let resume {
-                let settings: [Any?] = [weights, config, out, epochs, batch, lr, seed, localCrops, prototypes, freezeBlocks,
-                                        headsWarmupSteps, checkpointEvery]
-                guard settings.allSatisfy({ $0 == nil }) else {
-                    throw ValidationError("--resume takes the weights and every setting from the run's checkpoint; give only --data (the same folder), --knn-data, --threads, --stop-after")
+        let parallelism = modelOptions.parallelism
+        let started = monotonicSeconds()
+        let run: SSLRun
+        var knn: KNNMonitor?
+        if let resume = try resumeFolder() {
+            let (_, _, info) = try RunCheckpoint.read(path: try RunCheckpoint.path(run: resume))
+            try checkRepeatedSettings(recorded: info.config, run: resume)
+            knn = try knnData.map { try Self.knnMonitor($0, config: info.config, parallelism: parallelism) }
+            let patch = try patchSize(runCheckpoint: resume)
+            run = try SSLRun(resuming: resume, source: try Self.source(info.config, data: data, patch: patch, parallelism: parallelism),
+                             parallelism: parallelism)
+        } else {
+            guard let weights else { throw ValidationError("missing --weights (or --resume RUN)") }
+            guard let out else { throw ValidationError("missing --out (the run folder)") }
+            var c = try resolvedConfig()
+            // Before the run folder exists: a k-NN set that cannot be used stops nothing half-made.
+            knn = try knnData.map { try Self.knnMonitor($0, config: c, parallelism: parallelism) }
+            let store = try Checkpoint.read(path: weights).store
+            let state = try SSLStart.trainingState(store)
+            let model: SSLModel
+            let source: MultiCropSource
+            if SSLStart.isTrainingState(state) {
+                var teacher = TensorStore()
+                for (n, t) in state.tensors where n.hasPrefix("teacher.backbone.") { try teacher.insert(t, named: String(n.dropFirst(17))) }
+                let (backbone, _) = try SSLStart.backbone(store: teacher, file: weights, numHeads: modelOptions.numHeads)
+                let dino = try SSLStart.headConfig(in: state, prefix: "student.dino_head.", inDim: backbone.embedDim, file: weights)
+                c.headPrototypes = dino.outDim
+                c.headHiddenDim = dino.hiddenDim
+                c.headBottleneckDim = dino.bottleneckDim
+                c.headLayers = dino.layers
+                c.ibotSeparateHead = state["student.ibot_head.last_layer.weight_v"] != nil
+                source = try Self.source(c, data: data, patch: backbone.patchSize, parallelism: parallelism)
+                var ssl = SSLStart.sslConfig(run: c, backbone: backbone, totalSteps: c.epochs * source.stepsPerEpoch)
+                if c.ibotSeparateHead {
+                    let ibot = try SSLStart.headConfig(in: state, prefix: "student.ibot_head.", inDim: backbone.embedDim, file: weights)
+                    ssl.ibotHead = ibot
+                    c.ibotHeadPrototypes = ibot.outDim
                 }
-                let (_, _, info) = try RunCheckpoint.read(path: try RunCheckpoint.path(run: resume))
-                knn = try knnData.map { try Self.knnMonitor($0, config: info.config, parallelism: parallelism) }
-                let patch = try patchSize(runCheckpoint: resume)
-                run = try SSLRun(resuming: resume, source: try Self.source(info.config, data: data, patch: patch, parallelism: parallelism),
-                                 parallelism: parallelism)
+                var clean = state
+                clean.metadata = [:]
+                model = try SSLModel(config: ssl, store: clean, file: weights)
             } else {
-                guard let weights else { throw ValidationError("missing --weights (or --resume RUN)") }
-                guard let out else { throw ValidationError("missing --out (the run folder)") }
-                var c = try resolvedConfig()
-                // Before the run folder exists: a k-NN set that cannot be used stops nothing half-made.
-                knn = try knnData.map { try Self.knnMonitor($0, config: c, parallelism: parallelism) }
-                let store = try Checkpoint.read(path: weights).store
-                let state = try SSLStart.trainingState(store)
-                let model: SSLModel
-                let source: MultiCropSource
-                if SSLStart.isTrainingState(state) {
-                    var teacher = TensorStore()
-                    for (n, t) in state.tensors where n.hasPrefix("teacher.backbone.") { try teacher.insert(t, named: String(n.dropFirst(17))) }
-                    let (backbone, _) = try SSLStart.backbone(store: teacher, file: weights, numHeads: numHeads)
-                    let dino = try SSLStart.headConfig(in: state, prefix: "student.dino_head.", inDim: backbone.embedDim, file: weights)
-                    c.headPrototypes = dino.outDim
-                    c.headHiddenDim = dino.hiddenDim
-                    c.headBottleneckDim = dino.bottleneckDim
-                    c.headLayers = dino.layers
-                    c.ibotSeparateHead = state["student.ibot_head.last_layer.weight_v"] != nil
-                    source = try Self.source(c, data: data, patch: backbone.patchSize, parallelism: parallelism)
-                    var ssl = SSLStart.sslConfig(run: c, backbone: backbone, totalSteps: c.epochs * source.stepsPerEpoch)
-                    if c.ibotSeparateHead {
-                        let ibot = try SSLStart.headConfig(in: state, prefix: "student.ibot_head.", inDim: backbone.embedDim, file: weights)
-                        ssl.ibotHead = ibot
-                        c.ibotHeadPrototypes = ibot.outDim
-                    }
-                    var clean = state
-                    clean.metadata = [:]
-                    model = try SSLModel(config: ssl, store: clean, file: weights)
-                } else {
-                    let (backbone, hub) = try SSLStart.backbone(store: store, file: weights, numHeads: numHeads)
-                    source = try Self.source(c, data: data, patch: backbone.patchSize, parallelism: parallelism)
-                    let ssl = SSLStart.sslConfig(run: c, backbone: backbone, totalSteps: c.epochs * source.stepsPerEpoch)
-                    model = try SSLStart.fromBackbone(hub: hub, config: ssl, seed: c.seed, file: weights)
-                }
-                run = try SSLRun(folder: out, config: c, source: source, model: model, parallelism: parallelism)
+                let (backbone, hub) = try SSLStart.backbone(store: store, file: weights, numHeads: modelOptions.numHeads)
+                source = try Self.source(c, data: data, patch: backbone.patchSize, parallelism: parallelism)
+                let ssl = SSLStart.sslConfig(run: c, backbone: backbone, totalSteps: c.epochs * source.stepsPerEpoch)
+                model = try SSLStart.fromBackbone(hub: hub, config: ssl, seed: c.seed, file: weights)
             }
-            run.knn = knn
-            let readableImages = run.source.imageCount
-            let first = run.step, batchSize = run.config.batchSize
-            let bar = ProgressBar(label: "train ssl", total: run.totalSteps, enabled: !quiet && !json && ProgressBar.stderrIsTerminal)
-            var stepSeconds = 0.0
-            var firstLoss: Double?, lastLoss: Double?
-            run.onStep = { m in
-                stepSeconds += m.seconds
-                if firstLoss == nil { firstLoss = m.total }
-                lastLoss = m.total
-                bar.update(m.step + 1, detail: String(format: "epoch %d  loss %.4f  entropy %.3f  %.1f img/s", m.epoch + 1, m.total,
-                                                       m.teacherEntropy, Double(batchSize) / Swift.max(m.seconds, 1e-9)))
-            }
-            run.onEpochEnd = { m in
-                guard !json else { return }
-                let knn = m.knn.map { String(format: "  knn %.1f%%", 100 * $0) } ?? ""
-                bar.finish(nil, done: m.step + 1)
-                print(String(format: "epoch %d/%d  step %d  loss %.4f  teacher entropy %.3f%@", m.epoch + 1, run.config.epochs, m.step + 1,
-                             m.total, m.teacherEntropy, knn))
-            }
-            let limit = stopAfter.map { Swift.min(run.totalSteps, $0) }
-            try run.run(until: limit)
-            if run.step < run.totalSteps, run.step > first { try run.checkpoint() }
-            let steps = run.step - first
-            // Skipped files: unusable at scan time, failed to decode in a batch (replaced), k-NN set.
-            let scanProblems = (run.source as? MultiCropSource)?.images.problems ?? []
-            let decodeFailures = (run.source as? MultiCropSource)?.decodeFailures ?? []
-            let skipped = (scanProblems + decodeFailures).map { SkippedFile(file: $0.path, reason: $0.reason) }
-                + (knn?.skipped ?? []).map { SkippedFile(file: $0.path, reason: $0.reason) }
-            for s in skipped where !json { FileHandle.standardError.write(Data("dinokit: warning: skipped \(s.file): \(s.reason)\n".utf8)) }
-            let summary = Summary(run: run.folder, steps: steps, totalSteps: run.totalSteps, epochs: run.config.epochs,
-                                  images: readableImages - decodeFailures.count, skipped: skipped, seconds: monotonicSeconds() - started,
-                                  imagesPerSecond: stepSeconds > 0 ? Double(steps * batchSize) / stepSeconds : 0,
-                                  firstLoss: firstLoss, lastLoss: lastLoss, knn: run.readKNN(),
-                                  checkpoint: try? RunCheckpoint.path(run: run.folder))
-            if json {
-                try printJSON(summary)
-            } else {
-                if !skipped.isEmpty { print("skipped \(skipped.count) unreadable file(s) (--data and --knn-data)") }
-                print("\(run.folder): \(run.step)/\(run.totalSteps) steps, \(String(format: "%.1f", summary.imagesPerSecond)) images/s in the steps; checkpoint \(summary.checkpoint ?? "-")")
-            }
+            run = try SSLRun(folder: out, config: c, source: source, model: model, parallelism: parallelism)
         }
+        run.knn = knn
+        let readableImages = run.source.imageCount
+        let first = run.step, batchSize = run.config.batchSize
+        let bar = ProgressBar(label: "train ssl", total: run.totalSteps, enabled: !progress.quiet && !jsonOption.json && ProgressBar.stderrIsTerminal)
+        var stepSeconds = 0.0
+        var firstLoss: Double?, lastLoss: Double?
+        run.onStep = { m in
+            stepSeconds += m.seconds
+            if firstLoss == nil { firstLoss = m.total }
+            lastLoss = m.total
+            bar.update(m.step + 1, detail: String(format: "epoch %d  loss %.4f  entropy %.3f  %.1f img/s", m.epoch + 1, m.total,
+                                                   m.teacherEntropy, Double(batchSize) / Swift.max(m.seconds, 1e-9)))
+        }
+        run.onEpochEnd = { m in
+            guard !jsonOption.json else { return }
+            let knn = m.knn.map { String(format: "  knn %.1f%%", 100 * $0) } ?? ""
+            bar.finish(nil, done: m.step + 1)
+            print(String(format: "epoch %d/%d  step %d  loss %.4f  teacher entropy %.3f%@", m.epoch + 1, run.config.epochs, m.step + 1,
+                         m.total, m.teacherEntropy, knn))
+        }
+        let limit = stopAfter.map { Swift.min(run.totalSteps, $0) }
+        try run.run(until: limit)
+        if run.step < run.totalSteps, run.step > first { try run.checkpoint() }
+        let steps = run.step - first
+        // Skipped files: unusable at scan time, failed to decode in a batch (replaced), k-NN set.
+        let scanProblems = (run.source as? MultiCropSource)?.images.problems ?? []
+        let decodeFailures = (run.source as? MultiCropSource)?.decodeFailures ?? []
+        let skipped = (scanProblems + decodeFailures).map { SkippedFile(file: $0.path, reason: $0.reason) }
+            + (knn?.skipped ?? []).map { SkippedFile(file: $0.path, reason: $0.reason) }
+        for s in skipped where !jsonOption.json { FileHandle.standardError.write(Data("dinokit: warning: skipped \(s.file): \(s.reason)\n".utf8)) }
+        let summary = Summary(run: run.folder, steps: steps, totalSteps: run.totalSteps, epochs: run.config.epochs,
+                              images: readableImages - decodeFailures.count, skipped: skipped, seconds: monotonicSeconds() - started,
+                              imagesPerSecond: stepSeconds > 0 ? Double(steps * batchSize) / stepSeconds : 0,
+                              firstLoss: firstLoss, lastLoss: lastLoss, knn: run.readKNN(),
+                              checkpoint: try? RunCheckpoint.path(run: run.folder))
+        if jsonOption.json {
+            try printJSON(summary)
+        } else {
+            if !skipped.isEmpty { print("skipped \(skipped.count) unreadable file(s) (--data and --knn-data)") }
+            print("\(run.folder): \(run.step)/\(run.totalSteps) steps, \(String(format: "%.1f", summary.imagesPerSecond)) images/s in the steps; checkpoint \(summary.checkpoint ?? "-")")
+        }
+    }
+
+    /// The run to continue: --resume RUN, or with --resume auto the --out folder when it has a
+    /// checkpoint (nil: start a new run in --out).
+    func resumeFolder() throws -> String? {
+        guard resume == "auto" else { return resume }
+        guard let out else { throw ValidationError("--resume auto needs --out (the run folder to continue or start)") }
+        return (try? RunCheckpoint.path(run: out)) != nil ? out : nil
+    }
+
+    /// Resuming, the command line may repeat the run's settings, so that one command both starts
+    /// and continues a run; a setting that differs from the run's (config.json) is refused, each
+    /// named. --weights is accepted as it is: it only chose the start, and the run records its
+    /// state in the checkpoint, not the path it started from.
+    func checkRepeatedSettings(recorded: SSLRunConfig, run folder: String) throws {
+        var conflicts: [String] = []
+        if let out, Self.samePath(out, folder) == false {
+            conflicts.append("--out \(out) is not the resumed run \(folder)")
+        }
+        let wanted = try resolvedConfig(over: recorded)
+        let mine = try Self.settings(wanted), theirs = try Self.settings(recorded)
+        for key in mine.keys.sorted() where mine[key] != theirs[key] {
+            conflicts.append("\(key) \(mine[key] ?? "unset") (the run has \(theirs[key] ?? "unset"))")
+        }
+        guard conflicts.isEmpty else {
+            throw ValidationError("--resume \(folder): settings differ from the run's: \(conflicts.joined(separator: "; "))")
+        }
+    }
+
+    /// A config as config.json's keys, each value as compact JSON text (comparable, printable).
+    static func settings(_ c: SSLRunConfig) throws -> [String: String] {
+        let object = try JSONSerialization.jsonObject(with: try c.encoded()) as? [String: Any] ?? [:]
+        return try object.mapValues { value in
+            String(decoding: try JSONSerialization.data(withJSONObject: [value], options: [.sortedKeys]), as: UTF8.self)
+                .dropFirst().dropLast().description
+        }
+    }
+
+    static func samePath(_ a: String, _ b: String) -> Bool {
+        func normal(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.resolvingSymlinksInPath().path }
+        return normal(a) == normal(b)
     }
 
     /// The k-NN monitor, evaluated at the training resolution (eval resize/crop ratio 256/224, as DINOv2's).

@@ -5,7 +5,7 @@ import Training
 
 struct TrainStep: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train-step",
+        commandName: "step",
         abstract: "Run the steps of a PyTorch-made DINOv2 training debug state and compare every number.",
         discussion: """
         STATE_DIR is a dinokit-sslstep/1 folder (Scripts/make-sslstep writes them from the official \
@@ -27,11 +27,9 @@ struct TrainStep: ParsableCommand {
     @Option(help: "Write DinoKit's losses.json, grads_0.safetensors and final.safetensors here.")
     var out: String?
 
-    @Option(help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
-    var threads: Int?
+    @OptionGroup var threading: ThreadsOption
 
-    @Flag(help: "Print the report as JSON.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
     @Flag(help: "Time training steps instead of checking a state.")
     var bench = false
@@ -46,39 +44,37 @@ struct TrainStep: ParsableCommand {
     var repeats = 3
 
     func run() throws {
-        var passed = false
-        try runReportingErrors {
-            if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
-            let parallelism = threads.map { Parallelism(threads: $0) } ?? .fromEnvironment
-            if bench {
-                try runBenchmark(parallelism: parallelism)
-                passed = true
-                return
-            }
-            guard let stateDir else { throw ValidationError("missing STATE_DIR (a dinokit-sslstep/1 folder)") }
-            let state = try DebugState(directory: stateDir)
-            let result = try DebugStateReplay.run(state, parallelism: parallelism)
-            if let out { try result.write(to: out) }
-            let r = result.report
-            passed = r.pass
-            if json {
-                try printJSON(r)
-                return
-            }
-            let rows = r.lossComparisons.map {
-                ["\($0.step)", $0.term, String(format: "%.7g", $0.dinokit), String(format: "%.7g", $0.pytorch),
-                 String(format: "%.2e", $0.relativeError)]
-            }
-            print(renderTable(["step", "term", "dinokit", "pytorch", "rel err"], rows, rightAligned: [2, 3, 4]))
-            let gradFails = r.gradientComparisons.filter { !$0.pass }.count
-            print("gradients (step 0): \(r.gradientComparisons.count) tensors, max rel err \(String(format: "%.2e", r.grads.maxRelErr)) (\(r.grads.worst)), \(gradFails) failed")
-            let finalFails = r.finalComparisons.filter { !$0.pass }.count
-            let checked = r.finalComparisons.map(\.maxCheckedErr).max() ?? 0
-            print("final (\(state.config.steps) steps): \(r.finalComparisons.count) tensors, max abs err \(String(format: "%.2e", r.final.maxAbsErr)) (\(r.final.worst)), \(String(format: "%.2e", checked)) where the tight bound applies, \(finalFails) failed")
-            for f in r.failures { print("FAIL \(f)") }
-            print("\(r.pass ? "pass" : "FAIL"): \(state.config.steps) steps in \(String(format: "%.3f", result.seconds)) s")
+        let parallelism = threading.parallelism
+        if bench {
+            try runBenchmark(parallelism: parallelism)
+            return
         }
-        if !passed { throw ExitCode.failure }
+        guard let stateDir else { throw ValidationError("missing STATE_DIR (a dinokit-sslstep/1 folder)") }
+        let state = try DebugState(directory: stateDir)
+        let result = try DebugStateReplay.run(state, parallelism: parallelism)
+        if let out { try result.write(to: out) }
+        let r = result.report
+        if jsonOption.json {
+            try printJSON(r)
+        } else {
+            printReport(r, steps: state.config.steps, seconds: result.seconds)
+        }
+        if !r.pass { throw ExitCode.failure }
+    }
+
+    private func printReport(_ r: StepReport, steps: Int, seconds: Double) {
+        let rows = r.lossComparisons.map {
+            ["\($0.step)", $0.term, String(format: "%.7g", $0.dinokit), String(format: "%.7g", $0.pytorch),
+             String(format: "%.2e", $0.relativeError)]
+        }
+        print(renderTable(["step", "term", "dinokit", "pytorch", "rel err"], rows, rightAligned: [2, 3, 4]))
+        let gradFails = r.gradientComparisons.filter { !$0.pass }.count
+        print("gradients (step 0): \(r.gradientComparisons.count) tensors, max rel err \(String(format: "%.2e", r.grads.maxRelErr)) (\(r.grads.worst)), \(gradFails) failed")
+        let finalFails = r.finalComparisons.filter { !$0.pass }.count
+        let checked = r.finalComparisons.map(\.maxCheckedErr).max() ?? 0
+        print("final (\(steps) steps): \(r.finalComparisons.count) tensors, max abs err \(String(format: "%.2e", r.final.maxAbsErr)) (\(r.final.worst)), \(String(format: "%.2e", checked)) where the tight bound applies, \(finalFails) failed")
+        for f in r.failures { print("FAIL \(f)") }
+        print("\(r.pass ? "pass" : "FAIL"): \(steps) steps in \(String(format: "%.3f", seconds)) s")
     }
 
     func runBenchmark(parallelism: Parallelism) throws {
@@ -100,7 +96,7 @@ struct TrainStep: ParsableCommand {
             input = SSLBenchmark.batch(o)
             hyper = config.hyperparameters
         }
-        let log: ((String) -> Void)? = json ? nil : { print($0) }
+        let log: ((String) -> Void)? = jsonOption.json ? nil : { print($0) }
         let result = try SSLBenchmark.run(trainer, batch: input, hyper: hyper, repeats: repeats, warmup: 1, log: log)
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -115,7 +111,7 @@ struct TrainStep: ParsableCommand {
             enum K: String, CodingKey { case peak = "peak_rss_mb" }
         }
         let peak = (Double(usage.ru_maxrss) / 102.4).rounded() / 10
-        if json {
+        if jsonOption.json {
             try printJSON(Output(result: result, peakRSSMB: peak))
             return
         }
@@ -125,4 +121,15 @@ struct TrainStep: ParsableCommand {
                           rightAligned: [1]))
         print("step: \(String(format: "%.1f", r.msPerStepMedian)) ms (median of \(r.msPerStep.count)), CPU \(String(format: "%.1f", r.cpuMsPerStepMedian)) ms; activations and scratch \(String(format: "%.1f", r.workspaceMB)) MB, parameters/gradients/moments/teacher \(String(format: "%.1f", r.parameterMB)) MB, peak RSS \(String(format: "%.1f", peak)) MB")
     }
+}
+
+/// `dinokit train-step`, the command's name before it moved under `train`: kept working for
+/// scripts (Scripts/bench-sslstep uses it), hidden from the help.
+struct TrainStepAlias: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train-step", abstract: "Old name of 'dinokit train step'.", shouldDisplay: false)
+
+    @OptionGroup var step: TrainStep
+
+    func run() throws { try step.run() }
 }

@@ -12,7 +12,7 @@ struct Verify: ParsableCommand {
         max |dinokit - golden| <= atol + rtol * max |golden|. Exits 0 only if every output passes.
         """)
 
-    @Argument(help: "Golden-set folder (manifest.json).")
+    @Argument(help: "Golden-set folder, or its manifest.json.")
     var golden: String
 
     @Option(help: "Weights to verify (default: the manifest's weights).")
@@ -27,37 +27,43 @@ struct Verify: ParsableCommand {
     @Option(help: "Override the manifest's interpolation semantics: official or hf.")
     var interpolation: InterpolationSemantics?
 
-    @Option(name: .customLong("num-heads"), help: "Attention heads, when neither the weights nor the manifest say.")
-    var numHeads: Int?
+    @OptionGroup var heads: HeadsOption
 
-    @Flag(help: "Print the report as JSON.")
-    var json = false
+    @OptionGroup var jsonOption: JSONOption
 
     func run() throws {
-        var passed = false
-        try runReportingErrors {
-            var set = try GoldenSet.load(directory: golden)
-            if let numHeads { set.numHeads = numHeads }
-            let report = try Verifier.run(set, weightsPath: weights, atol: atol, rtol: rtol, interpolation: interpolation)
-            passed = report.pass
-            if json {
-                try printJSON(report)
-                return
-            }
-            var rows: [[String]] = []
-            for c in report.cases {
-                for o in c.outputs {
-                    rows.append([c.name, o.key, o.maxAbsErr.map { String(format: "%.3g", $0) } ?? "-",
-                                 o.maxRelErr.map { String(format: "%.3g", $0) } ?? "-",
-                                 o.maxAbsRef.map { String(format: "%.3g", $0) } ?? "-",
-                                 o.pass ? "pass" : "FAIL" + (o.error.map { ": \($0)" } ?? "")])
-                }
-            }
-            print(renderTable(["case", "output", "max abs err", "max rel err", "max |golden|", "result"], rows))
-            let outputs = report.cases.flatMap(\.outputs)
-            let failed = outputs.filter { !$0.pass }.count
-            print("\(outputs.count - failed) passed, \(failed) failed (atol \(atol), rtol \(rtol))")
+        var set = try GoldenSet.load(directory: Self.folder(golden))
+        if let numHeads = heads.numHeads { set.numHeads = numHeads }
+        let report = try Verifier.run(set, weightsPath: weights, atol: atol, rtol: rtol, interpolation: interpolation)
+        if jsonOption.json {
+            try printJSON(report)
+        } else {
+            printTable(report)
         }
-        if !passed { throw ExitCode.failure }
+        if !report.pass { throw ExitCode.failure }
+    }
+
+    private func printTable(_ report: VerificationReport) {
+        var rows: [[String]] = []
+        for c in report.cases {
+            for o in c.outputs {
+                rows.append([c.name, o.key, o.maxAbsErr.map { String(format: "%.3g", $0) } ?? "-",
+                             o.maxRelErr.map { String(format: "%.3g", $0) } ?? "-",
+                             o.maxAbsRef.map { String(format: "%.3g", $0) } ?? "-",
+                             o.pass ? "pass" : "FAIL" + (o.error.map { ": \($0)" } ?? "")])
+            }
+        }
+        print(renderTable(["case", "output", "max abs err", "max rel err", "max |golden|", "result"], rows))
+        let outputs = report.cases.flatMap(\.outputs)
+        let failed = outputs.filter { !$0.pass }.count
+        print("\(outputs.count - failed) passed, \(failed) failed (atol \(atol), rtol \(rtol))")
+    }
+
+    /// The golden set's folder: the argument, or the folder of a manifest file given instead.
+    static func folder(_ path: String) -> String {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else { return path }
+        let parent = (path as NSString).deletingLastPathComponent
+        return parent.isEmpty ? "." : parent
     }
 }

@@ -1,7 +1,7 @@
 import Foundation
 import TensorStore
 
-/// `dinokit train-step --json`: how a replay of a debug state compares with PyTorch's numbers,
+/// `dinokit train step --json`: how a replay of a debug state compares with PyTorch's numbers,
 /// and whether it passes (issue 8):
 /// - every loss term of every step within 1e-4 relative;
 /// - every step-0 gradient tensor within 1e-3 · max|expected| + 1e-7, element-wise;

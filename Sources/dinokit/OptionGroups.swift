@@ -1,0 +1,59 @@
+import ArgumentParser
+import Kernels
+
+// Options that several commands share, each defined, explained and validated once here; a
+// command includes the groups it needs with @OptionGroup, so the spelling, the help text and
+// the check are the same in every command.
+
+/// --num-heads: the one fact DINOv2 weights do not always say (widths not a multiple of 64).
+struct HeadsOption: ParsableArguments {
+    // .unconditional: "--num-heads -1" reaches validate() instead of reading as an option.
+    @Option(name: .customLong("num-heads"), parsing: .unconditional,
+            help: "Attention heads, for widths that are not a multiple of 64 when the weights do not record num_heads (hub models have head dim 64; convert records it in the output).")
+    var numHeads: Int?
+
+    func validate() throws {
+        if let numHeads, numHeads <= 0 { throw ValidationError("--num-heads must be positive, not \(numHeads)") }
+    }
+}
+
+/// --threads: how many threads the model's kernels use.
+struct ThreadsOption: ParsableArguments {
+    @Option(parsing: .unconditional, help: "Threads (default: DINOKIT_NUM_THREADS or the number of cores).")
+    var threads: Int?
+
+    func validate() throws {
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive, not \(threads)") }
+    }
+
+    /// --threads, else DINOKIT_NUM_THREADS, else every core.
+    var parallelism: Parallelism { threads.map { Parallelism(threads: $0) } ?? .fromEnvironment }
+}
+
+/// --weights, for the commands that need one model's weights (train ssl, probe, bench and verify
+/// take them optionally, with their own alternatives, and declare their own).
+struct WeightsOption: ParsableArguments {
+    @Option(help: "Model weights in any format and layout DinoKit reads (.pth, .safetensors, HF folder, timm, training checkpoint).")
+    var weights: String
+}
+
+/// The options of every command that builds a model from weights: --num-heads and --threads.
+struct ModelOptions: ParsableArguments {
+    @OptionGroup var heads: HeadsOption
+    @OptionGroup var threading: ThreadsOption
+
+    var numHeads: Int? { heads.numHeads }
+    var parallelism: Parallelism { threading.parallelism }
+}
+
+/// --json: the result as one JSON document on stdout (keys in docs/json-output.md, snake_case).
+struct JSONOption: ParsableArguments {
+    @Flag(help: "Print the result as one JSON document on stdout (snake_case keys; see docs/json-output.md).")
+    var json = false
+}
+
+/// --quiet: for commands that show progress on stderr.
+struct QuietOption: ParsableArguments {
+    @Flag(help: "No progress bars or status lines (warnings and errors still go to stderr).")
+    var quiet = false
+}

@@ -1,0 +1,89 @@
+import TestSupport
+import XCTest
+
+/// --json, --num-heads, --threads and --quiet are defined once (OptionGroups.swift): every
+/// command that has one shows the same help text and applies the same check.
+final class SharedOptionsTests: XCTestCase {
+    /// Each command with the shared options it takes.
+    static let commands: [(command: [String], options: Set<String>)] = [
+        (["inspect"], ["--json"]),
+        (["convert"], ["--json", "--num-heads"]),
+        (["forward"], ["--json", "--num-heads", "--threads"]),
+        (["verify"], ["--json", "--num-heads"]),
+        (["export-onnx"], ["--json", "--num-heads"]),
+        (["export"], ["--json"]),
+        (["probe"], ["--json", "--num-heads", "--threads", "--quiet"]),
+        (["embed"], ["--json", "--num-heads", "--threads", "--quiet"]),
+        (["pca"], ["--json", "--num-heads", "--threads"]),
+        (["attention"], ["--json", "--num-heads", "--threads"]),
+        (["train", "ssl"], ["--json", "--num-heads", "--threads", "--quiet"]),
+        (["train", "finetune"], ["--json", "--num-heads", "--threads", "--quiet"]),
+        (["train", "step"], ["--json", "--threads"]),
+        (["bench"], ["--json", "--num-heads", "--threads"]),
+    ]
+
+    /// The help paragraph of `option` in a --help text, whitespace collapsed; nil when absent.
+    static func helpText(of option: String, in help: String) -> String? {
+        let lines = help.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard let start = lines.firstIndex(where: {
+            let t = $0.trimmingCharacters(in: .whitespaces)
+            return t.hasPrefix(option + " ") || t == option
+        }) else { return nil }
+        var text = String(lines[start].trimmingCharacters(in: .whitespaces).dropFirst(option.count))
+        for line in lines[(start + 1)...] {
+            let t = line.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty || t.hasPrefix("-") { break }
+            text += " " + t
+        }
+        // The value name (<num-heads>) is part of the option column, not of the text.
+        if text.trimmingCharacters(in: .whitespaces).hasPrefix("<"), let close = text.firstIndex(of: ">") {
+            text = String(text[text.index(after: close)...])
+        }
+        return text.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+    }
+
+    func testEverySharedOptionHasOneHelpText() throws {
+        var texts: [String: Set<String>] = [:]
+        for (command, options) in Self.commands {
+            let help = try dinokit(command + ["--help"])
+            XCTAssertEqual(help.status, 0, "\(command) --help: \(help.stderr)")
+            for option in ["--json", "--num-heads", "--threads", "--quiet"] {
+                let text = Self.helpText(of: option, in: help.stdout)
+                XCTAssertEqual(text != nil, options.contains(option), "\(command) \(option)")
+                if let text { texts[option, default: []].insert(text) }
+            }
+        }
+        for (option, variants) in texts {
+            XCTAssertEqual(variants.count, 1, "\(option) has one help text: \(variants)")
+        }
+    }
+
+    /// The commands that need one model's weights share --weights (probe, bench, train ssl and
+    /// verify take them optionally, with alternatives, and explain them in their own words).
+    func testRequiredWeightsHaveOneHelpText() throws {
+        var texts: Set<String> = []
+        for command in [["forward"], ["embed"], ["pca"], ["attention"], ["export-onnx"], ["train", "finetune"]] {
+            let help = try dinokit(command + ["--help"])
+            let text = try XCTUnwrap(Self.helpText(of: "--weights", in: help.stdout), "\(command) has --weights")
+            texts.insert(text)
+        }
+        XCTAssertEqual(texts.count, 1, "\(texts)")
+    }
+
+    func testThreadsAndHeadsAreCheckedTheSameEverywhere() throws {
+        let cases: [[String]] = [
+            ["forward", "--weights", "w", "--input", "i.npy", "--out", "o.npz", "--threads", "0"],
+            ["embed", "--weights", "w", "--out", "o.npy", "a.png", "--threads", "-2"],
+            ["train", "step", "--bench", "--threads", "0"],
+            ["bench", "--threads", "0"],
+        ]
+        for args in cases {
+            assertUsageError(try dinokit(args), contains: "--threads must be positive")
+        }
+        for args in [["convert", "a.pth", "b.safetensors", "--num-heads", "0"],
+                     ["export-onnx", "--weights", "w", "--out", "o.onnx", "--num-heads", "0"],
+                     ["verify", "golden", "--num-heads", "-1"]] {
+            assertUsageError(try dinokit(args), contains: "--num-heads must be positive")
+        }
+    }
+}
