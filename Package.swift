@@ -11,6 +11,8 @@ let package = Package(
         .library(name: "Images", targets: ["Images"]),
         .library(name: "DINOv2", targets: ["DINOv2"]),
         .library(name: "ONNXExport", targets: ["ONNXExport"]),
+        .library(name: "Datasets", targets: ["Datasets"]),
+        .library(name: "Reporting", targets: ["Reporting"]),
         .library(name: "Evaluation", targets: ["Evaluation"]),
         .library(name: "Training", targets: ["Training"]),
         .executable(name: "dinokit", targets: ["dinokit"]),
@@ -40,11 +42,16 @@ let package = Package(
         .target(name: "Images", dependencies: ["TensorStore", "CImageCodecs"]),
         .target(name: "DINOv2", dependencies: ["Kernels", "Formats", "TensorStore"]),
         .target(name: "ONNXExport", dependencies: ["DINOv2", "Formats", "Kernels", "TensorStore", "ONNXProto"]),
-        .target(name: "Training", dependencies: ["DINOv2", "Evaluation", "Images", "Formats", "Kernels", "TensorStore",
+        // What Training and Evaluation share sits below both, so neither imports the other:
+        // labelled image sets, batch decoding, feature extraction and k-NN (Datasets), and the
+        // progress bar, charts and report pictures (Reporting).
+        .target(name: "Datasets", dependencies: ["DINOv2", "Images", "Formats", "Kernels", "TensorStore"]),
+        .target(name: "Reporting", dependencies: ["Datasets", "Images"]),
+        .target(name: "Training", dependencies: ["DINOv2", "Datasets", "Reporting", "Images", "Formats", "Kernels", "TensorStore",
                                                .product(name: "Yams", package: "Yams")]),
-        .target(name: "Evaluation", dependencies: ["DINOv2", "Images", "Formats", "Kernels", "TensorStore"]),
+        .target(name: "Evaluation", dependencies: ["DINOv2", "Datasets", "Reporting", "Images", "Formats", "Kernels", "TensorStore"]),
         .executableTarget(name: "dinokit", dependencies: [
-            "DINOv2", "Formats", "TensorStore", "Kernels", "Images", "ONNXExport", "Evaluation", "Training",
+            "DINOv2", "Formats", "TensorStore", "Kernels", "Images", "ONNXExport", "Datasets", "Reporting", "Evaluation", "Training",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
@@ -54,8 +61,8 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Formats", "TestSupport"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "Formats", "TestSupport"]),
         .testTarget(name: "ONNXExportTests", dependencies: ["ONNXExport", "DINOv2", "Formats", "TestSupport"]),
-        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "DINOv2", "Images", "Formats", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "DINOv2", "Evaluation", "Images", "Kernels", "Formats", "TestSupport"]),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets", "Reporting", "DINOv2", "Images", "Formats", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "DINOv2", "Datasets", "Images", "Kernels", "Formats", "TestSupport"]),
         .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "Formats", "TestSupport"]),
     ]
 )
