@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZip", pkgConfig: "libzip", providers: [.apt(["libzip-dev"])]),
         .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        // SHA-256 for the feature cache (Sources/Datasets/SHA256.swift says why not swift-crypto).
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CImageCodecs", pkgConfig: "libturbojpeg", providers: [.apt(["libturbojpeg0-dev", "libpng-dev"])]),
 
         // C code generated once from onnx.proto by protoc-c (Scripts/gen-onnx-proto).
@@ -45,7 +47,7 @@ let package = Package(
         // What Training and Evaluation share sits below both, so neither imports the other:
         // labelled image sets, batch decoding, feature extraction and k-NN (Datasets), and the
         // progress bar, charts and report pictures (Reporting).
-        .target(name: "Datasets", dependencies: ["DINOv2", "Images", "Formats", "Kernels", "TensorStore"]),
+        .target(name: "Datasets", dependencies: ["DINOv2", "Images", "Formats", "Kernels", "TensorStore", "CCrypto"]),
         .target(name: "Reporting", dependencies: ["Datasets", "Images"]),
         .target(name: "Training", dependencies: ["DINOv2", "Datasets", "Reporting", "Images", "Formats", "Kernels", "TensorStore",
                                                .product(name: "Yams", package: "Yams")]),
