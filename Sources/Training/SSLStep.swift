@@ -407,10 +407,3 @@ final class StepWorkspace {
                    + dinoTargets.count + ibotTargets.count)
     }
 }
-
-/// Monotonic seconds, for phase timings.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Formats
+import Kernels
 import TensorStore
 
 extension Layout: ExpressibleByArgument {}
