@@ -282,6 +282,3 @@ public struct Model: Sendable {
 func canonicalHubStore(_ store: TensorStore) throws -> TensorStore {
     try KeyLayouts.canonicalize(store).store
 }
-
-/// A DINOv2 backbone; `Model` read from outside the module.
-public typealias DINOv2Model = Model
