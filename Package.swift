@@ -37,7 +37,8 @@ let package = Package(
         .target(name: "TensorStore", dependencies: [
             .product(name: "OrderedCollections", package: "swift-collections"),
         ]),
-        .target(name: "Formats", dependencies: ["TensorStore", "CZip"]),
+        .target(name: "Formats", dependencies: ["TensorStore", "CZip",
+                                               .product(name: "OrderedCollections", package: "swift-collections")]),
         // SIMD kernels in C, compiled per function for AVX-512 / AVX2 and chosen at run time.
         .target(name: "CKernels"),
         .target(name: "Kernels", dependencies: ["TensorStore", "COpenBLAS", "CKernels"]),
