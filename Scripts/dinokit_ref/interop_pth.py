@@ -9,8 +9,10 @@ get the hub's `register_tokens` parameter, which the PyPI snapshot of the offici
 Pass `model=` to load into a module of your own instead.
 
 Run as a script, it does the whole round trip for the tiny DINOv2: torch.save(tiny_state_dict) ->
-DinoKit reads and rewrites it (TorchCheckpointTests/testRewriteFromEnvironment) -> torch.load +
-load_state_dict(strict=True) into the official model."""
+DinoKit reads and rewrites it (`dinokit convert in.pth out.pth`) -> torch.load +
+load_state_dict(strict=True) into the official model.
+
+    interop_pth.py [PATH_TO_DINOKIT]      (default .build/debug/dinokit)"""
 import os
 import struct
 import subprocess
@@ -103,10 +105,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         source, written = f"{tmp}/tiny-plain.pth", f"{tmp}/tiny-plain-dinokit.pth"
         torch.save(sd, source)
-        env = dict(os.environ, DINOKIT_PTH_REWRITE=f"{source}:{written}")
-        scratch = os.environ.get("DINOKIT_SCRATCH", ".build-pth")
-        run = subprocess.run(["swift", "test", "--scratch-path", scratch, "--filter", "TorchCheckpointTests/testRewriteFromEnvironment"],
-                             cwd=repo, env=env, capture_output=True, text=True)
+        dinokit = sys.argv[1] if len(sys.argv) > 1 else os.path.join(repo, ".build", "debug", "dinokit")
+        run = subprocess.run([dinokit, "convert", source, written], cwd=repo, capture_output=True, text=True)
         if run.returncode != 0 or not os.path.exists(written):
             sys.stderr.write(run.stdout + run.stderr)
             raise AssertionError("DinoKit could not rewrite the checkpoint")

@@ -49,8 +49,12 @@ public enum InterpolationSemantics: String, Sendable, Codable, CaseIterable {
 
 /// Everything that fixes a backbone's shape and numerics. Detected from hub-named weights; every
 /// field may be overridden before building a `Model`.
+///
+/// The shape fields are those of `BackboneArchitecture` (Formats), which reads them from the
+/// weights; `init(_:numHeads:layerScale:)` builds a Config from one, and the FFN kind is the
+/// same enum, so the two cannot drift apart.
 public struct Config: Sendable, Equatable, CustomStringConvertible {
-    public enum FFN: String, Sendable { case mlp, swiglu }
+    public typealias FFN = BackboneArchitecture.FFN
 
     public var embedDim: Int
     public var depth: Int
@@ -91,6 +95,15 @@ public struct Config: Sendable, Equatable, CustomStringConvertible {
         self.variant = variant
     }
 
+    /// The config of a detected architecture with a known head count; the numerics (LayerNorm
+    /// eps, position interpolation) are the official models'.
+    public init(_ arch: BackboneArchitecture, numHeads: Int, layerScale: Bool) {
+        self.init(embedDim: arch.embedDim, depth: arch.depth, numHeads: numHeads, patchSize: arch.patchSize,
+                  inChannels: arch.inChannels, registerTokens: arch.registerTokens, ffn: arch.ffn,
+                  ffnHidden: arch.ffnHidden, positionGrid: arch.positionGrid, layerScale: layerScale,
+                  variant: arch.variant)
+    }
+
     /// The config hub-named weights imply. Heads come from `numHeads`, else the store's
     /// `num_heads` metadata, else D/64 (every released variant). Interpolation follows the
     /// official models: register models (offset 0, antialias), others (offset 0.1, plain).
@@ -112,11 +125,7 @@ public struct Config: Sendable, Equatable, CustomStringConvertible {
             throw DINOv2Error.unsupportedArchitecture(
                 "cannot infer the number of heads for width \(arch.embedDim) (not a multiple of 64); pass --num-heads N, or record 'num_heads' in the weights' metadata (dinokit convert --num-heads N)")
         }
-        let config = Config(embedDim: arch.embedDim, depth: arch.depth, numHeads: heads, patchSize: arch.patchSize,
-                            inChannels: arch.inChannels, registerTokens: arch.registerTokens,
-                            ffn: arch.ffn == .swiglu ? .swiglu : .mlp, ffnHidden: arch.ffnHidden,
-                            positionGrid: arch.positionGrid, layerScale: store["blocks.0.ls1.gamma"] != nil,
-                            variant: arch.variant)
+        let config = Config(arch, numHeads: heads, layerScale: store["blocks.0.ls1.gamma"] != nil)
         try config.validate()
         return config
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// Where a forward's time goes, per step, summed over every forward run with a workspace that
 /// carries it (`Workspace.profile`; `dinokit bench --profile`).
@@ -37,8 +38,8 @@ public final class ForwardProfile: @unchecked Sendable {
 
     /// Times `body`, counted `threads` times (the threads that are busy or idle during it).
     func measure<R>(_ name: String, flops: Double = 0, threads: Int = 1, _ body: () throws -> R) rethrows -> R {
-        let start = Self.now()
-        defer { record(name, threadSeconds: (Self.now() - start) * Double(threads), flops: flops) }
+        let start = monotonicSeconds()
+        defer { record(name, threadSeconds: (monotonicSeconds() - start) * Double(threads), flops: flops) }
         return try body()
     }
 
@@ -53,12 +54,6 @@ public final class ForwardProfile: @unchecked Sendable {
                 storage.append(Entry(name: name, threadSeconds: threadSeconds, flops: flops, calls: 1))
             }
         }
-    }
-
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
     }
 }
 

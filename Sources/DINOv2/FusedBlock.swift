@@ -20,8 +20,9 @@ struct FusedBuffers {
     let attentionScratch: UnsafeMutablePointer<Float>
 }
 
-// The inference forward of the blocks (block.py L111-113), the same math as `blockForward`, with
-// every elementwise op fused into a GEMM's last pass over its tiles. Within one token row,
+// The inference forward of the blocks (block.py L111-113):
+//   x = x + ls1(attn(norm1(x)));  x = x + ls2(ffn(norm2(x)))
+// with every elementwise op fused into a GEMM's last pass over its tiles. Within one token row,
 // everything from proj to the next block's qkv depends only on that row:
 //   x      += ls1 ⊙ (attn · Wprojᵀ + b);  normed = norm2(x)        (LayerNorm per finished row block)
 //   hidden  = GELU(normed · Wfc1ᵀ + b)                               (SwiGLU: w12, then the gate)

@@ -211,9 +211,9 @@ public struct Model: Sendable {
             parallelRows(rows) { body($0, nil) }
             return
         }
-        let before = profile.threadSeconds, start = ForwardProfile.now()
+        let before = profile.threadSeconds, start = monotonicSeconds()
         parallelRows(rows) { range in body(range, profile) }
-        let wall = ForwardProfile.now() - start
+        let wall = monotonicSeconds() - start
         profile.record("waiting for the slowest thread",
                        threadSeconds: wall * Double(parallelism.threads) - (profile.threadSeconds - before))
     }
@@ -282,6 +282,3 @@ public struct Model: Sendable {
 func canonicalHubStore(_ store: TensorStore) throws -> TensorStore {
     try KeyLayouts.canonicalize(store).store
 }
-
-/// A DINOv2 backbone; `Model` read from outside the module.
-public typealias DINOv2Model = Model

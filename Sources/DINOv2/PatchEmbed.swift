@@ -21,10 +21,10 @@ extension Model {
                           bias: parameters.patchBias.pointer, rows: g.batch * patchesPerImage, parallelism: parallelism)
         }
 
-        let start = ForwardProfile.now()
+        let start = monotonicSeconds()
         defer {
             ws.profile?.record("tokens (cls, registers, position)",
-                               threadSeconds: (ForwardProfile.now() - start) * Double(parallelism.threads))
+                               threadSeconds: (monotonicSeconds() - start) * Double(parallelism.threads))
         }
         let pe = try positionEmbedding(geometry: g, workspace: ws)
         let cls = parameters.clsToken.pointer, pos = pe.pointer

@@ -6,7 +6,7 @@ import Kernels
 public final class Workspace {
     enum Role: Hashable {
         case pixels, patches, patchOut, resampleScratch
-        case residual, normed, mean, rstd, qkv, attention, attentionScratch, branch, hidden, gated
+        case residual, normed, qkv, attention, attentionScratch, branch, hidden, gated
         case classRows
     }
 
@@ -36,28 +36,4 @@ public final class Workspace {
 
     /// Bytes currently held (for `dinokit bench`'s memory report).
     public var byteCount: Int { buffers.values.reduce(0) { $0 + $1.count * 4 } }
-}
-
-/// Where one block's forward reads and writes (llm.c style: explicit buffers, sizes by the caller).
-/// Inference points every block at the same workspace buffers; a training step will point each
-/// block at its own, so the backward finds what it needs (normed inputs with their mean and
-/// rstd, qkv, attention probabilities, FFN pre-activations).
-public struct BlockActivations {
-    /// (rows, D): residual stream, updated in place.
-    public var residual: UnsafeMutablePointer<Float>
-    /// (rows, D) LayerNorm outputs and (rows) statistics for norm1 and norm2.
-    public var norm1: UnsafeMutablePointer<Float>, norm1Mean: UnsafeMutablePointer<Float>, norm1Rstd: UnsafeMutablePointer<Float>
-    public var norm2: UnsafeMutablePointer<Float>, norm2Mean: UnsafeMutablePointer<Float>, norm2Rstd: UnsafeMutablePointer<Float>
-    /// (rows, 3D).
-    public var qkv: UnsafeMutablePointer<Float>
-    public var probabilities: AttentionProbabilities
-    /// (rows, D) heads concatenated, before `proj`.
-    public var attention: UnsafeMutablePointer<Float>
-    /// (rows, D) output of `proj`, then of `fc2`/`w3` (the branch added to the residual).
-    public var attentionBranch: UnsafeMutablePointer<Float>
-    public var ffnBranch: UnsafeMutablePointer<Float>
-    /// (rows, hidden) fc1 pre-activation, or (rows, 2·hidden) w12 output for SwiGLU.
-    public var hidden: UnsafeMutablePointer<Float>
-    /// (rows, hidden) GELU(fc1) or silu(x1)·x2; may alias `hidden` for GELU in inference.
-    public var gated: UnsafeMutablePointer<Float>
 }

@@ -1,3 +1,4 @@
+import OrderedCollections
 import TensorStore
 
 /// `config.json` of a transformers DINOv2 folder: read into flat metadata, written from a

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import OrderedCollections
 import TensorStore
 
 /// A transformers model folder: `config.json` plus `model.safetensors` (or shards listed in

@@ -1,3 +1,4 @@
+import OrderedCollections
 import TensorStore
 
 #if canImport(Glibc)

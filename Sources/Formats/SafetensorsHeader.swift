@@ -1,3 +1,4 @@
+import OrderedCollections
 import TensorStore
 
 /// A validated safetensors header: what each tensor is and where its bytes lie. Parsing applies

@@ -37,17 +37,17 @@ public func measureGEMMThroughput(m: Int, n: Int, k: Int, threads: Int, seconds:
     let p = Parallelism(threads: threads)
 
     func rate(_ body: () -> Void) -> Double {
-        let warmEnd = now() + seconds
-        while now() < warmEnd { body() }
+        let warmEnd = monotonicSeconds() + seconds
+        while monotonicSeconds() < warmEnd { body() }
         var rates: [Double] = []
         for _ in 0..<5 {
-            let start = now()
+            let start = monotonicSeconds()
             var calls = 0
             repeat {
                 body()
                 calls += 1
-            } while now() - start < seconds / 5
-            rates.append(flops * Double(calls) / (now() - start) / 1e9)
+            } while monotonicSeconds() - start < seconds / 5
+            rates.append(flops * Double(calls) / (monotonicSeconds() - start) / 1e9)
         }
         return rates.sorted()[2]
     }
@@ -61,10 +61,4 @@ public func measureGEMMThroughput(m: Int, n: Int, k: Int, threads: Int, seconds:
     }
     BLASThreads.set(1)
     return GEMMThroughput(dinokit: mine, openblas: theirs)
-}
-
-private func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }

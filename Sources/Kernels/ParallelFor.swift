@@ -104,3 +104,13 @@ public func parallelForDynamic(_ count: Int, chunk: Int, _ parallelism: Parallel
         }
     }
 }
+
+/// How many pieces to split `count` items of a loop into when the whole loop does `work`
+/// multiply-adds: one piece for small loops (a thread handoff costs more than the work), else up
+/// to one per thread with at least `minimum` items each. Package-wide: the layer backward passes
+/// here (LayerNorm) and in Training split their loops by it.
+@inlinable
+package func pieces(_ count: Int, work: Int, minimum: Int = 1, _ parallelism: Parallelism) -> Parallelism {
+    guard parallelism.threads > 1, work >= 1 << 16, count >= 2 * minimum else { return .serial }
+    return Parallelism(threads: Swift.min(parallelism.threads, count / Swift.max(minimum, 1)))
+}

@@ -1,4 +1,4 @@
-@_exported import OrderedCollections
+import OrderedCollections
 
 /// An ordered collection of named tensors plus string metadata: what a state dict or a
 /// safetensors file holds. Order is the order tensors were read or inserted.

@@ -129,36 +129,10 @@ public final class SSLTrainer {
     }
 
     /// Teacher targets, student forward, losses and backward; gradients land in `gradients`
-    /// (zeroed first).
+    /// (zeroed first). The phases are those of the official `forward_backward`
+    /// (ssl_meta_arch.py), each timed into `timings`.
     public func forwardBackward(_ batch: SSLBatch, hyper: StepHyperparameters) throws -> LossTerms {
-        let c = model.config, bc = c.backbone, d = bc.embedDim
-        try batch.validate(channels: bc.inChannels, patch: bc.patchSize, what: "batch")
-        let ws = try prepareWorkspace(for: batch)
-        let par = parallelism
-        let b = batch.batchSize, nl = batch.localCount
-        let shared = c.ibotHead == nil
-        let doDINO = c.loss.dinoWeight > 0, doKoLeo = c.loss.koleoWeight > 0, doIBOT = c.loss.ibotWeight > 0
-        let ga = ws.global, la = ws.local
-        let tg = ga.tokens, r = bc.registerTokens, np = ga.patches
-        let k = c.dinoHead.outDim, ki = c.ibotHeadConfig.outDim
-        let tauS = Float(c.loss.studentTemperature), tauT = Float(hyper.teacherTemperature)
-
-        // Masked positions in row-major (crop, patch) order: `mask_indices_list` and `masks_weight`.
-        let nm: Int = batch.masks.withUnsafeBufferPointer { m in
-            var j = 0
-            for i in 0..<(2 * b * np) where m[i] {
-                ws.maskRows[j] = (i / np) * tg + 1 + r + i % np
-                j += 1
-            }
-            _ = iBOTPatchLoss.maskWeights(masks: m.baseAddress!, crops: 2 * b, patches: np, into: ws.maskWeights.pointer)
-            return j
-        }
-        let ibotRows = doIBOT ? nm : 0
-        let dinoRowsTeacher = 2 * b + (shared ? ibotRows : 0)
-        let dinoRowsStudent = nl * b + 2 * b + (shared ? ibotRows : 0)
-        let dinoHead = ws.head(.dino, config: c.dinoHead, rows: Swift.max(dinoRowsTeacher, dinoRowsStudent))
-        let ibotHead = shared ? dinoHead : ws.head(.ibot, config: c.ibotHeadConfig, rows: Swift.max(ibotRows, 1))
-        ws.ensureTargets(dino: 2 * b * k, ibot: ibotRows * ki)
+        let plan = try planStep(for: batch)
         var clock = monotonicSeconds()
         func lap() -> Double {
             let now = monotonicSeconds()
@@ -167,51 +141,107 @@ public final class SSLTrainer {
         }
         for g in gradientBlocks { g.zero() }
 
-        // 1. Teacher.
-        let teacherBackbone = teacherTensors.backbone
-        batch.globalCrops.withUnsafeBufferPointer { px in
-            backboneForward(teacherBackbone, ga, pixels: px.baseAddress!, masks: nil, parallelism: par)
+        try teacherForwardAndTargets(plan, batch, temperature: Float(hyper.teacherTemperature))
+        timings.teacher = lap()
+        studentForward(plan, batch)
+        timings.studentForward = lap()
+        let raw = studentLosses(plan)
+        timings.losses = lap()
+        studentBackward(plan)
+        timings.backward = lap()
+
+        let w = model.config.loss
+        let terms = (w.dinoWeight * raw.dinoLocal, w.dinoWeight * raw.dinoGlobal, w.koleoWeight * raw.koleo,
+                     w.ibotWeight * raw.ibot)
+        return LossTerms(dinoLocal: terms.0, dinoGlobal: terms.1, koleo: terms.2, ibot: terms.3,
+                         total: terms.0 + terms.1 + terms.2 + terms.3)
+    }
+
+    /// Sizes the workspace for the batch, lists the masked patch rows (`mask_indices_list`, in
+    /// row-major (crop, patch) order) with their `masks_weight`, and sizes the heads.
+    private func planStep(for batch: SSLBatch) throws -> StepPlan {
+        let c = model.config, backbone = c.backbone
+        try batch.validate(channels: backbone.inChannels, patch: backbone.patchSize, what: "batch")
+        let ws = try prepareWorkspace(for: batch)
+        let b = batch.batchSize, localPerImage = batch.localCount
+        let global = ws.global
+        let patchesPerCrop = global.patches
+        let maskedCount: Int = batch.masks.withUnsafeBufferPointer { m in
+            var j = 0
+            for i in 0..<(2 * b * patchesPerCrop) where m[i] {
+                ws.maskRows[j] = (i / patchesPerCrop) * global.tokens + 1 + backbone.registerTokens + i % patchesPerCrop
+                j += 1
+            }
+            _ = iBOTPatchLoss.maskWeights(masks: m.baseAddress!, crops: 2 * b, patches: patchesPerCrop,
+                                          into: ws.maskWeights.pointer)
+            return j
         }
-        let dinoIn = dinoHead.acts.input.pointer
+        let shared = c.ibotHead == nil
+        let maskedRows = c.loss.ibotWeight > 0 ? maskedCount : 0
+        let teacherDinoRows = 2 * b + (shared ? maskedRows : 0)
+        let studentDinoRows = localPerImage * b + 2 * b + (shared ? maskedRows : 0)
+        let dinoHead = ws.head(.dino, config: c.dinoHead, rows: Swift.max(teacherDinoRows, studentDinoRows))
+        let ibotHead = shared ? dinoHead : ws.head(.ibot, config: c.ibotHeadConfig, rows: Swift.max(maskedRows, 1))
+        let dinoClasses = c.dinoHead.outDim, ibotClasses = c.ibotHeadConfig.outDim
+        ws.ensureTargets(dino: 2 * b * dinoClasses, ibot: maskedRows * ibotClasses)
+        return StepPlan(workspace: ws, global: global, local: ws.local, images: b, localPerImage: localPerImage,
+                        width: backbone.embedDim, sharedHead: shared, maskedRows: maskedRows,
+                        dinoClasses: dinoClasses, ibotClasses: ibotClasses, teacherDinoRows: teacherDinoRows,
+                        studentDinoRows: studentDinoRows, dinoHead: dinoHead, ibotHead: ibotHead)
+    }
+
+    /// The teacher on the global crops, its heads on the swapped cls rows and the masked patch
+    /// rows, then the targets: centred softmax or Sinkhorn-Knopp.
+    private func teacherForwardAndTargets(_ plan: StepPlan, _ batch: SSLBatch, temperature tauT: Float) throws {
+        let c = model.config, par = parallelism, ws = plan.workspace, global = plan.global
+        let b = plan.images, d = plan.width, k = plan.dinoClasses
+        batch.globalCrops.withUnsafeBufferPointer { px in
+            backboneForward(teacherTensors.backbone, global, pixels: px.baseAddress!, masks: nil, parallelism: par)
+        }
+        let dinoIn = plan.dinoHead.acts.input.pointer
         for row in 0..<(2 * b) {
             // The swap: target row i of crop 1 comes from crop 2 of the same image, and back.
             let image = (row + b) % (2 * b)
-            (dinoIn + row * d).update(from: ga.normOut + image * tg * d, count: d)
+            (dinoIn + row * d).update(from: global.normOut + image * global.tokens * d, count: d)
         }
-        let ibotIn = ibotHead.acts.input.pointer + (shared ? 2 * b * d : 0)
-        for j in 0..<ibotRows { (ibotIn + j * d).update(from: ga.normOut + ws.maskRows[j] * d, count: d) }
-        dinoHeadForward(teacherTensors.dinoHead, dinoHead.acts, rows: dinoRowsTeacher, parallelism: par)
-        if !shared, ibotRows > 0, let th = teacherTensors.ibotHead {
-            dinoHeadForward(th, ibotHead.acts, rows: ibotRows, parallelism: par)
+        let ibotIn = plan.ibotHead.acts.input.pointer + (plan.sharedHead ? 2 * b * d : 0)
+        for j in 0..<plan.maskedRows { (ibotIn + j * d).update(from: global.normOut + ws.maskRows[j] * d, count: d) }
+        dinoHeadForward(teacherTensors.dinoHead, plan.dinoHead.acts, rows: plan.teacherDinoRows, parallelism: par)
+        if !plan.sharedHead, plan.maskedRows > 0, let th = teacherTensors.ibotHead {
+            dinoHeadForward(th, plan.ibotHead.acts, rows: plan.maskedRows, parallelism: par)
         }
 
-        // 2. Targets.
-        let teacherCls = UnsafePointer(dinoHead.acts.logits.pointer)
-        let teacherPatches = UnsafePointer(ibotHead.acts.logits.pointer + (shared ? 2 * b * k : 0))
+        let doIBOT = c.loss.ibotWeight > 0
+        let teacherCls = UnsafePointer(plan.dinoHead.acts.logits.pointer)
+        let teacherPatches = UnsafePointer(plan.ibotHead.acts.logits.pointer + (plan.sharedHead ? 2 * b * k : 0))
         switch c.loss.targets {
         case .centering:
             model.dinoCenter.softmaxCentered(out: ws.dinoTargets.pointer, teacher: teacherCls, rows: 2 * b, temperature: tauT,
                                              parallelism: par)
             model.dinoCenter.queueBatchMean(teacherCls, rows: 2 * b)
             if doIBOT {
-                model.ibotCenter.softmaxCentered(out: ws.ibotTargets.pointer, teacher: teacherPatches, rows: ibotRows,
+                model.ibotCenter.softmaxCentered(out: ws.ibotTargets.pointer, teacher: teacherPatches, rows: plan.maskedRows,
                                                  temperature: tauT, parallelism: par)
-                model.ibotCenter.queueBatchMean(teacherPatches, rows: ibotRows)
+                model.ibotCenter.queueBatchMean(teacherPatches, rows: plan.maskedRows)
             }
         case .sinkhornKnopp:
             try SinkhornKnopp.targets(out: ws.dinoTargets.pointer, teacher: teacherCls, rows: 2 * b, classes: k,
                                       temperature: tauT, scratch: ws.sinkhornScratch, parallelism: par)
             if doIBOT {
-                try SinkhornKnopp.targets(out: ws.ibotTargets.pointer, teacher: teacherPatches, rows: ibotRows, classes: ki,
-                                          temperature: tauT, scratch: ws.sinkhornScratch, parallelism: par)
+                try SinkhornKnopp.targets(out: ws.ibotTargets.pointer, teacher: teacherPatches, rows: plan.maskedRows,
+                                          classes: plan.ibotClasses, temperature: tauT, scratch: ws.sinkhornScratch,
+                                          parallelism: par)
             }
         }
+    }
 
-        timings.teacher = lap()
-
-        // 3. Student.
+    /// The student on the global crops (masked) and the local crops, then its heads on every cls
+    /// row (local crops first, as the official code concatenates them) and the masked patch rows.
+    private func studentForward(_ plan: StepPlan, _ batch: SSLBatch) {
+        let par = parallelism, ws = plan.workspace, global = plan.global
+        let b = plan.images, nl = plan.localPerImage, d = plan.width
         let studentBackbone = studentTensors.backbone
-        func studentForward(_ a: BackboneActivations, _ px: UnsafePointer<Float>, _ masks: UnsafePointer<Bool>?) {
+        func backbone(_ a: BackboneActivations, _ px: UnsafePointer<Float>, _ masks: UnsafePointer<Bool>?) {
             if var sd = stochasticDepth, sd.rate > 0 {
                 backboneForward(studentBackbone, a, pixels: px, masks: masks, stochasticDepth: &sd, parallelism: par)
                 stochasticDepth = sd
@@ -220,90 +250,94 @@ public final class SSLTrainer {
             }
         }
         batch.globalCrops.withUnsafeBufferPointer { px in
-            batch.masks.withUnsafeBufferPointer { m in studentForward(ga, px.baseAddress!, m.baseAddress!) }
+            batch.masks.withUnsafeBufferPointer { m in backbone(global, px.baseAddress!, m.baseAddress!) }
         }
-        if let la {
-            batch.localCrops.withUnsafeBufferPointer { px in studentForward(la, px.baseAddress!, nil) }
-            for j in 0..<(nl * b) { (dinoIn + j * d).update(from: la.normOut + j * la.tokens * d, count: d) }
+        let dinoIn = plan.dinoHead.acts.input.pointer
+        if let local = plan.local {
+            batch.localCrops.withUnsafeBufferPointer { px in backbone(local, px.baseAddress!, nil) }
+            for j in 0..<(nl * b) { (dinoIn + j * d).update(from: local.normOut + j * local.tokens * d, count: d) }
         }
-        for i in 0..<(2 * b) { (dinoIn + (nl * b + i) * d).update(from: ga.normOut + i * tg * d, count: d) }
-        let studentIbotIn = ibotHead.acts.input.pointer + (shared ? (nl * b + 2 * b) * d : 0)
-        for j in 0..<ibotRows { (studentIbotIn + j * d).update(from: ga.normOut + ws.maskRows[j] * d, count: d) }
-        let studentDinoHead = studentTensors.dinoHead
-        dinoHeadForward(studentDinoHead, dinoHead.acts, rows: dinoRowsStudent, parallelism: par)
-        let studentIbotHead = studentTensors.ibotHead
-        if let h = studentIbotHead, ibotRows > 0 {
-            dinoHeadForward(h, ibotHead.acts, rows: ibotRows, parallelism: par)
+        for i in 0..<(2 * b) { (dinoIn + (nl * b + i) * d).update(from: global.normOut + i * global.tokens * d, count: d) }
+        let ibotIn = plan.ibotHead.acts.input.pointer + plan.studentPatchRowOffset * d
+        for j in 0..<plan.maskedRows { (ibotIn + j * d).update(from: global.normOut + ws.maskRows[j] * d, count: d) }
+        dinoHeadForward(studentTensors.dinoHead, plan.dinoHead.acts, rows: plan.studentDinoRows, parallelism: par)
+        if let h = studentTensors.ibotHead, plan.maskedRows > 0 {
+            dinoHeadForward(h, plan.ibotHead.acts, rows: plan.maskedRows, parallelism: par)
         }
+    }
 
-        timings.studentForward = lap()
-
-        // 4. Losses and their gradients with respect to the head outputs.
-        let logits = UnsafePointer(dinoHead.acts.logits.pointer)
-        let dlogits = dinoHead.dlogits.pointer
-        dlogits.update(repeating: 0, count: dinoRowsStudent * k)
+    /// The unweighted loss terms, with their gradients with respect to the head outputs (and,
+    /// for KoLeo, the global cls rows) written into the workspace.
+    private func studentLosses(_ plan: StepPlan) -> (dinoLocal: Double, dinoGlobal: Double, koleo: Double, ibot: Double) {
+        let c = model.config, par = parallelism, ws = plan.workspace, global = plan.global
+        let b = plan.images, nl = plan.localPerImage, d = plan.width, k = plan.dinoClasses
+        let tauS = Float(c.loss.studentTemperature)
+        let logits = UnsafePointer(plan.dinoHead.acts.logits.pointer)
+        let dlogits = plan.dinoHead.dlogits.pointer
+        dlogits.update(repeating: 0, count: plan.studentDinoRows * k)
         let local = DINOLoss.localTerm(studentLocal: logits, teacher: ws.dinoTargets.pointer, batch: b, localCrops: nl,
                                        classes: k, studentTemperature: tauS, weight: c.loss.dinoWeight,
                                        dlocal: dlogits, parallelism: par)
-        var global = 0.0, koleo = 0.0, ibot = 0.0
+        var dinoGlobal = 0.0, koleo = 0.0, ibot = 0.0
         ws.dcls.pointer.update(repeating: 0, count: 2 * b * d)
-        if doDINO {
-            global = DINOLoss.globalTerm(studentGlobal: logits + nl * b * k, teacher: ws.dinoTargets.pointer, batch: b,
-                                         localCrops: nl, classes: k, studentTemperature: tauS, weight: c.loss.dinoWeight,
-                                         dglobal: dlogits + nl * b * k, parallelism: par)
-            if doKoLeo {
-                for i in 0..<(2 * b) { (ws.cls.pointer + i * d).update(from: ga.normOut + i * tg * d, count: d) }
+        if c.loss.dinoWeight > 0 {
+            dinoGlobal = DINOLoss.globalTerm(studentGlobal: logits + nl * b * k, teacher: ws.dinoTargets.pointer, batch: b,
+                                             localCrops: nl, classes: k, studentTemperature: tauS, weight: c.loss.dinoWeight,
+                                             dglobal: dlogits + nl * b * k, parallelism: par)
+            if c.loss.koleoWeight > 0 {
+                for i in 0..<(2 * b) { (ws.cls.pointer + i * d).update(from: global.normOut + i * global.tokens * d, count: d) }
                 for crop in 0..<2 {
                     koleo += KoLeoLoss.term(x: ws.cls.pointer + crop * b * d, rows: b, dim: d, weight: c.loss.koleoWeight,
                                             dx: ws.dcls.pointer + crop * b * d, scratch: ws.koleoScratch.pointer)
                 }
             }
         }
-        if doIBOT {
-            let studentPatches = UnsafePointer(ibotHead.acts.logits.pointer + (shared ? (nl * b + 2 * b) * k : 0))
-            let dpatches = shared ? dlogits + (nl * b + 2 * b) * k : ibotHead.dlogits.pointer
-            if !shared { dpatches.update(repeating: 0, count: ibotRows * ki) }
+        if c.loss.ibotWeight > 0 {
+            let offset = plan.studentPatchRowOffset
+            let studentPatches = UnsafePointer(plan.ibotHead.acts.logits.pointer + offset * k)
+            let dpatches = plan.sharedHead ? dlogits + offset * k : plan.ibotHead.dlogits.pointer
+            if !plan.sharedHead { dpatches.update(repeating: 0, count: plan.maskedRows * plan.ibotClasses) }
             ibot = iBOTPatchLoss.term(student: studentPatches, teacher: ws.ibotTargets.pointer, weights: ws.maskWeights.pointer,
-                                      maskedRows: ibotRows, crops: 2 * b, classes: ki, studentTemperature: tauS,
-                                      weight: c.loss.ibotWeight, dstudent: dpatches, parallelism: par)
+                                      maskedRows: plan.maskedRows, crops: 2 * b, classes: plan.ibotClasses,
+                                      studentTemperature: tauS, weight: c.loss.ibotWeight, dstudent: dpatches,
+                                      parallelism: par)
         }
+        return (local, dinoGlobal, koleo, ibot)
+    }
 
-        timings.losses = lap()
-
-        // 5. Backward: heads, then the gradient of every x_norm row a loss read, then the backbone.
-        let dinoGrads = gradientTensors.dinoHead
-        dinoHeadBackward(studentDinoHead, dinoGrads, dinoHead.acts, dinoHead.scratch, dlogits: dlogits,
-                         dinput: dinoHead.dinput.pointer, rows: dinoRowsStudent, parallelism: par)
-        if let h = studentIbotHead, let g = gradientTensors.ibotHead, ibotRows > 0 {
-            dinoHeadBackward(h, g, ibotHead.acts, ibotHead.scratch, dlogits: ibotHead.dlogits.pointer,
-                             dinput: ibotHead.dinput.pointer, rows: ibotRows, parallelism: par)
+    /// Backward: the heads, then the gradient of every x_norm row a loss read (head plus KoLeo at
+    /// the global cls rows, iBOT at the masked rows), then the backbone for global and local crops.
+    private func studentBackward(_ plan: StepPlan) {
+        let par = parallelism, ws = plan.workspace, global = plan.global
+        let b = plan.images, nl = plan.localPerImage, d = plan.width
+        let studentBackbone = studentTensors.backbone
+        dinoHeadBackward(studentTensors.dinoHead, gradientTensors.dinoHead, plan.dinoHead.acts, plan.dinoHead.scratch,
+                         dlogits: plan.dinoHead.dlogits.pointer, dinput: plan.dinoHead.dinput.pointer,
+                         rows: plan.studentDinoRows, parallelism: par)
+        if let h = studentTensors.ibotHead, let g = gradientTensors.ibotHead, plan.maskedRows > 0 {
+            dinoHeadBackward(h, g, plan.ibotHead.acts, plan.ibotHead.scratch, dlogits: plan.ibotHead.dlogits.pointer,
+                             dinput: plan.ibotHead.dinput.pointer, rows: plan.maskedRows, parallelism: par)
         }
-        let dGlobal = ws.dGlobal.pointer, dIn = dinoHead.dinput.pointer
-        dGlobal.update(repeating: 0, count: ga.rows * d)
+        let dGlobal = ws.dGlobal.pointer, dIn = plan.dinoHead.dinput.pointer
+        dGlobal.update(repeating: 0, count: global.rows * d)
         for i in 0..<(2 * b) {
             // The head's gradient plus KoLeo's, both at the global cls rows.
-            let dst = dGlobal + i * tg * d, head = dIn + (nl * b + i) * d, koleoGrad = ws.dcls.pointer + i * d
+            let dst = dGlobal + i * global.tokens * d, head = dIn + (nl * b + i) * d, koleoGrad = ws.dcls.pointer + i * d
             for e in 0..<d { dst[e] = head[e] + koleoGrad[e] }
         }
-        let dMasked = ibotHead.dinput.pointer + (shared ? (nl * b + 2 * b) * d : 0)
-        for j in 0..<ibotRows {
+        let dMasked = plan.ibotHead.dinput.pointer + plan.studentPatchRowOffset * d
+        for j in 0..<plan.maskedRows {
             let dst = dGlobal + ws.maskRows[j] * d, src = dMasked + j * d
             for e in 0..<d { dst[e] += src[e] }
         }
         let backboneGrads = gradientTensors.backbone
-        backboneBackward(studentBackbone, backboneGrads, ga, ws.scratch, dnormOut: dGlobal, parallelism: par)
-        if let la {
+        backboneBackward(studentBackbone, backboneGrads, global, ws.scratch, dnormOut: dGlobal, parallelism: par)
+        if let local = plan.local {
             let dLocal = ws.dLocal.pointer
-            dLocal.update(repeating: 0, count: la.rows * d)
-            for j in 0..<(nl * b) { (dLocal + j * la.tokens * d).update(from: dIn + j * d, count: d) }
-            backboneBackward(studentBackbone, backboneGrads, la, ws.scratch, dnormOut: dLocal, parallelism: par)
+            dLocal.update(repeating: 0, count: local.rows * d)
+            for j in 0..<(nl * b) { (dLocal + j * local.tokens * d).update(from: dIn + j * d, count: d) }
+            backboneBackward(studentBackbone, backboneGrads, local, ws.scratch, dnormOut: dLocal, parallelism: par)
         }
-
-        timings.backward = lap()
-        let w = c.loss
-        let terms = (w.dinoWeight * local, w.dinoWeight * global, w.koleoWeight * koleo, w.ibotWeight * ibot)
-        return LossTerms(dinoLocal: terms.0, dinoGlobal: terms.1, koleo: terms.2, ibot: terms.3,
-                         total: terms.0 + terms.1 + terms.2 + terms.3)
     }
 
     private func prepareWorkspace(for batch: SSLBatch) throws -> StepWorkspace {
@@ -317,6 +351,35 @@ public final class SSLTrainer {
         return ws
     }
 }
+
+/// What the phases of one step share: the workspace and the activations they run on, the
+/// batch's sizes, and how the head rows are laid out.
+private struct StepPlan {
+    let workspace: StepWorkspace
+    /// The two global crops of every image, and the local crops (nil without local crops).
+    let global: BackboneActivations
+    let local: BackboneActivations?
+    /// B, the images in the batch; local crops per image; D, the backbone width.
+    let images: Int
+    let localPerImage: Int
+    let width: Int
+    /// iBOT uses the DINO head (`ibot_separate_head` false): its rows follow the cls rows there.
+    let sharedHead: Bool
+    /// Masked patch rows the iBOT loss reads (0 when its weight is 0).
+    let maskedRows: Int
+    let dinoClasses: Int
+    let ibotClasses: Int
+    /// Rows through the DINO head: the teacher's global cls rows, the student's local and global
+    /// cls rows, each followed by the masked rows when the head is shared.
+    let teacherDinoRows: Int
+    let studentDinoRows: Int
+    let dinoHead: HeadWorkspace
+    let ibotHead: HeadWorkspace
+
+    /// First row of the student's masked patches in the iBOT head's buffers.
+    var studentPatchRowOffset: Int { sharedHead ? localPerImage * images + 2 * images : 0 }
+}
+
 
 /// A head's activations with its backward buffers, for up to `capacity` rows.
 final class HeadWorkspace {
@@ -406,11 +469,4 @@ final class StepWorkspace {
             + 4 * (dGlobal.count + dLocal.count + cls.count + dcls.count + koleoScratch.count + maskWeights.count
                    + dinoTargets.count + ibotTargets.count)
     }
-}
-
-/// Monotonic seconds, for phase timings.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }

@@ -3,6 +3,7 @@ import DINOv2
 import Evaluation
 import Foundation
 import Images
+import Kernels
 
 struct Attention: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Formats
+import Kernels
 import TensorStore
 
 /// Layouts an output can be written in: every detected layout but `unknown`, which only

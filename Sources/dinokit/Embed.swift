@@ -1,9 +1,11 @@
 import ArgumentParser
+import Datasets
 import DINOv2
 import Evaluation
 import Foundation
 import Images
 import Kernels
+import Reporting
 import TensorStore
 
 extension EmbedOutputKind: ExpressibleByArgument {}

@@ -2,6 +2,7 @@ import ArgumentParser
 import DINOv2
 import Foundation
 import Formats
+import Kernels
 import ONNXExport
 import TensorStore
 

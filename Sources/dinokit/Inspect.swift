@@ -1,5 +1,6 @@
 import ArgumentParser
 import Formats
+import Kernels
 import TensorStore
 
 struct Inspect: ParsableCommand {

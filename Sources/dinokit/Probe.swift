@@ -1,8 +1,10 @@
 import ArgumentParser
+import Datasets
 import Evaluation
 import Foundation
 import Images
 import Kernels
+import Reporting
 
 extension ProbeExperiment.Classifier: ExpressibleByArgument {}
 

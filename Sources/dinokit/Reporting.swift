@@ -61,10 +61,3 @@ func humanBytes(_ n: Int) -> String {
     while v >= 1000 && u < units.count - 1 { v /= 1000; u += 1 }
     return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
 }
-
-/// Monotonic seconds for timing reports.
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-}

@@ -1,7 +1,8 @@
 import ArgumentParser
-import Evaluation
+import Datasets
 import Foundation
 import Kernels
+import Reporting
 import Training
 
 extension FinetuneMode: ExpressibleByArgument {}

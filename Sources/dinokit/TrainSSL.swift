@@ -1,10 +1,11 @@
 import ArgumentParser
+import Datasets
 import DINOv2
-import Evaluation
 import Formats
 import Foundation
 import Images
 import Kernels
+import Reporting
 import TensorStore
 import Training
 

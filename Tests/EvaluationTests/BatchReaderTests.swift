@@ -1,3 +1,4 @@
+import Datasets
 import Evaluation
 import Foundation
 import Images

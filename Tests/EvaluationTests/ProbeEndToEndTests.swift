@@ -1,3 +1,4 @@
+import Datasets
 import DINOv2
 import Evaluation
 import Foundation

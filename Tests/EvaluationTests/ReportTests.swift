@@ -1,6 +1,8 @@
+import Datasets
 import Evaluation
 import Foundation
 import Images
+import Reporting
 import TestSupport
 import XCTest
 

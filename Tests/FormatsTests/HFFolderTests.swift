@@ -56,7 +56,6 @@ final class HFFolderTests: XCTestCase {
             XCTAssertEqual(mine.metadata["format"], "pt", name)
             let back = try KeyLayouts.canonicalize(mine).store
             LayoutFixture.assertSame(back, try LayoutFixture.hub(name), ordered: true, name)
-            try keepForInterop(hub, "\(name)-hf")
         }
     }
 
@@ -110,7 +109,6 @@ final class HFFolderTests: XCTestCase {
         var want = try LayoutFixture.hf("mini-swiglu")
         want.remove("embeddings.mask_token")
         LayoutFixture.assertSame(store, want, ordered: false)
-        try keepForInterop(timm, "mini-swiglu-from-timm-hf")
     }
 
     func testRegisterModelWithoutMaskTokenGetsZeros() throws {
@@ -123,7 +121,6 @@ final class HFFolderTests: XCTestCase {
         XCTAssertEqual(mask.shape, Shape([1, 16]))
         XCTAssertTrue(mask.floats().allSatisfy { $0.bitPattern == 0 })
         XCTAssertEqual(store.metadata["dinokit.mask_token"], "zeros (absent in the source)")
-        try keepForInterop(timm, "mini-reg-from-timm-hf")
     }
 
     func testWriteNeedsTheNumberOfHeads() throws {
@@ -186,13 +183,6 @@ final class HFFolderTests: XCTestCase {
                 XCTAssertTrue(r.hasPrefix(reason), r)
             }
         }
-    }
-
-    /// With DINOKIT_KEEP_OUTPUTS=<dir>, also writes the folder there for the Python interop check
-    /// (Scripts/dinokit_ref/interop_hf.py check_hf_folder).
-    private func keepForInterop(_ store: TensorStore, _ name: String) throws {
-        guard let keep = ProcessInfo.processInfo.environment["DINOKIT_KEEP_OUTPUTS"] else { return }
-        try HFFolder.write(hub: store, to: "\(keep)/\(name)")
     }
 
     func testNotAFolder() {

@@ -194,10 +194,6 @@ final class KeyLayoutsTests: XCTestCase {
             XCTAssertNil(back.metadata["dinokit.mask_token"], name)
             if name.contains("reg") { XCTAssertEqual(back.metadata["dinokit.cls_pos_fold"], "restored", name) }
             XCTAssertFalse(back.metadata.keys.contains { $0.hasPrefix("dinokit.hub.") }, name)
-            if let keep = ProcessInfo.processInfo.environment["DINOKIT_KEEP_OUTPUTS"] {
-                try? FileManager.default.createDirectory(atPath: keep, withIntermediateDirectories: true)
-                try Safetensors.write(try KeyLayouts.render(hub, as: .timm), to: "\(keep)/\(name)-timm.safetensors")
-            }
         }
     }
 

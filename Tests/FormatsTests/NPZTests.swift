@@ -104,21 +104,6 @@ final class NPZTests: XCTestCase {
         XCTAssertEqual(back.names.prefix(3), ["t0", "t1", "t2"])
     }
 
-    /// Writes DinoKit's .npz output into $DINOKIT_INTEROP_DIR when set, for checking with np.load.
-    func testWritesInteropFilesWhenAsked() throws {
-        guard let dir = ProcessInfo.processInfo.environment["DINOKIT_INTEROP_DIR"] else {
-            throw XCTSkip("DINOKIT_INTEROP_DIR not set")
-        }
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for archive in ["plain", "compressed"] {
-            try NPZ.write(NPZ.read(path: fixturePath("npz/\(archive).npz")), to: "\(dir)/\(archive).npz")
-        }
-        // ZIP64 end records: member i holds [i] as float32.
-        var many = TensorStore()
-        for i in 0..<70_000 { try many.insert(Tensor(shape: [1], floats: [Float(i)]), named: "t\(i)") }
-        try NPZ.write(many, to: "\(dir)/many.npz")
-    }
-
     // MARK: damaged archives (made from the fixtures in memory)
 
     func damaged(_ archive: String, _ edit: (inout [UInt8]) throws -> Void) throws -> String {

@@ -1,4 +1,4 @@
-import Evaluation
+import Datasets
 import Formats
 import Foundation
 import Kernels

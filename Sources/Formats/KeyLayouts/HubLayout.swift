@@ -1,3 +1,4 @@
+import OrderedCollections
 import TensorStore
 
 /// The canonical (torch-hub) names and their order: module registration order of the official

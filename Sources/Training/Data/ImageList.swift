@@ -1,4 +1,4 @@
-import Evaluation
+import Datasets
 import Foundation
 import Images
 import TensorStore

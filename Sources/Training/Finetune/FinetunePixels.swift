@@ -1,5 +1,5 @@
+import Datasets
 import Dispatch
-import Evaluation
 import Foundation
 import Images
 import Kernels

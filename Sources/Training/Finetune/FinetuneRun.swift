@@ -1,10 +1,11 @@
+import Datasets
 import DINOv2
 import Dispatch
-import Evaluation
 import Formats
 import Foundation
 import Images
 import Kernels
+import Reporting
 import TensorStore
 
 /// `dinokit train finetune`: a labelled ImageFolder, a seeded stratified split (or a separate

@@ -1,5 +1,5 @@
+import Datasets
 import DINOv2
-import Evaluation
 import Images
 import Kernels
 import TensorStore

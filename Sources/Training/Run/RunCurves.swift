@@ -1,5 +1,5 @@
-import Evaluation
 import Foundation
+import Reporting
 
 /// `loss.png` (the loss terms per step) and `knn.png` (k-NN top-1 per epoch) of a run folder,
 /// redrawn from metrics.jsonl and knn.json.

@@ -1,7 +1,9 @@
+import Datasets
 import DINOv2
 import Foundation
 import Images
 import Kernels
+import Reporting
 
 /// The frozen-feature evaluation end to end — the library behind `dinokit probe`: get train and
 /// test features (from `.npy` files, or by running a DINOv2 model over CIFAR-10 or ImageFolder

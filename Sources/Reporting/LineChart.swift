@@ -120,7 +120,7 @@ public struct LineChart: Sendable {
 
 extension Canvas {
     /// A 2-pixel-wide line (Bresenham, each point a 2×2 square).
-    mutating func line(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, color: RGB) {
+    package mutating func line(_ x0: Int, _ y0: Int, _ x1: Int, _ y1: Int, color: RGB) {
         var x = x0, y = y0
         let dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1
         var err = dx + dy

@@ -1,4 +1,6 @@
+import Datasets
 import Images
+import Reporting
 
 /// One image's patch features on its grid, with the 8-bit image the model saw.
 public struct PatchFeatures: Sendable {

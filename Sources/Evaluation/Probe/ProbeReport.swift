@@ -1,5 +1,6 @@
 import Foundation
 import Images
+import Reporting
 import TensorStore
 
 /// `probe --report DIR`: `report.json` (the `--json` result plus per-class accuracy, the

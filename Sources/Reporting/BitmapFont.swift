@@ -2,20 +2,20 @@
 /// text rendering library). Each glyph is seven rows of five pixels, top to bottom, written as
 /// `#` (ink) and `.`, plus an eighth row for the descenders of g, j, p, q, y; characters
 /// advance 6 pixels (one blank column). Anything outside 0x20…0x7E draws as `?`.
-enum BitmapFont {
-    static let glyphWidth = 5
-    static let glyphHeight = 8
-    static let advance = 6
+package enum BitmapFont {
+    package static let glyphWidth = 5
+    package static let glyphHeight = 8
+    package static let advance = 6
 
     /// The glyph rows of `c` as bit masks (bit 4 = leftmost pixel).
-    static func rows(_ c: Character) -> [UInt8] {
+    package static func rows(_ c: Character) -> [UInt8] {
         let v = c.unicodeScalars.first.map { Int($0.value) } ?? 0x3F
         let index = (c.unicodeScalars.count == 1 && v >= 0x20 && v <= 0x7E) ? v - 0x20 : 0x3F - 0x20
         return table[index]
     }
 
     /// Width in pixels of `text` at `scale`.
-    static func width(_ text: String, scale: Int = 1) -> Int {
+    package static func width(_ text: String, scale: Int = 1) -> Int {
         text.isEmpty ? 0 : (text.count * advance - 1) * scale
     }
 

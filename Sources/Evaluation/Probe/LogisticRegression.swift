@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Kernels
 
@@ -154,13 +155,5 @@ public struct LogisticRegressionModel: Sendable {
         }
         let predicted = try predict(x, parallelism: parallelism)
         return Classification.accuracy(predicted: predicted, actual: labels)
-    }
-}
-
-public enum Classification {
-    /// Fraction of equal entries (0 for empty input).
-    public static func accuracy(predicted: [Int], actual: [Int]) -> Double {
-        guard !actual.isEmpty else { return 0 }
-        return Double(zip(predicted, actual).filter { $0 == $1 }.count) / Double(actual.count)
     }
 }

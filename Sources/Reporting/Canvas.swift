@@ -1,20 +1,22 @@
 import Images
 
 /// An 8-bit RGB colour.
-struct RGB: Equatable {
-    var r: UInt8, g: UInt8, b: UInt8
+package struct RGB: Equatable {
+    package var r: UInt8, g: UInt8, b: UInt8
 
-    static let white = RGB(r: 255, g: 255, b: 255)
-    static let black = RGB(r: 0, g: 0, b: 0)
-    static let ink = RGB(r: 34, g: 34, b: 34)
-    static let grey = RGB(r: 120, g: 120, b: 120)
-    static let lightGrey = RGB(r: 225, g: 225, b: 225)
-    static let blue = RGB(r: 31, g: 78, b: 160)
-    static let green = RGB(r: 20, g: 120, b: 40)
-    static let red = RGB(r: 190, g: 30, b: 30)
+    package init(r: UInt8, g: UInt8, b: UInt8) { self.r = r; self.g = g; self.b = b }
+
+    package static let white = RGB(r: 255, g: 255, b: 255)
+    package static let black = RGB(r: 0, g: 0, b: 0)
+    package static let ink = RGB(r: 34, g: 34, b: 34)
+    package static let grey = RGB(r: 120, g: 120, b: 120)
+    package static let lightGrey = RGB(r: 225, g: 225, b: 225)
+    package static let blue = RGB(r: 31, g: 78, b: 160)
+    package static let green = RGB(r: 20, g: 120, b: 40)
+    package static let red = RGB(r: 190, g: 30, b: 30)
 
     /// Linear blend from `self` (t = 0) to `other` (t = 1).
-    func mixed(with other: RGB, _ t: Double) -> RGB {
+    package func mixed(with other: RGB, _ t: Double) -> RGB {
         let t = Swift.min(1, Swift.max(0, t))
         func m(_ a: UInt8, _ b: UInt8) -> UInt8 { UInt8((Double(a) * (1 - t) + Double(b) * t).rounded()) }
         return RGB(r: m(r, other.r), g: m(g, other.g), b: m(b, other.b))
@@ -23,19 +25,19 @@ struct RGB: Equatable {
 
 /// A pixel buffer to draw report pictures on: filled rectangles, 5×7 bitmap text, images.
 /// Everything outside the canvas is clipped.
-struct Canvas {
-    let width: Int
-    let height: Int
+package struct Canvas {
+    package let width: Int
+    package let height: Int
     private(set) var pixels: [UInt8]
 
-    init(width: Int, height: Int, background: RGB = .white) {
+    package init(width: Int, height: Int, background: RGB = .white) {
         self.width = Swift.max(1, width)
         self.height = Swift.max(1, height)
         pixels = [UInt8](repeating: 0, count: self.width * self.height * 3)
         fill(x: 0, y: 0, width: self.width, height: self.height, color: background)
     }
 
-    mutating func fill(x: Int, y: Int, width w: Int, height h: Int, color: RGB) {
+    package mutating func fill(x: Int, y: Int, width w: Int, height h: Int, color: RGB) {
         let x0 = Swift.max(0, x), y0 = Swift.max(0, y)
         let x1 = Swift.min(width, x + w), y1 = Swift.min(height, y + h)
         guard x0 < x1, y0 < y1 else { return }
@@ -50,7 +52,7 @@ struct Canvas {
     }
 
     /// A one-pixel-wide rectangle outline (`thickness` pixels inwards).
-    mutating func outline(x: Int, y: Int, width w: Int, height h: Int, color: RGB, thickness: Int = 1) {
+    package mutating func outline(x: Int, y: Int, width w: Int, height h: Int, color: RGB, thickness: Int = 1) {
         fill(x: x, y: y, width: w, height: thickness, color: color)
         fill(x: x, y: y + h - thickness, width: w, height: thickness, color: color)
         fill(x: x, y: y, width: thickness, height: h, color: color)
@@ -58,7 +60,7 @@ struct Canvas {
     }
 
     /// Draws `text` with its top-left corner at (x, y), each font pixel `scale`×`scale`.
-    mutating func text(_ text: String, x: Int, y: Int, scale: Int = 1, color: RGB = .ink) {
+    package mutating func text(_ text: String, x: Int, y: Int, scale: Int = 1, color: RGB = .ink) {
         var cx = x
         for c in text {
             for (row, bits) in BitmapFont.rows(c).enumerated() {
@@ -71,12 +73,12 @@ struct Canvas {
     }
 
     /// `text` centred horizontally in [x, x + width).
-    mutating func centredText(_ text: String, x: Int, width w: Int, y: Int, scale: Int = 1, color: RGB = .ink) {
+    package mutating func centredText(_ text: String, x: Int, width w: Int, y: Int, scale: Int = 1, color: RGB = .ink) {
         self.text(text, x: x + (w - BitmapFont.width(text, scale: scale)) / 2, y: y, scale: scale, color: color)
     }
 
     /// Copies `image` with its top-left corner at (x, y).
-    mutating func draw(_ image: RGBImage, x: Int, y: Int) {
+    package mutating func draw(_ image: RGBImage, x: Int, y: Int) {
         for yy in 0..<image.height where y + yy >= 0 && y + yy < height {
             for xx in 0..<image.width where x + xx >= 0 && x + xx < width {
                 let d = ((y + yy) * width + (x + xx)) * 3, s = (yy * image.width + xx) * 3
@@ -87,12 +89,12 @@ struct Canvas {
         }
     }
 
-    func image() throws -> RGBImage {
+    package func image() throws -> RGBImage {
         try RGBImage(width: width, height: height, pixels: pixels)
     }
 
     /// `text` shortened with a trailing "~" to at most `limit` characters.
-    static func clipped(_ text: String, to limit: Int) -> String {
+    package static func clipped(_ text: String, to limit: Int) -> String {
         text.count <= limit ? text : String(text.prefix(Swift.max(0, limit - 1))) + "~"
     }
 }

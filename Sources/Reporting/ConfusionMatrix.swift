@@ -1,3 +1,4 @@
+import Datasets
 /// Counts of (actual, predicted) class pairs: `counts[actual][predicted]`, classes in label order.
 public struct ConfusionMatrix: Sendable, Equatable, Codable {
     public let classes: [String]

@@ -1,3 +1,4 @@
+import Datasets
 import Foundation
 import Kernels
 
@@ -140,10 +141,4 @@ struct LogisticLoss {
         }
         out[0] += lossSum
     }
-}
-
-/// A raw pointer carried into a parallel loop body whose workers touch disjoint parts of it.
-struct UncheckedPointer<T>: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<T>
-    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
 }

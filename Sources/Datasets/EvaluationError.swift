@@ -1,5 +1,7 @@
 /// Why an evaluation could not run: a dataset, feature file, cache or option that is not what it
 /// must be. Each case names the file or option and says what the user can do.
+/// It lives in Datasets, the lowest module that throws it (dataset readers, feature matrices,
+/// k-NN), and keeps its name because callers and tests match on it across Evaluation and Training.
 public enum EvaluationError: Error, CustomStringConvertible, Equatable {
     /// A file the dataset layout requires is not there.
     case missingFile(path: String, expected: String)
