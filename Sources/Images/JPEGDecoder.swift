@@ -43,6 +43,15 @@ public enum JPEGDecoder {
         guard structure.reachedEnd else {
             throw ImageError.truncated(file: file, detail: "the data ends before the end-of-image marker")
         }
+        // Checked here, before the pixel buffer is allocated: libjpeg reports both only after
+        // it has decoded (the second only as a warning, the image padded to its declared size).
+        guard structure.scans > 0 else {
+            throw ImageError.corrupt(file: file, detail: "no scan (SOS marker) before the end-of-image marker: the file holds no image data")
+        }
+        if let needed = frame.minimumHuffmanScanBytes, structure.scanDataBytes < needed {
+            throw ImageError.truncated(file: file, detail: "\(structure.scanDataBytes) bytes of scan data cannot hold"
+                + " \(frame.width)x\(frame.height) pixels (at least \(needed) bytes); libjpeg would pad them: premature end of data segment")
+        }
 
         guard let handle = tjInitDecompress() else {
             throw ImageError.unsupported(file: file, detail: "TurboJPEG could not start: \(String(cString: tjGetErrorStr2(nil)))")
