@@ -37,6 +37,27 @@ final class HostileImageTests: XCTestCase {
         }
     }
 
+    /// A warning followed by a fatal error: TurboJPEG reports both as TJERR_WARNING, and the
+    /// undecoded buffer was returned as the image. Junk before SOS (a warning), then a
+    /// component ID the frame does not have (fatal).
+    func testFatalErrorAfterAWarningIsNotTakenForAWarning() throws {
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: imageFixture("china_320x272_q90_420.jpg"))))
+        guard let sos = (0..<(bytes.count - 1)).first(where: { bytes[$0] == 0xFF && bytes[$0 + 1] == 0xDA }) else {
+            return XCTFail("no SOS")
+        }
+        bytes[sos + 5] = 0x22                                  // first component selector of the scan
+        bytes.insert(contentsOf: [0x00, 0x00, 0x00], at: sos)  // 3 extraneous bytes before the marker
+        XCTAssertThrowsError(try ImageDecoder.decode(bytes, file: "bad-sos.jpg")) { error in
+            guard case let .corrupt(file, detail)? = error as? ImageError else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, "bad-sos.jpg")
+            XCTAssertTrue(detail.contains("Invalid component ID 34 in SOS"), detail)
+        }
+        // The warning alone still decodes, as in PIL.
+        bytes[sos + 3 + 5] = 0x01
+        let image = try ImageDecoder.decode(bytes, file: "junk.jpg")
+        XCTAssertEqual([image.width, image.height], [320, 272])
+    }
+
     /// A PNG header declaring 9000x9000 RGBA with 20 bytes of IDAT: deflate cannot expand that
     /// to 324 MB, so it is truncated, said before libpng allocates the rows.
     func testPNGDataTooShortForTheDeclaredSizeIsTruncated() throws {
