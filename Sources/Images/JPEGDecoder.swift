@@ -43,6 +43,15 @@ public enum JPEGDecoder {
         guard structure.reachedEnd else {
             throw ImageError.truncated(file: file, detail: "the data ends before the end-of-image marker")
         }
+        // Checked here, before the pixel buffer is allocated: libjpeg reports both only after
+        // it has decoded (the second only as a warning, the image padded to its declared size).
+        guard structure.scans > 0 else {
+            throw ImageError.corrupt(file: file, detail: "no scan (SOS marker) before the end-of-image marker: the file holds no image data")
+        }
+        if let needed = frame.minimumHuffmanScanBytes, structure.scanDataBytes < needed {
+            throw ImageError.truncated(file: file, detail: "\(structure.scanDataBytes) bytes of scan data cannot hold"
+                + " \(frame.width)x\(frame.height) pixels (at least \(needed) bytes); libjpeg would pad them: premature end of data segment")
+        }
 
         guard let handle = tjInitDecompress() else {
             throw ImageError.unsupported(file: file, detail: "TurboJPEG could not start: \(String(cString: tjGetErrorStr2(nil)))")
@@ -61,8 +70,8 @@ public enum JPEGDecoder {
                           dst.baseAddress, Int32(width), Int32(width * channels), Int32(height), pixelFormat,
                           strict ? TJFLAG_STOPONWARNING : 0)
         }
-        if status != 0 && (strict || tjGetErrorCode(handle) != Int32(TJERR_WARNING.rawValue)) {
-            let message = String(cString: tjGetErrorStr2(handle))
+        let message = status == 0 ? "" : String(cString: tjGetErrorStr2(handle))
+        if status != 0 && (strict || tjGetErrorCode(handle) != Int32(TJERR_WARNING.rawValue) || !isLibjpegWarning(message)) {
             // JWRN_JPEG_EOF / JWRN_HIT_MARKER: the scan data ran out and libjpeg padded it.
             if strict && message.lowercased().contains("premature end") {
                 throw ImageError.truncated(file: file, detail: "\(message) (refused with --strict)")
@@ -72,6 +81,27 @@ public enum JPEGDecoder {
         guard cmyk else { return RGBImage(width: width, height: height, unchecked: out) }
         return RGBImage(width: width, height: height, unchecked: cmykToRGB(out, pixels: width * height))
     }
+
+    /// TurboJPEG (2.1) reports TJERR_WARNING whenever libjpeg warned during the call, even when a
+    /// fatal error then stopped it, leaving the buffer undecoded (measured: junk before a marker,
+    /// then "Invalid JPEG file structure: missing SOS marker" or "Invalid component ID 34 in SOS",
+    /// both with code TJERR_WARNING). Its message is the last one libjpeg formatted: the fatal one
+    /// if there was one, else the first warning. So a decode only "warned" when the message is one
+    /// of libjpeg's warnings (jerror.h's JWRN_* texts).
+    static func isLibjpegWarning(_ message: String) -> Bool {
+        libjpegWarnings.contains { message.hasPrefix($0) }
+    }
+
+    private static let libjpegWarnings = [
+        "Unknown Adobe color transform code",               // JWRN_ADOBE_XFORM
+        "Corrupt JPEG data:",                               // JWRN_ARITH_BAD_CODE, EXTRANEOUS_DATA, HIT_MARKER,
+                                                            // HUFF_BAD_CODE, MUST_RESYNC, BOGUS_ICC
+        "Inconsistent progression sequence",                // JWRN_BOGUS_PROGRESSION
+        "Warning: unknown JFIF revision number",            // JWRN_JFIF_MAJOR
+        "Premature end of JPEG file",                       // JWRN_JPEG_EOF
+        "Invalid SOS parameters for sequential JPEG",       // JWRN_NOT_SEQUENTIAL
+        "Application transferred too many scanlines",       // JWRN_TOO_MUCH_DATA
+    ]
 
     /// PIL's "CMYK;I" unpacking followed by its `cmyk2rgb`: with inverted ink c = 255 - C and
     /// nk = 255 - (255 - K) = K, R = nk - round-ish(c * nk / 255) using PIL's MULDIV255.

@@ -14,10 +14,25 @@ struct JPEGStructure {
         var components: Int
 
         var isLossless: Bool { marker == 0xC3 || marker == 0xC7 || marker == 0xCB || marker == 0xCF }
+        /// SOF9...SOF15: arithmetic coding, which can spend well under a bit on a block.
+        var isArithmetic: Bool { marker >= 0xC9 }
+
+        /// The fewest bytes of Huffman-coded scan data that can hold this frame. Every 8x8 block
+        /// of a full-resolution component carries a DC difference (in a sequential scan, or in
+        /// the first DC scan a progressive file must have), and a Huffman code is at least one bit
+        /// long, so the scans hold at least ceil(W/8)·ceil(H/8) bits. Less data cannot be the
+        /// image: libjpeg pads it with zeros ("premature end of data segment") and decodes
+        /// garbage, at the full declared size. Nil for arithmetic coding (no such bound).
+        var minimumHuffmanScanBytes: Int? {
+            isArithmetic ? nil : ((width + 7) / 8) * ((height + 7) / 8) / 8
+        }
     }
 
     var frame: Frame?
     var scans = 0
+    /// Bytes of entropy-coded data after the scan headers (stuffed bytes and restart markers
+    /// included, so never less than the coded bits).
+    var scanDataBytes = 0
     var reachedEnd = false
 
     enum Problem: Error {
@@ -66,6 +81,7 @@ struct JPEGStructure {
             case 0xDA:
                 scans += 1
                 i += length
+                let dataStart = i
                 // Entropy-coded data runs to the next marker that is not a stuffed 0xFF00 or a
                 // restart marker.
                 while i < n {
@@ -77,6 +93,7 @@ struct JPEGStructure {
                     }
                     i += 1
                 }
+                scanDataBytes += i - dataStart
             default:
                 i += length
             }

@@ -15,6 +15,33 @@ enum PNGChunks {
         return Header(bitDepth: bytes[24], colorType: bytes[25])
     }
 
+    /// Bits per pixel as stored: samples per pixel (palette index, gray, gray+alpha, RGB, RGBA)
+    /// times the bit depth; nil for a colour type PNG does not define.
+    static func bitsPerPixel(_ header: Header) -> Int? {
+        let samples: [UInt8: Int] = [gray: 1, palette: 1, grayAlpha: 2, rgb: 3, rgba: 4]
+        return samples[header.colorType].map { $0 * Int(header.bitDepth) }
+    }
+
+    /// Total length of the IDAT chunks (the zlib stream of the image data), walking chunks as
+    /// `withoutColorSpaceChunks` does.
+    static func imageDataBytes(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var total = 0
+        var i = 8
+        while i + 12 <= bytes.count {
+            let length = Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
+            let end = i + 12 + length
+            guard length <= 0x7FFF_FFFF, end <= bytes.count else { break }
+            let type = (bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7])
+            if type == (0x49, 0x44, 0x41, 0x54) { total += length } // IDAT
+            if type == (0x49, 0x45, 0x4E, 0x44) { break } // IEND
+            i = end
+        }
+        return total
+    }
+
+    /// Deflate's largest expansion: a 258-byte match coded in two bits.
+    static let maximumDeflateRatio = 1032
+
     /// The file without the chunks that would make libpng's simplified reader change sample
     /// values where PIL does not: colour-space chunks (gAMA, cHRM, sRGB, iCCP — PIL applies no
     /// gamma or colour management when converting) and, for gray and RGB images, tRNS (PIL's

@@ -1,4 +1,5 @@
 import CImageCodecs
+import TensorStore
 
 /// PNG decoding through libpng with PIL's results (`Image.open(f).convert("RGB")`, checked
 /// against Pillow on the fixtures):
@@ -38,6 +39,7 @@ public enum PNGDecoder {
         let width = Int(image.width), height = Int(image.height)
         do {
             try checkImageSize(width: width, height: height, file: file)
+            try checkImageData(bytes, width: width, height: height, file: file)
         } catch {
             png_image_free(&image)
             throw error
@@ -101,6 +103,19 @@ public enum PNGDecoder {
             }
         }
         return RGBImage(width: width, height: height, unchecked: rgb)
+    }
+
+    /// Refuses, before the pixel buffer is allocated, image data too short for the declared size:
+    /// deflate expands at most 1032:1, so fewer IDAT bytes than the pixels' bits / 8 / 1032 are
+    /// truncated whatever they hold (libpng would say "Not enough image data", after allocating).
+    private static func checkImageData(_ bytes: UnsafeRawBufferPointer, width: Int, height: Int, file: String) throws {
+        guard let header = PNGChunks.header(bytes), let bits = PNGChunks.bitsPerPixel(header) else { return }
+        let pixelBytes = Checked.product(width * height / 8, bits) ?? .max   // width, height < 2^31
+        let compressed = PNGChunks.imageDataBytes(bytes)
+        guard compressed >= pixelBytes / PNGChunks.maximumDeflateRatio else {
+            throw ImageError.truncated(file: file, detail: "\(compressed) bytes of image data (IDAT) cannot hold"
+                + " \(width)x\(height) pixels (at least \(pixelBytes / PNGChunks.maximumDeflateRatio) bytes at deflate's 1032:1)")
+        }
     }
 
     /// The simplified API's message as a typed error. It has already freed the image.

@@ -1,3 +1,6 @@
+import Foundation
+import TensorStore
+
 /// An 8-bit RGB image, pixels interleaved (R, G, B) row by row from the top-left: the layout of
 /// `np.asarray(pil_image.convert("RGB"))`, shape (height, width, 3).
 public struct RGBImage: Sendable, Equatable {
@@ -47,16 +50,27 @@ public struct RGBImage: Sendable, Equatable {
     }
 }
 
-/// PIL refuses images above twice `Image.MAX_IMAGE_PIXELS` (89,478,485) as decompression bombs;
-/// DinoKit uses the same bound so both accept the same files and a hostile header cannot make it
-/// allocate gigabytes.
-public let maximumImagePixels = 2 * 89_478_485
+/// The most pixels a decoded image (and a crop or resize target) may have: PIL's
+/// `Image.MAX_IMAGE_PIXELS`, 89,478,485 (PIL warns above it and refuses twice that as a
+/// decompression bomb). A header of a few bytes can declare 65535x65535 pixels; the bound is checked
+/// from the header, before anything is allocated or decoded, so no header makes a decoder allocate
+/// more than ~360 MB (CMYK). Real images that need more can raise it with
+/// `DINOKIT_MAX_IMAGE_PIXELS` (read once).
+public let maximumImagePixels: Int = {
+    guard let raw = getenv(maximumImagePixelsVariable).map({ String(cString: $0) }),
+          let n = Int(raw.trimmingCharacters(in: .whitespaces)), n > 0 else { return 89_478_485 }
+    return n
+}()
 
+public let maximumImagePixelsVariable = "DINOKIT_MAX_IMAGE_PIXELS"
+
+/// The one size check of every decoder (JPEG, PNG), from the header before any pixel is read.
 func checkImageSize(width: Int, height: Int, file: String) throws {
     guard width > 0, height > 0 else {
         throw ImageError.corrupt(file: file, detail: "image size \(width)x\(height)")
     }
-    guard width <= maximumImagePixels, height <= maximumImagePixels, width * height <= maximumImagePixels else {
-        throw ImageError.unsupported(file: file, detail: "\(width)x\(height) exceeds the \(maximumImagePixels)-pixel limit")
+    guard width <= maximumImagePixels / height else {
+        throw ImageError.unsupported(file: file, detail: "\(width)x\(height) (\(Checked.product(width, height).map(String.init) ?? "too many")"
+            + " pixels) exceeds the \(maximumImagePixels)-pixel limit; set \(maximumImagePixelsVariable) to raise it for real images this large")
     }
 }

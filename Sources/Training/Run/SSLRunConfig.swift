@@ -113,6 +113,9 @@ public struct SSLRunConfig: Codable, Sendable, Equatable {
     /// (a typo must not silently train with a default).
     public static func load(json data: Data, file: String, over base: SSLRunConfig = SSLRunConfig()) throws -> SSLRunConfig {
         func fail(_ m: String) -> SSLRunError { .config(file: file, message: m) }
+        guard data.count <= maximumFileBytes else {
+            throw fail("\(data.count) bytes exceed the \(maximumFileBytes)-byte limit for a config")
+        }
         guard let user = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw fail("not a JSON object")
         }
