@@ -22,19 +22,28 @@ enum PNGChunks {
         return samples[header.colorType].map { $0 * Int(header.bitDepth) }
     }
 
-    /// Total length of the IDAT chunks (the zlib stream of the image data), walking chunks as
-    /// `withoutColorSpaceChunks` does.
-    static func imageDataBytes(_ bytes: UnsafeRawBufferPointer) -> Int {
-        var total = 0
+    /// The chunks after the signature, in order, up to and including IEND: `body(type, range of
+    /// the whole chunk, data length)`. A chunk whose length runs past the end stops the walk (what
+    /// follows is left for libpng to judge).
+    static func forEachChunk(_ bytes: UnsafeRawBufferPointer,
+                             _ body: (_ type: (UInt8, UInt8, UInt8, UInt8), _ chunk: Range<Int>, _ length: Int) -> Void) {
         var i = 8
         while i + 12 <= bytes.count {
             let length = Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
             let end = i + 12 + length
-            guard length <= 0x7FFF_FFFF, end <= bytes.count else { break }
+            guard length <= 0x7FFF_FFFF, end <= bytes.count else { return }
             let type = (bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7])
-            if type == (0x49, 0x44, 0x41, 0x54) { total += length } // IDAT
-            if type == (0x49, 0x45, 0x4E, 0x44) { break } // IEND
+            body(type, i..<end, length)
+            if type == (0x49, 0x45, 0x4E, 0x44) { return } // IEND
             i = end
+        }
+    }
+
+    /// Total length of the IDAT chunks (the zlib stream of the image data).
+    static func imageDataBytes(_ bytes: UnsafeRawBufferPointer) -> Int {
+        var total = 0
+        forEachChunk(bytes) { type, _, length in
+            if type == (0x49, 0x44, 0x41, 0x54) { total += length } // IDAT
         }
         return total
     }
@@ -48,8 +57,7 @@ enum PNGChunks {
     /// `convert("RGB")` ignores a transparent colour key; libpng would turn it into an alpha
     /// channel that its 16-bit path pre-multiplies). Returns nil when nothing needs removing.
     ///
-    /// Chunks are dropped whole, so the remaining CRCs stay valid. A chunk whose length runs past
-    /// the end stops the walk; the rest is kept as it is for libpng to judge.
+    /// Chunks are dropped whole, so the remaining CRCs stay valid; the walk is `forEachChunk`'s.
     static func withoutColorSpaceChunks(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
         guard let header = header(bytes) else { return nil }
         let dropTRNS = header.colorType == gray || header.colorType == rgb
@@ -67,15 +75,8 @@ enum PNGChunks {
             }
         }
         var ranges: [Range<Int>] = []  // chunks to drop
-        var i = 8
-        while i + 12 <= bytes.count {
-            let length = Int(bytes[i]) << 24 | Int(bytes[i + 1]) << 16 | Int(bytes[i + 2]) << 8 | Int(bytes[i + 3])
-            let end = i + 12 + length
-            guard length <= 0x7FFF_FFFF, end <= bytes.count else { break }
-            let type = (bytes[i + 4], bytes[i + 5], bytes[i + 6], bytes[i + 7])
-            if dropped(type) { ranges.append(i..<end) }
-            if type == (0x49, 0x45, 0x4E, 0x44) { break } // IEND
-            i = end
+        forEachChunk(bytes) { type, chunk, _ in
+            if dropped(type) { ranges.append(chunk) }
         }
         guard !ranges.isEmpty else { return nil }
         var out: [UInt8] = []

@@ -9,31 +9,11 @@ import XCTest
 final class HostileTorchCheckpointTests: XCTestCase {
     func readError(_ name: String, limits: ReadLimits = .default,
                    file: StaticString = #filePath, line: UInt = #line) -> TorchCheckpointError? {
-        do {
-            _ = try TorchCheckpoint.read(path: fixturePath("hostile/\(name)"), limits: limits)
-            XCTFail("\(name) was accepted", file: file, line: line)
-            return nil
-        } catch let error as TorchCheckpointError {
-            assertOneCleanLine(error.description, file: file, line: line)
-            return error
-        } catch {
-            XCTFail("\(name): untyped error \(error)", file: file, line: line)
-            return nil
-        }
+        hostileReadError(name, limits: limits, file: file, line: line)
     }
 
     func pickleError(_ name: String, file: StaticString = #filePath, line: UInt = #line) -> PickleError? {
-        guard let error = readError(name, file: file, line: line) else { return nil }
-        guard case let .pickle(_, _, inner) = error else {
-            XCTFail("\(name): \(error)", file: file, line: line)
-            return nil
-        }
-        return inner
-    }
-
-    func assertOneCleanLine(_ message: String, file: StaticString = #filePath, line: UInt = #line) {
-        let control = message.unicodeScalars.filter { $0.properties.generalCategory == .control }
-        XCTAssertTrue(control.isEmpty, "control characters in: \(message.debugDescription)", file: file, line: line)
+        hostilePickleError(name, file: file, line: line)?.error
     }
 
     // 1. Arithmetic overflow in the view's end.
