@@ -6,11 +6,11 @@ and raises AssertionError unless names, dtypes, shapes and bytes (bit for bit, N
 the `__metadata__` equal the reference. It also checks the layout the reference writer produces:
 header length a multiple of 8 and tensors in its order (dtype descending, then name).
 
-Run as a script on a folder of DinoKit outputs (made by `DINOKIT_INTEROP_DIR=<dir> swift test
---filter SafetensorsTests/testWritesInteropFilesWhenAsked`):
+Run as a script on a folder of DinoKit outputs (e.g. `dinokit convert` of the fixtures):
     interop_safetensors.py <dir>
 Each `<dir>/<stem>.safetensors` is compared with `Fixtures/safetensors/<stem>.safetensors` as the
-reference loads it, and `<dir>/synthetic.safetensors` with the same store built here."""
+reference loads it, and `<dir>/synthetic.safetensors`, if present, with the same store built here.
+(The synthetic store's bytes are checked in SafetensorsTests against the reference writer's.)"""
 import json
 import os
 import struct
