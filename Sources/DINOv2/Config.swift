@@ -47,61 +47,60 @@ public enum InterpolationSemantics: String, Sendable, Codable, CaseIterable {
     case hf
 }
 
-/// Everything that fixes a backbone's shape and numerics. Detected from hub-named weights; every
-/// field may be overridden before building a `Model`.
-///
-/// The shape fields are those of `BackboneArchitecture` (Formats), which reads them from the
-/// weights; `init(_:numHeads:layerScale:)` builds a Config from one, and the FFN kind is the
-/// same enum, so the two cannot drift apart.
+/// Everything that fixes a backbone's shape and numerics: the `BackboneArchitecture` the weights
+/// imply (one definition of the shape, shared with Formats) plus what a caller may choose — the
+/// head count, LayerNorm eps, position interpolation, LayerScale. Detected from hub-named
+/// weights; every field may be overridden before building a `Model`.
 public struct Config: Sendable, Equatable, CustomStringConvertible {
     public typealias FFN = BackboneArchitecture.FFN
+    public typealias Family = BackboneArchitecture.Family
 
-    public var embedDim: Int
-    public var depth: Int
+    /// The shape; the properties below read and write it.
+    public var architecture: BackboneArchitecture
     public var numHeads: Int
-    public var patchSize: Int
-    public var inChannels: Int
-    public var registerTokens: Int
-    public var ffn: FFN
-    /// fc1 rows (MLP) or half of w12's rows (SwiGLU).
-    public var ffnHidden: Int
-    /// Side M of the square position grid (37 for hub models).
-    public var positionGrid: Int
     /// Whether blocks have LayerScale (`ls1`/`ls2`; every released model does).
     public var layerScale: Bool
     public var layerNormEps: Float
+    /// DINOv2 only (DINOv3 has no position table).
     public var interpolation: PositionInterpolation
+
+    public var family: Family { get { architecture.family } set { architecture.family = newValue } }
+    public var embedDim: Int { get { architecture.embedDim } set { architecture.embedDim = newValue } }
+    public var depth: Int { get { architecture.depth } set { architecture.depth = newValue } }
+    public var patchSize: Int { get { architecture.patchSize } set { architecture.patchSize = newValue } }
+    public var inChannels: Int { get { architecture.inChannels } set { architecture.inChannels = newValue } }
+    /// DINOv2 register tokens or DINOv3 storage tokens (both sit between cls and the patches).
+    public var registerTokens: Int { get { architecture.registerTokens } set { architecture.registerTokens = newValue } }
+    public var ffn: FFN { get { architecture.ffn } set { architecture.ffn = newValue } }
+    /// fc1 rows (MLP) or the gate's rows (SwiGLU).
+    public var ffnHidden: Int { get { architecture.ffnHidden } set { architecture.ffnHidden = newValue } }
+    /// Side M of the square position grid (37 for DINOv2 hub models; 0 for DINOv3).
+    public var positionGrid: Int { get { architecture.positionGrid } set { architecture.positionGrid = newValue } }
     /// The hub name when the shape is a released variant.
-    public var variant: String?
+    public var variant: String? { architecture.variant }
 
     public var headDim: Int { embedDim / numHeads }
 
     public init(embedDim: Int, depth: Int, numHeads: Int, patchSize: Int = 14, inChannels: Int = 3,
                 registerTokens: Int = 0, ffn: FFN = .mlp, ffnHidden: Int? = nil, positionGrid: Int = 37,
-                layerScale: Bool = true, layerNormEps: Float = 1e-6, interpolation: PositionInterpolation? = nil,
-                variant: String? = nil) {
-        self.embedDim = embedDim
-        self.depth = depth
-        self.numHeads = numHeads
-        self.patchSize = patchSize
-        self.inChannels = inChannels
-        self.registerTokens = registerTokens
-        self.ffn = ffn
-        self.ffnHidden = ffnHidden ?? 4 * embedDim
-        self.positionGrid = positionGrid
-        self.layerScale = layerScale
-        self.layerNormEps = layerNormEps
-        self.interpolation = interpolation ?? .official(registerTokens: registerTokens)
-        self.variant = variant
+                layerScale: Bool = true, layerNormEps: Float = 1e-6, interpolation: PositionInterpolation? = nil) {
+        let arch = BackboneArchitecture(embedDim: embedDim, depth: depth, numHeads: numHeads, patchSize: patchSize,
+                                        inChannels: inChannels, registerTokens: registerTokens, ffn: ffn,
+                                        ffnHidden: ffnHidden ?? 4 * embedDim, positionGrid: positionGrid)
+        self.init(arch, numHeads: numHeads, layerScale: layerScale, layerNormEps: layerNormEps, interpolation: interpolation)
     }
 
-    /// The config of a detected architecture with a known head count; the numerics (LayerNorm
-    /// eps, position interpolation) are the official models'.
-    public init(_ arch: BackboneArchitecture, numHeads: Int, layerScale: Bool) {
-        self.init(embedDim: arch.embedDim, depth: arch.depth, numHeads: numHeads, patchSize: arch.patchSize,
-                  inChannels: arch.inChannels, registerTokens: arch.registerTokens, ffn: arch.ffn,
-                  ffnHidden: arch.ffnHidden, positionGrid: arch.positionGrid, layerScale: layerScale,
-                  variant: arch.variant)
+    /// The config of a detected architecture with a known head count; the numerics default to the
+    /// official models' (LayerNorm eps 1e-6 for DINOv2, 1e-5 for DINOv3; the official position
+    /// interpolation).
+    public init(_ arch: BackboneArchitecture, numHeads: Int, layerScale: Bool, layerNormEps: Float? = nil,
+                interpolation: PositionInterpolation? = nil) {
+        self.architecture = arch
+        self.architecture.numHeads = numHeads
+        self.numHeads = numHeads
+        self.layerScale = layerScale
+        self.layerNormEps = layerNormEps ?? (arch.family == .dinov3 ? 1e-5 : 1e-6)
+        self.interpolation = interpolation ?? .official(registerTokens: arch.registerTokens)
     }
 
     /// The config hub-named weights imply. Heads come from `numHeads`, else the store's
@@ -133,15 +132,29 @@ public struct Config: Sendable, Equatable, CustomStringConvertible {
     /// Rejects configs the forward cannot run.
     public func validate() throws {
         guard embedDim > 0, depth >= 0, patchSize > 0, inChannels > 0, registerTokens >= 0, ffnHidden > 0,
-              positionGrid > 0 else {
+              family == .dinov3 ? positionGrid == 0 : positionGrid > 0 else {
             throw DINOv2Error.unsupportedArchitecture("non-positive size in \(self)")
         }
         guard numHeads > 0, embedDim % numHeads == 0 else {
             throw DINOv2Error.unsupportedArchitecture("\(numHeads) heads do not divide width \(embedDim)")
         }
+        // RoPE rotates halves of each head, whose angles come in (row, column) pairs of periods.
+        guard family == .dinov2 || headDim % 4 == 0 else {
+            throw DINOv2Error.unsupportedArchitecture("head dimension \(headDim) is not a multiple of 4, which DINOv3's RoPE needs")
+        }
+    }
+
+    /// Refuses DINOv3 weights in the paths written for DINOv2 only so far (training, ONNX export),
+    /// naming the path, before any of them reads a position table the weights do not have.
+    public func requireDINOv2(for purpose: String) throws {
+        guard family == .dinov2 else {
+            throw DINOv2Error.unsupportedArchitecture("\(variant ?? "this DINOv3 backbone"): \(purpose) supports DINOv2 backbones only so far (forward, embed, verify, pca, attention and probe take DINOv3)")
+        }
     }
 
     public var description: String {
-        "\(variant ?? "custom") (dim \(embedDim), depth \(depth), heads \(numHeads), patch \(patchSize), registers \(registerTokens), \(ffn.rawValue) \(ffnHidden), grid \(positionGrid)x\(positionGrid), interpolation \(interpolation))"
+        var text = architecture.description
+        if family == .dinov2 { text.removeLast(); text += ", interpolation \(interpolation))" }
+        return text
     }
 }

@@ -1,6 +1,6 @@
 import TensorStore
 
-/// What can go wrong building or running a DINOv2 backbone. Each case names the tensor or input
+/// What can go wrong building or running a DINOv2 or DINOv3 backbone. Each case names the tensor or input
 /// at fault and what was expected, so the message alone tells the user what to fix.
 public enum DINOv2Error: Error, CustomStringConvertible, Equatable {
     /// A weight the architecture needs is not in the store.
@@ -9,6 +9,8 @@ public enum DINOv2Error: Error, CustomStringConvertible, Equatable {
     case weightShape(name: String, shape: [Int], expected: String)
     /// A weight is not a floating-point tensor.
     case weightDType(name: String, dtype: DType)
+    /// A weight's values cannot be right (a NaN in DINOv3's `bias_mask`).
+    case invalidWeight(name: String, reason: String)
     /// The store's shapes do not describe a backbone DinoKit can run (e.g. heads do not divide D).
     case unsupportedArchitecture(String)
     /// The image batch is not (B, channels, H, W) of a floating-point type.
@@ -38,8 +40,10 @@ public enum DINOv2Error: Error, CustomStringConvertible, Equatable {
             return "weight '\(name)' has shape \(shape), expected \(expected)"
         case let .weightDType(name, dtype):
             return "weight '\(name)' has dtype \(dtype), expected a floating-point type"
+        case let .invalidWeight(name, reason):
+            return "weight '\(name)': \(reason)"
         case let .unsupportedArchitecture(detail):
-            return "unsupported DINOv2 architecture: \(detail)"
+            return "unsupported DINOv2/DINOv3 architecture: \(detail)"
         case let .inputShape(shape, expected):
             return "input has shape \(shape), expected \(expected)"
         case let .inputDType(dtype):

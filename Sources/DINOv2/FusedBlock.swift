@@ -72,9 +72,12 @@ extension Model {
         }
     }
 
-    /// Block `index`'s attention over the whole batch (all threads).
-    func attentionStage(_ index: Int, _ buf: FusedBuffers, batch: Int, tokens: Int) {
+    /// Block `index`'s attention over the whole batch (all threads); with DINOv3's `rope`, the
+    /// patch tokens' queries and keys are rotated first (`rope_apply` before the product).
+    func attentionStage(_ index: Int, _ buf: FusedBuffers, batch: Int, tokens: Int, rope: RotaryPositions?) {
         let c = config
+        rope?.apply(qkv: buf.qkv, batch: batch, tokens: tokens, prefix: 1 + c.registerTokens, heads: c.numHeads,
+                    parallelism: parallelism)
         attentionForward(out: buf.attention, qkv: buf.qkv, batch: batch, tokens: tokens, heads: c.numHeads,
                          headDim: c.headDim, scratch: buf.attentionScratch, parallelism: parallelism)
     }

@@ -16,6 +16,9 @@ public struct GoldenSet: Sendable {
     public var interpolation: InterpolationSemantics
     /// Head count to build the model with (tiny models' widths do not imply it).
     public var numHeads: Int?
+    /// The family the manifest says the weights are (`"family"`); the verifier checks the weights
+    /// agree, so a DINOv3 set cannot pass with weights read as DINOv2 or the reverse.
+    public var family: BackboneArchitecture.Family?
     public var cases: [GoldenCase]
 
     /// Reads and checks `directory/manifest.json` (every referenced file must exist).
@@ -51,6 +54,13 @@ public struct GoldenSet: Sendable {
             }
             interpolation = i
         }
+        var family: BackboneArchitecture.Family?
+        if let f = manifest.family {
+            guard let known = BackboneArchitecture.Family(rawValue: f) else {
+                throw GoldenSetError.invalidManifest(path: manifestPath, detail: "family '\(f)' is neither 'dinov2' nor 'dinov3'")
+            }
+            family = known
+        }
         if let h = manifest.num_heads, h <= 0 {
             throw GoldenSetError.invalidManifest(path: manifestPath, detail: "num_heads \(h) is not positive")
         }
@@ -85,7 +95,7 @@ public struct GoldenSet: Sendable {
             return GoldenCase(name: c.name, input: input, masksPath: try c.masks.map { try resolve($0, field: "cases[\(c.name)].masks") }, outputs: outputs)
         }
         return GoldenSet(directory: directory, model: manifest.model, weightsPath: try manifest.weights.map { try resolve($0, field: "weights") },
-                         interpolation: interpolation, numHeads: manifest.num_heads, cases: cases)
+                         interpolation: interpolation, numHeads: manifest.num_heads, family: family, cases: cases)
     }
 
     /// Synthetic inputs hold at most this many floats (256 MB; a 518x518 batch of 64 is 52M).
@@ -132,6 +142,7 @@ public struct GoldenSet: Sendable {
         var weights: String?
         var interpolation: String?
         var num_heads: Int?
+        var family: String?
         var cases: [Case]
 
         struct Case: Decodable {
@@ -182,16 +193,18 @@ public enum GoldenInput: Sendable, Equatable {
     }
 }
 
-/// A golden output name: `x_norm_clstoken`, `x_norm_regtokens`, `x_norm_patchtokens`,
-/// `x_prenorm`, `forward`, `intermediate.<i>.patch`, `intermediate.<i>.cls`.
+/// A golden output name: `x_norm_clstoken`, `x_norm_regtokens` (DINOv2) or `x_storage_tokens`
+/// (DINOv3's name for the same normed tokens), `x_norm_patchtokens`, `x_prenorm`, `forward`,
+/// `intermediate.<i>.patch`, `intermediate.<i>.cls`.
 public enum OutputKey: Sendable, Hashable, Comparable, CustomStringConvertible {
-    case clsToken, regTokens, patchTokens, prenorm, forward
+    case clsToken, regTokens, storageTokens, patchTokens, prenorm, forward
     case intermediatePatch(Int), intermediateCls(Int)
 
     public init?(_ s: String) {
         switch s {
         case "x_norm_clstoken": self = .clsToken
         case "x_norm_regtokens": self = .regTokens
+        case "x_storage_tokens": self = .storageTokens
         case "x_norm_patchtokens": self = .patchTokens
         case "x_prenorm": self = .prenorm
         case "forward": self = .forward
@@ -210,6 +223,7 @@ public enum OutputKey: Sendable, Hashable, Comparable, CustomStringConvertible {
         switch self {
         case .clsToken: return "x_norm_clstoken"
         case .regTokens: return "x_norm_regtokens"
+        case .storageTokens: return "x_storage_tokens"
         case .patchTokens: return "x_norm_patchtokens"
         case .prenorm: return "x_prenorm"
         case .forward: return "forward"
@@ -222,6 +236,7 @@ public enum OutputKey: Sendable, Hashable, Comparable, CustomStringConvertible {
         switch self {
         case .clsToken: return (0, 0, 0)
         case .regTokens: return (1, 0, 0)
+        case .storageTokens: return (1, 1, 0)
         case .patchTokens: return (2, 0, 0)
         case .prenorm: return (3, 0, 0)
         case .forward: return (4, 0, 0)
@@ -240,6 +255,8 @@ public enum GoldenSetError: Error, CustomStringConvertible, Equatable {
     /// A path in the manifest that would leave the golden set's folder.
     case outsideFolder(manifest: String, field: String, detail: String)
     case noWeights(directory: String)
+    /// The weights are of another family than the manifest says.
+    case familyMismatch(directory: String, manifest: BackboneArchitecture.Family, weights: BackboneArchitecture.Family)
 
     /// Names and paths come from the manifest: escaped once here, so every case stays one line.
     public var description: String {
@@ -251,6 +268,8 @@ public enum GoldenSetError: Error, CustomStringConvertible, Equatable {
             return "\(manifest.escapedForMessage): \(field.escapedForMessage): \(detail.escapedForMessage); paths in a golden manifest stay inside its folder"
         case let .noWeights(directory):
             return "golden set \(directory.escapedForMessage) names no weights; pass them explicitly (--weights)"
+        case let .familyMismatch(directory, manifest, weights):
+            return "golden set \(directory.escapedForMessage) is for \(manifest.rawValue) but the weights are a \(weights.rawValue) backbone"
         }
     }
 }

@@ -27,7 +27,7 @@ public struct LastBlockAttention: Sendable {
 
 extension Model {
     /// The attention probabilities of the last block, as the official `Attention.forward`
-    /// computes them (`attn = (q * scale) @ k.T; attn.softmax(-1)`) in evaluation mode: the
+    /// computes them (`attn = (q * scale) @ k.T; attn.softmax(-1)`, DINOv3's RoPE first) in evaluation mode: the
     /// blocks before it run as in `forward`, then the last block's norm1 and qkv.
     public func lastBlockAttention(_ x: Tensor, workspace: Workspace? = nil) throws -> LastBlockAttention {
         let ws = workspace ?? Workspace()
@@ -44,6 +44,9 @@ extension Model {
                          bias: block.norm1Bias.pointer, rows: rows, cols: d, eps: c.layerNormEps, parallelism: parallelism)
         linearForward(out: qkv.pointer, inp: normed.pointer, weight: block.qkvWeight.pointer, bias: block.qkvBias.pointer,
                       rows: rows, inFeatures: d, outFeatures: 3 * d, parallelism: parallelism)
+        rotaryPositions(patchRows: g.patchRows, patchCols: g.patchCols, workspace: ws)?
+            .apply(qkv: qkv.pointer, batch: g.batch, tokens: t, prefix: 1 + c.registerTokens, heads: c.numHeads,
+                   parallelism: parallelism)
         let storage = Storage(byteCount: g.batch * c.numHeads * t * t * 4)
         let probs = storage.mutableBytes.bindMemory(to: Float.self).baseAddress!
         attentionForward(out: attended.pointer, probs: .keep(probs), qkv: qkv.pointer, batch: g.batch, tokens: t,

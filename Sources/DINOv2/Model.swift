@@ -2,9 +2,11 @@ import Formats
 import Kernels
 import TensorStore
 
-/// A DINOv2 backbone (`DinoVisionTransformer` in evaluation mode) on the CPU, numerically the
-/// official PyTorch model: every hub variant (ViT-S/B/L/g, with or without registers) and any
-/// width/depth a checkpoint implies.
+/// A DINOv2 or DINOv3 backbone (`DinoVisionTransformer` in evaluation mode) on the CPU,
+/// numerically the official PyTorch model: every hub variant (DINOv2 ViT-S/B/L/g with or without
+/// registers; DINOv3 ViT-S/16 … 7B/16) and any width/depth a checkpoint implies. The two families
+/// share every block; they differ in token assembly (a position table, or none) and in RoPE on
+/// the patch tokens' queries and keys (`RotaryPositions`).
 ///
 /// Weights are bound by their hub names and converted to Float32 once, at init; forwards share
 /// nothing mutable, so one model may serve several threads (each with its own `Workspace`).
@@ -51,7 +53,7 @@ public struct Model: Sendable {
         let d = config.embedDim, r = config.registerTokens, t = g.tokens
         let prenorm = ws.buffer(.residual, g.rows * d).pointer
         let normed = ws.buffer(.normed, g.rows * d).pointer
-        finalNorm(out: normed, inp: prenorm, rows: g.rows, ws: ws)
+        finalNorm(out: normed, inp: prenorm, images: g.batch, tokens: t)
         return FeatureOutputs(
             clsToken: try gatherTokens(normed, batch: g.batch, tokens: t, start: 0, count: 1, shape: [g.batch, d]),
             regTokens: try gatherTokens(normed, batch: g.batch, tokens: t, start: 1, count: r, shape: [g.batch, r, d]),
@@ -71,7 +73,7 @@ public struct Model: Sendable {
         for b in 0..<g.batch { (cls + b * d).update(from: prenorm + b * g.tokens * d, count: d) }
         let out = ws.buffer(.normed, g.batch * d).pointer
         return try ws.profile.measure("final norm + output", threads: parallelism.threads) {
-            finalNorm(out: out, inp: cls, rows: g.batch, ws: ws)
+            finalNorm(out: out, inp: cls, images: g.batch, tokens: 1)
             return try gatherTokens(out, batch: g.batch, tokens: 1, start: 0, count: 1, shape: [g.batch, d])
         }
     }
@@ -85,7 +87,8 @@ public struct Model: Sendable {
         let indices = try n.blockIndices(depth: config.depth)
         let ws = workspace ?? Workspace()
         let d = config.embedDim
-        let rows = try InputGeometry(config: config, input: x).rows
+        let geometry = try InputGeometry(config: config, input: x)
+        let rows = geometry.rows, tokens = geometry.tokens
         // One buffer per selected block for the whole batch; images are filled in as they pass.
         let captured = indices.map { ($0, FloatBuffer(count: rows * d)) }
         let slot = Dictionary(uniqueKeysWithValues: captured.enumerated().map { ($1.0, $0) })
@@ -94,7 +97,7 @@ public struct Model: Sendable {
             guard let i = slot[block] else { return }
             let out = captured[i].1.pointer + firstRow * d
             if norm {
-                finalNorm(out: out, inp: residual, rows: count, ws: ws)
+                finalNorm(out: out, inp: residual, images: count / tokens, tokens: tokens)
             } else {
                 out.update(from: residual, count: count * d)
             }
@@ -191,9 +194,10 @@ public struct Model: Sendable {
             rowsInParallel(rows, profile: profile) { range, p in firstRowStage(range, buffers, profile: p) }
         }
         let attentionFLOPs = 4 * Double(g.batch * g.tokens * g.tokens * d)
+        let rope = rotaryPositions(patchRows: g.patchRows, patchCols: g.patchCols, workspace: ws)
         for i in 0...last {
-            profile.measure("attention", flops: attentionFLOPs, threads: parallelism.threads) {
-                attentionStage(i, buffers, batch: g.batch, tokens: g.tokens)
+            profile.measure(rope == nil ? "attention" : "RoPE + attention", flops: attentionFLOPs, threads: parallelism.threads) {
+                attentionStage(i, buffers, batch: g.batch, tokens: g.tokens, rope: rope)
             }
             if byColumns {
                 rowStage(i, 0..<rows, buffers, next: i < last, parallel: parallelism, profile: profile)
@@ -218,11 +222,24 @@ public struct Model: Sendable {
                        threadSeconds: wall * Double(parallelism.threads) - (profile.threadSeconds - before))
     }
 
-    /// The final `norm` over `rows` rows.
-    func finalNorm(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, rows: Int, ws: Workspace) {
-        layerNormForward(out: out, mean: nil, rstd: nil, inp: inp, weight: parameters.normWeight.pointer,
-                         bias: parameters.normBias.pointer, rows: rows, cols: config.embedDim,
-                         eps: config.layerNormEps, parallelism: parallelism)
+    /// The final norm over `images` × `tokens` rows, each image's tokens starting with its cls
+    /// token: `norm` on every row, or with DINOv3's untied norms `cls_norm` on the cls and storage
+    /// rows and `norm` on the patches (`tokens` = 1: cls rows only).
+    func finalNorm(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, images: Int, tokens: Int) {
+        let d = config.embedDim, eps = config.layerNormEps
+        func norm(_ weight: FloatBuffer, _ bias: FloatBuffer, from row: Int, rows: Int) {
+            layerNormForward(out: out + row * d, mean: nil, rstd: nil, inp: inp + row * d, weight: weight.pointer,
+                             bias: bias.pointer, rows: rows, cols: d, eps: eps, parallelism: parallelism)
+        }
+        guard let classNorm = parameters.classNorm else {
+            norm(parameters.normWeight, parameters.normBias, from: 0, rows: images * tokens)
+            return
+        }
+        let prefix = Swift.min(tokens, 1 + config.registerTokens)
+        for b in 0..<images {
+            norm(classNorm.weight, classNorm.bias, from: b * tokens, rows: prefix)
+            norm(parameters.normWeight, parameters.normBias, from: b * tokens + prefix, rows: tokens - prefix)
+        }
     }
 
     /// Calls `body` with the input as contiguous Float32: in place when it already is, else

@@ -7,11 +7,18 @@ public enum HubNames {
     public static let clsToken = "cls_token"
     public static let posEmbed = "pos_embed"
     public static let registerTokens = "register_tokens"
+    /// DINOv3's name for its register tokens.
+    public static let storageTokens = "storage_tokens"
+    /// DINOv3: the RoPE periods buffer, (D_head / 4,).
+    public static let ropePeriods = "rope_embed.periods"
     public static let maskToken = "mask_token"
     public static let patchWeight = "patch_embed.proj.weight"
     public static let patchBias = "patch_embed.proj.bias"
     public static let normWeight = "norm.weight"
     public static let normBias = "norm.bias"
+    /// DINOv3 with untied norms: the norm of the cls and storage tokens.
+    public static let classNormWeight = "cls_norm.weight"
+    public static let classNormBias = "cls_norm.bias"
 
     /// `blocks.<i>.<suffix>`.
     public static func block(_ i: Int, _ suffix: String) -> String { "blocks.\(i).\(suffix)" }
@@ -29,7 +36,9 @@ public enum HubNames {
 }
 
 /// One block's weights, converted to Float32 at load. Linear weights keep PyTorch's (out, in)
-/// layout; `fc1`/`fc2` hold `w12`/`w3` for SwiGLU blocks. `ls1`/`ls2` are nil without LayerScale.
+/// layout; `fc1`/`fc2` hold `w12`/`w3` for SwiGLU blocks (DINOv3's `w1` and `w2` stacked into
+/// `w12`). `ls1`/`ls2` are nil without LayerScale. `qkvBias` is the bias the attention adds:
+/// DINOv3's `bias · bias_mask` (its key third is 0), zeros where the model has no qkv bias.
 public struct BlockParameters: Sendable {
     public var norm1Weight, norm1Bias: FloatBuffer
     public var qkvWeight, qkvBias: FloatBuffer
@@ -45,40 +54,69 @@ public struct BlockParameters: Sendable {
 /// pass can mirror this struct for gradients and optimiser state).
 public struct Parameters: Sendable {
     public var clsToken: FloatBuffer        // (D)
-    public var posEmbed: FloatBuffer        // (1 + M², D)
-    public var registerTokens: FloatBuffer? // (R, D)
+    public var posEmbed: FloatBuffer?       // (1 + M², D); DINOv2 only
+    public var registerTokens: FloatBuffer? // (R, D): DINOv2 registers or DINOv3 storage tokens
+    public var ropePeriods: FloatBuffer?    // (D_head / 4); DINOv3 only
     public var maskToken: FloatBuffer?      // (D)
     public var patchWeight: FloatBuffer     // (D, C·p·p), the Conv2d weight flattened
     public var patchBias: FloatBuffer       // (D)
     public var blocks: [BlockParameters]
     public var normWeight, normBias: FloatBuffer
+    /// DINOv3 `cls_norm` (untied norms), applied to the cls and storage tokens.
+    public var classNorm: (weight: FloatBuffer, bias: FloatBuffer)?
 
     /// Binds and converts the tensors `config` calls for, checking each name and shape.
     public init(hubStore store: TensorStore, config c: Config) throws {
-        let d = c.embedDim, p = c.patchSize
+        let d = c.embedDim, p = c.patchSize, v3 = c.family == .dinov3
         let b = WeightBinder(store: store)
         clsToken = try b.bind(HubNames.clsToken, [1, 1, d])
-        posEmbed = try b.bind(HubNames.posEmbed, [1, 1 + c.positionGrid * c.positionGrid, d])
-        registerTokens = c.registerTokens > 0 ? try b.bind(HubNames.registerTokens, [1, c.registerTokens, d]) : nil
+        posEmbed = v3 ? nil : try b.bind(HubNames.posEmbed, [1, 1 + c.positionGrid * c.positionGrid, d])
+        let tokens = v3 ? HubNames.storageTokens : HubNames.registerTokens
+        registerTokens = c.registerTokens > 0 ? try b.bind(tokens, [1, c.registerTokens, d]) : nil
         maskToken = store[HubNames.maskToken] == nil ? nil : try b.bind(HubNames.maskToken, [1, d])
         patchWeight = try b.bind(HubNames.patchWeight, [d, c.inChannels, p, p])
         patchBias = try b.bind(HubNames.patchBias, [d])
-        let (fc1, fc2) = c.ffn == .swiglu ? ("mlp.w12", "mlp.w3") : ("mlp.fc1", "mlp.fc2")
+        ropePeriods = v3 ? try RotaryPositions.periods(store: store, binder: b, config: c) : nil
         let fc1Rows = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
         blocks = try (0..<c.depth).map { i in
             func w(_ suffix: String, _ shape: [Int]) throws -> FloatBuffer { try b.bind(HubNames.block(i, suffix), shape) }
+            let fc1Weight: FloatBuffer, fc1Bias: FloatBuffer, fc2: String
+            switch (c.ffn, v3) {
+            case (.mlp, _):
+                (fc1Weight, fc1Bias, fc2) = (try w("mlp.fc1.weight", [fc1Rows, d]), try w("mlp.fc1.bias", [fc1Rows]), "mlp.fc2")
+            case (.swiglu, false):
+                (fc1Weight, fc1Bias, fc2) = (try w("mlp.w12.weight", [fc1Rows, d]), try w("mlp.w12.bias", [fc1Rows]), "mlp.w3")
+            case (.swiglu, true):
+                // w3(silu(w1 x) · w2 x) is DINOv2's silu(x1) · x2 with w12 = [w1; w2].
+                let h = c.ffnHidden
+                fc1Weight = try .stacked(w("mlp.w1.weight", [h, d]), w("mlp.w2.weight", [h, d]))
+                fc1Bias = try .stacked(w("mlp.w1.bias", [h]), w("mlp.w2.bias", [h]))
+                fc2 = "mlp.w3"
+            }
             return BlockParameters(
                 norm1Weight: try w("norm1.weight", [d]), norm1Bias: try w("norm1.bias", [d]),
-                qkvWeight: try w("attn.qkv.weight", [3 * d, d]), qkvBias: try w("attn.qkv.bias", [3 * d]),
+                qkvWeight: try w("attn.qkv.weight", [3 * d, d]), qkvBias: try b.qkvBias(block: i, config: c),
                 projWeight: try w("attn.proj.weight", [d, d]), projBias: try w("attn.proj.bias", [d]),
                 ls1: c.layerScale ? try w("ls1.gamma", [d]) : nil,
                 norm2Weight: try w("norm2.weight", [d]), norm2Bias: try w("norm2.bias", [d]),
-                fc1Weight: try w(fc1 + ".weight", [fc1Rows, d]), fc1Bias: try w(fc1 + ".bias", [fc1Rows]),
+                fc1Weight: fc1Weight, fc1Bias: fc1Bias,
                 fc2Weight: try w(fc2 + ".weight", [d, c.ffnHidden]), fc2Bias: try w(fc2 + ".bias", [d]),
                 ls2: c.layerScale ? try w("ls2.gamma", [d]) : nil)
         }
         normWeight = try b.bind(HubNames.normWeight, [d])
         normBias = try b.bind(HubNames.normBias, [d])
+        classNorm = v3 && c.architecture.untiedClassNorm
+            ? (try b.bind(HubNames.classNormWeight, [d]), try b.bind(HubNames.classNormBias, [d])) : nil
+    }
+}
+
+extension FloatBuffer {
+    /// `a` followed by `b` in one buffer (rows stacked, as `torch.cat(dim=0)`).
+    static func stacked(_ a: FloatBuffer, _ b: FloatBuffer) -> FloatBuffer {
+        let out = FloatBuffer(count: a.count + b.count)
+        out.pointer.update(from: a.pointer, count: a.count)
+        (out.pointer + a.count).update(from: b.pointer, count: b.count)
+        return out
     }
 }
 
@@ -101,5 +139,24 @@ struct WeightBinder {
             f.withUnsafeBufferPointer { if let src = $0.baseAddress { buffer.pointer.update(from: src, count: f.count) } }
         }
         return buffer
+    }
+
+    /// Block `i`'s qkv bias as the attention adds it: the stored bias, times DINOv3's `bias_mask`
+    /// when the model has one (`LinearKMaskedBias`: 1 on q and v, 0 on k, so the products are the
+    /// bias itself or zero, bit for bit), or zeros when the model has no qkv bias (7B).
+    func qkvBias(block i: Int, config c: Config) throws -> FloatBuffer {
+        let rows = 3 * c.embedDim
+        guard c.architecture.qkvBias else { return FloatBuffer(count: rows) }
+        let bias = try bind(HubNames.block(i, "attn.qkv.bias"), [rows])
+        guard c.architecture.maskedKeyBias else { return bias }
+        let maskName = HubNames.block(i, "attn.qkv.bias_mask")
+        let mask = try bind(maskName, [rows])
+        for j in 0..<rows {
+            // The official buffer starts as NaN and is filled when the model is built; a NaN left
+            // in a file would turn every output into NaN there.
+            guard mask.pointer[j].isFinite else { throw DINOv2Error.invalidWeight(name: maskName, reason: "element \(j) is \(mask.pointer[j])") }
+            bias.pointer[j] *= mask.pointer[j]
+        }
+        return bias
     }
 }

@@ -4,6 +4,8 @@ extension Model {
     /// `prepare_tokens_with_masks` (spec §1.4–1.5) into `x`, (B, 1 + R + h·w, D):
     /// patch embedding as one GEMM over unfolded patches, mask-token substitution, cls token,
     /// position embedding (interpolated to the grid), then the registers inserted after cls.
+    /// DINOv3 (dinov3-spec.md "Tokens") has no table: [cls, storage tokens, patches] as they are
+    /// (its `cls_token + 0 · mask_token` adds zero), positions enter through RoPE in attention.
     func embedTokens(into x: UnsafeMutablePointer<Float>, pixels: UnsafePointer<Float>, masks: [Bool]?,
                      geometry g: InputGeometry, workspace ws: Workspace) throws {
         let c = config, d = c.embedDim, p = c.patchSize, r = c.registerTokens
@@ -27,11 +29,15 @@ extension Model {
                                threadSeconds: (monotonicSeconds() - start) * Double(parallelism.threads))
         }
         let pe = try positionEmbedding(geometry: g, workspace: ws)
-        let cls = parameters.clsToken.pointer, pos = pe.pointer
+        let cls = parameters.clsToken.pointer
         let mask = parameters.maskToken?.pointer
         for b in 0..<g.batch {
             let item = x + b * g.tokens * d
-            for i in 0..<d { item[i] = cls[i] + pos[i] }
+            if let pos = pe?.pointer {
+                for i in 0..<d { item[i] = cls[i] + pos[i] }
+            } else {
+                item.update(from: cls, count: d)
+            }
             if let regs = parameters.registerTokens?.pointer {
                 (item + d).update(from: regs, count: r * d)
             }
@@ -44,26 +50,32 @@ extension Model {
                 } else {
                     src = UnsafePointer(patchOut.pointer + (b * patchesPerImage + n) * d)
                 }
-                let pr = pos + (1 + n) * d
-                for i in 0..<d { dst[i] = src[i] + pr[i] }
+                if let pos = pe?.pointer {
+                    let pr = pos + (1 + n) * d
+                    for i in 0..<d { dst[i] = src[i] + pr[i] }
+                } else {
+                    dst.update(from: src, count: d)
+                }
             }
         }
     }
 
-    /// The position table for this input's grid, from the workspace's cache when it has it.
-    func positionEmbedding(geometry g: InputGeometry, workspace ws: Workspace) throws -> FloatBuffer {
+    /// The position table for this input's grid, from the workspace's cache when it has it; nil
+    /// for DINOv3, which has none.
+    func positionEmbedding(geometry g: InputGeometry, workspace ws: Workspace) throws -> FloatBuffer? {
+        guard let posEmbed = parameters.posEmbed else { return nil }
         let c = config
         let key = Workspace.PositionCacheKey(patchRows: g.patchRows, patchCols: g.patchCols,
                                              square: g.height == g.width, interpolation: c.interpolation)
-        if let cached = ws.positionCache, cached.source === parameters.posEmbed, cached.key == key {
+        if let cached = ws.positionCache, cached.source === posEmbed, cached.key == key {
             return cached.table
         }
         let table = FloatBuffer(count: (1 + g.patches) * c.embedDim)
-        try interpolatePositionEmbedding(out: table.pointer, table: parameters.posEmbed.pointer, grid: c.positionGrid,
+        try interpolatePositionEmbedding(out: table.pointer, table: posEmbed.pointer, grid: c.positionGrid,
                                          dim: c.embedDim, patchRows: g.patchRows, patchCols: g.patchCols,
                                          imageHeight: g.height, imageWidth: g.width,
                                          interpolation: c.interpolation, workspace: ws)
-        ws.positionCache = (parameters.posEmbed, key, table)
+        ws.positionCache = (posEmbed, key, table)
         return table
     }
 }

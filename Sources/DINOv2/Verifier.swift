@@ -24,6 +24,9 @@ public enum Verifier {
             guard let path = weightsPath ?? set.weightsPath else { throw GoldenSetError.noWeights(directory: set.directory) }
             m = try Model(store: loadWeights(path: path), numHeads: set.numHeads, parallelism: parallelism)
         }
+        if let family = set.family, family != m.config.family {
+            throw GoldenSetError.familyMismatch(directory: set.directory, manifest: family, weights: m.config.family)
+        }
         m.interpolation = .semantics(interpolation ?? set.interpolation, registerTokens: m.config.registerTokens)
         let workspace = Workspace()
         let cases = set.cases.map { c in verify(c, model: m, atol: atol, rtol: rtol, workspace: workspace) }
@@ -47,13 +50,14 @@ public enum Verifier {
         var computed: [OutputKey: Tensor] = [:]
         var failures: [OutputKey: String] = [:]
         let keys = c.outputs.map(\.key)
-        let wantsFeatures = keys.contains { [.clsToken, .regTokens, .patchTokens, .prenorm, .forward].contains($0) }
+        let wantsFeatures = keys.contains { [.clsToken, .regTokens, .storageTokens, .patchTokens, .prenorm, .forward].contains($0) }
         if wantsFeatures {
             do {
                 let f = try model.forwardFeatures(x, masks: masks, workspace: workspace)
                 computed[.clsToken] = f.clsToken
                 computed[.forward] = f.clsToken
                 computed[.regTokens] = f.regTokens
+                computed[.storageTokens] = f.regTokens
                 computed[.patchTokens] = f.patchTokens
                 computed[.prenorm] = f.prenorm
             } catch {

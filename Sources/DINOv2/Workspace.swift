@@ -20,6 +20,8 @@ public final class Workspace {
         let interpolation: PositionInterpolation
     }
     var positionCache: (source: FloatBuffer, key: PositionCacheKey, table: FloatBuffer)?
+    /// DINOv3's RoPE tables for the last grid, cached the same way (keyed by the periods buffer).
+    var rotaryCache: (source: FloatBuffer, patchRows: Int, patchCols: Int, table: RotaryPositions)?
 
     /// When set, forwards with this workspace record the time of each step into it.
     public var profile: ForwardProfile?

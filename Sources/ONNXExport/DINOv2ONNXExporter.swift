@@ -80,6 +80,7 @@ public enum DINOv2ONNXExporter {
             throw ONNXExportError.unsupportedModel("the weights are not a DINOv2 backbone in a layout DinoKit knows (\(error))")
         }
         var config = try Config.detect(hubStore: hub, numHeads: options.numHeads)
+        try config.requireDINOv2(for: "ONNX export")
         config.interpolation = .semantics(options.interpolation, registerTokens: config.registerTokens)
         try validate(options, config: config)
         let exporter = try GraphExporter(hub: hub, config: config, options: options)

@@ -251,9 +251,12 @@ func peakResidentMegabytes() -> Double {
 /// Seeded random weights in the hub layout of a released variant, for benchmarks without a
 /// checkpoint. Values follow the recipe of Scripts/dinokit_ref (LayerNorm weights near 1,
 /// LayerScale 0.5-0.8, linear weights ~ 1/√fan-in, small biases) so activations stay in range.
+/// DINOv3 variants (hub/backbones.py shapes, up to ViT-H+/16) get storage tokens, the key-bias
+/// mask and separate SwiGLU `w1`/`w2`, and no position table.
 enum RandomWeights {
     struct VariantShape {
         let dim: Int, depth: Int, hidden: Int, swiglu: Bool, registers: Int
+        var family: Config.Family = .dinov2
     }
 
     static let variants: [String: VariantShape] = {
@@ -263,6 +266,11 @@ enum RandomWeights {
             v[name] = VariantShape(dim: dim, depth: depth, hidden: hidden, swiglu: swiglu, registers: 0)
             v[name + "_reg"] = VariantShape(dim: dim, depth: depth, hidden: hidden, swiglu: swiglu, registers: 4)
         }
+        for (name, dim, depth, hidden, swiglu) in [("dinov3_vits16", 384, 12, 1536, false), ("dinov3_vits16plus", 384, 12, 1536, true),
+                                                   ("dinov3_vitb16", 768, 12, 3072, false), ("dinov3_vitl16", 1024, 24, 4096, false),
+                                                   ("dinov3_vitl16plus", 1024, 24, 4096, true), ("dinov3_vith16plus", 1280, 32, 5120, true)] {
+            v[name] = VariantShape(dim: dim, depth: depth, hidden: hidden, swiglu: swiglu, registers: 4, family: .dinov3)
+        }
         return v
     }()
 
@@ -270,7 +278,8 @@ enum RandomWeights {
         guard let s = variants[variant] else {
             throw ValidationError("unknown variant '\(variant)'; known: \(variants.keys.sorted().joined(separator: ", "))")
         }
-        let d = s.dim, grid = 37, patch = 14
+        let v3 = s.family == .dinov3
+        let d = s.dim, grid = 37, patch = v3 ? 16 : 14
         var store = TensorStore()
         var seed: UInt32 = 1
         func add(_ name: String, _ shape: [Int], _ fill: (inout SyntheticInput) -> Float) throws {
@@ -289,8 +298,12 @@ enum RandomWeights {
             return { scale * $0.nextValue() }
         }
         try add("cls_token", [1, 1, d], small)
-        try add("pos_embed", [1, 1 + grid * grid, d], small)
-        if s.registers > 0 { try add("register_tokens", [1, s.registers, d], small) }
+        if v3 {
+            try add("storage_tokens", [1, s.registers, d], small)
+        } else {
+            try add("pos_embed", [1, 1 + grid * grid, d], small)
+            if s.registers > 0 { try add("register_tokens", [1, s.registers, d], small) }
+        }
         try add("mask_token", [1, d], small)
         try add("patch_embed.proj.weight", [d, 3, patch, patch], linear(3 * patch * patch))
         try add("patch_embed.proj.bias", [d], small)
@@ -300,12 +313,23 @@ enum RandomWeights {
             try add(b + "norm1.bias", [d], small)
             try add(b + "attn.qkv.weight", [3 * d, d], linear(d))
             try add(b + "attn.qkv.bias", [3 * d], small)
+            if v3 {  // LinearKMaskedBias: 1 on q and v, 0 on k
+                let mask = (0..<(3 * d)).map { $0 >= d && $0 < 2 * d ? Float(0) : 1 }
+                try store.insert(Tensor(shape: [3 * d], floats: mask), named: b + "attn.qkv.bias_mask")
+            }
             try add(b + "attn.proj.weight", [d, d], linear(d))
             try add(b + "attn.proj.bias", [d], small)
             try add(b + "ls1.gamma", [d], layerScale)
             try add(b + "norm2.weight", [d], nearOne)
             try add(b + "norm2.bias", [d], small)
-            if s.swiglu {
+            if s.swiglu && v3 {
+                for w in ["w1", "w2"] {
+                    try add(b + "mlp.\(w).weight", [s.hidden, d], linear(d))
+                    try add(b + "mlp.\(w).bias", [s.hidden], small)
+                }
+                try add(b + "mlp.w3.weight", [d, s.hidden], linear(s.hidden))
+                try add(b + "mlp.w3.bias", [d], small)
+            } else if s.swiglu {
                 try add(b + "mlp.w12.weight", [2 * s.hidden, d], linear(d))
                 try add(b + "mlp.w12.bias", [2 * s.hidden], small)
                 try add(b + "mlp.w3.weight", [d, s.hidden], linear(s.hidden))

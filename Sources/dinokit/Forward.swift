@@ -9,10 +9,10 @@ extension InterpolationSemantics: ExpressibleByArgument {}
 
 struct Forward: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the DINOv2 backbone on an input tensor (.npy, float32 (B,3,H,W)) and write its outputs as .npz.",
+        abstract: "Run the DINOv2 or DINOv3 backbone on an input tensor (.npy, float32 (B,3,H,W)) and write its outputs as .npz.",
         discussion: """
-        The .npz holds x_norm_clstoken, x_norm_regtokens, x_norm_patchtokens, x_prenorm and forward \
-        (named as the official forward_features keys and as golden sets name them), plus \
+        The .npz holds x_norm_clstoken, x_norm_regtokens (DINOv3: x_storage_tokens), x_norm_patchtokens, \
+        x_prenorm and forward (named as the official forward_features keys and as golden sets name them), plus \
         intermediate.<i>.patch / intermediate.<i>.cls for each block given to --intermediate \
         (get_intermediate_layers(x, n=[i], return_class_token=True, norm=True)).
         """)
@@ -57,7 +57,7 @@ struct Forward: ParsableCommand {
         let features = try model.forwardFeatures(x, masks: m)
         var result = TensorStore()
         try result.insert(features.clsToken, named: "x_norm_clstoken")
-        try result.insert(features.regTokens, named: "x_norm_regtokens")
+        try result.insert(features.regTokens, named: model.config.family == .dinov3 ? "x_storage_tokens" : "x_norm_regtokens")
         try result.insert(features.patchTokens, named: "x_norm_patchtokens")
         try result.insert(features.prenorm, named: "x_prenorm")
         try result.insert(features.clsToken, named: "forward")

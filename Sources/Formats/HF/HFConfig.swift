@@ -67,24 +67,18 @@ enum HFConfig {
     }
 
     static func json(_ arch: BackboneArchitecture, heads: Int, dtype: DType, hasMaskToken: Bool) throws -> String {
+        if arch.family == .dinov3 { return dinov3JSON(arch, heads: heads, dtype: dtype) }
         guard let ratio = mlpRatio(arch) else {
             throw HFFolderError.unsupported(reason: "\(arch.ffn.rawValue) FFN with \(arch.ffnHidden) hidden units for width \(arch.embedDim) has no integer mlp_ratio, which transformers' config requires")
         }
         let registers = arch.registerTokens > 0
-        let dtypeName: String
-        switch dtype {
-        case .f16: dtypeName = "float16"
-        case .bf16: dtypeName = "bfloat16"
-        case .f64: dtypeName = "float64"
-        default: dtypeName = "float32"
-        }
         // Sorted keys, two-space indent: what transformers' save_pretrained writes.
         var fields: [(String, String)] = [
             ("apply_layernorm", "true"),
             ("architectures", "[\n    \"\(registers ? "Dinov2WithRegistersModel" : "Dinov2Model")\"\n  ]"),
             ("attention_probs_dropout_prob", "0.0"),
             ("drop_path_rate", "0.0"),
-            ("dtype", "\"\(dtypeName)\""),
+            ("dtype", "\"\(dtypeName(dtype))\""),
             ("hidden_act", "\"gelu\""),
             ("hidden_dropout_prob", "0.0"),
             ("hidden_size", "\(arch.embedDim)"),

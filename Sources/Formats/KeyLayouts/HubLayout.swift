@@ -3,22 +3,26 @@ import TensorStore
 
 /// The canonical (torch-hub) names and their order: module registration order of the official
 /// `DinoVisionTransformer` — own parameters, then `patch_embed`, `blocks`, `norm`; inside a block
-/// `norm1, attn.qkv, attn.proj, ls1, norm2, mlp, ls2` (dinov2-spec.md §1.11).
+/// `norm1, attn.qkv, attn.proj, ls1, norm2, mlp, ls2` (dinov2-spec.md §1.11). DINOv3's names
+/// (`storage_tokens`, `rope_embed.periods`, `bias_mask`, `w1/w2/w3`, `cls_norm`) take their
+/// places in its module order (dinov3-spec.md).
 enum HubLayout {
     static let leading = [
-        "cls_token", "pos_embed", "register_tokens", "mask_token",
-        "patch_embed.proj.weight", "patch_embed.proj.bias",
+        "cls_token", "pos_embed", "register_tokens", "storage_tokens", "mask_token",
+        "patch_embed.proj.weight", "patch_embed.proj.bias", "rope_embed.periods",
     ]
     static let blockParameters = [
         "norm1.weight", "norm1.bias",
-        "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight", "attn.proj.bias",
+        "attn.qkv.weight", "attn.qkv.bias", "attn.qkv.bias_mask", "attn.proj.weight", "attn.proj.bias",
         "ls1.gamma",
         "norm2.weight", "norm2.bias",
         "mlp.fc1.weight", "mlp.fc1.bias", "mlp.fc2.weight", "mlp.fc2.bias",
-        "mlp.w12.weight", "mlp.w12.bias", "mlp.w3.weight", "mlp.w3.bias",
+        "mlp.w12.weight", "mlp.w12.bias", "mlp.w1.weight", "mlp.w1.bias", "mlp.w2.weight", "mlp.w2.bias",
+        "mlp.w3.weight", "mlp.w3.bias",
         "ls2.gamma",
     ]
-    static let trailing = ["norm.weight", "norm.bias"]
+    static let trailing = ["norm.weight", "norm.bias", "cls_norm.weight", "cls_norm.bias",
+                           "local_cls_norm.weight", "local_cls_norm.bias"]
 
     private static let leadingRank = Dictionary(uniqueKeysWithValues: leading.enumerated().map { ($1, $0) })
     private static let blockRank = Dictionary(uniqueKeysWithValues: blockParameters.enumerated().map { ($1, $0) })

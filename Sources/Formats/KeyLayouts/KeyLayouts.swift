@@ -1,6 +1,6 @@
 import TensorStore
 
-/// Detection and translation of DINOv2 key layouts. Inside DinoKit every backbone uses the
+/// Detection and translation of DINOv2 and DINOv3 key layouts. Inside DinoKit every backbone uses the
 /// torch-hub names (`HubLayout`); the other layouts are translated at the edges, both ways,
 /// without changing a single bit of any value (timm register models: see `TimmLayout`).
 ///
@@ -15,7 +15,7 @@ public enum KeyLayouts {
         let names = prepared(store.names)
         if names.isEmpty { return .unknown }
         if TrainingLayout.matches(names) { return .training }
-        if HFLayout.matches(names) { return .hf }
+        if HFv3Layout.matches(names) || HFLayout.matches(names) { return .hf }
         let set = Set(names)
         let hasBackbone = set.contains("patch_embed.proj.weight") || set.contains("cls_token")
             || names.contains { $0.hasSuffix(".attn.qkv.weight") && HubLayout.block($0)?.rest == "attn.qkv.weight" }
@@ -40,7 +40,9 @@ public enum KeyLayouts {
         case .training:
             return (try TrainingLayout.toHub(store, which: which).store, layout)
         case .hf:
-            return (try HFLayout.toHub(preparing(store)), layout)
+            let prepared = try preparing(store)
+            let hub = HFv3Layout.matches(prepared.names) ? try HFv3Layout.toHub(prepared) : try HFLayout.toHub(prepared)
+            return (hub, layout)
         case .timm:
             return (try TimmLayout.toHub(preparing(store)), layout)
         case .hub:
@@ -58,7 +60,7 @@ public enum KeyLayouts {
     public static func render(_ hub: TensorStore, as layout: Layout, chunks: Int = 0) throws -> TensorStore {
         switch layout {
         case .hub: return try HubLayout.ordered(hub)
-        case .hf: return try HFLayout.fromHub(hub)
+        case .hf: return BackboneArchitecture.isDINOv3(hubStore: hub) ? try HFv3Layout.fromHub(hub) : try HFLayout.fromHub(hub)
         case .timm: return try TimmLayout.fromHub(hub)
         case .training: return try TrainingLayout.fromHub(hub, chunks: chunks)
         case .unknown: throw LayoutError.cannotRender(layout: layout, reason: "choose hub, hf, timm or training")

@@ -101,6 +101,16 @@ enum TensorSurgery {
         return try Tensor(storage: out, dtype: a.dtype, shape: a.shape)
     }
 
+    /// The same elements under another shape (`reshape` of a contiguous tensor: a view).
+    static func reshaped(_ t: Tensor, to dims: [Int], name: String) throws -> Tensor {
+        let shape = Shape(dims)
+        guard shape.elementCount == t.elementCount else {
+            throw LayoutError.badTensor(name: name, detail: "shape \(t.shape) cannot become \(shape)")
+        }
+        let c = t.isContiguous ? t : t.contiguous()
+        return try Tensor(storage: c.storage, dtype: c.dtype, shape: shape, offset: c.offset)
+    }
+
     /// A tensor filled with zero bytes (+0.0 in every floating-point type).
     static func zeros(like t: Tensor, shape: Shape) throws -> Tensor {
         try Tensor(storage: Storage(byteCount: shape.elementCount * t.dtype.size), dtype: t.dtype, shape: shape)

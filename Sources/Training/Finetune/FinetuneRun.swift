@@ -66,6 +66,7 @@ public final class FinetuneRun {
         let store = try loadWeights(path: weights)
         let hub = try KeyLayouts.canonicalize(store).store
         let config = try Config.detect(hubStore: hub, numHeads: numHeads ?? store.metadata["num_heads"].flatMap { Int($0) })
+        try config.requireDINOv2(for: "fine-tuning")
         try writeJSON(configFile(config: config, classes: dataset.classes), to: "config.json")
         try writeJSON(splitFile(dataset), to: "split.json")
 
