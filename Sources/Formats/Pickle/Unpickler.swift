@@ -30,6 +30,10 @@ public struct Unpickler {
     var memoCount = 0
     /// Work spent so far against `limits.maxWork` (see `spend`).
     var work = 0
+    /// Dict keys by value, each tuple's key made once (`hashKey`): node index -> its key, and every
+    /// distinct key -> a small id that tuples hold for their items.
+    var keyOfNode: [Int: HashKey] = [:]
+    var keyIDs: [HashKey: Int] = [:]
     /// Offset of the opcode being executed, for errors.
     var opOffset = 0
 
@@ -58,6 +62,8 @@ public struct Unpickler {
         memo.removeAll()
         sparseMemo.removeAll()
         memoCount = 0
+        keyOfNode.removeAll()
+        keyIDs.removeAll()
         work = 0
         while true {
             opOffset = position
@@ -357,13 +363,16 @@ public struct Unpickler {
     }
 
     /// Python equality for dict keys: 1, 1.0 and True are one key; objects compare by identity.
-    /// A key is a tree even when the pickle shares its tuples, so every node visited is spent:
-    /// that also bounds hashing and comparing the key afterwards, which walk the same tree.
+    /// A dict key by value (Python's hash and ==). Tuples are immutable, so each tuple node's key
+    /// is made once and reused, and a tuple's key holds its items' interned ids rather than their
+    /// keys: a key built from tuples shared 2^n times over (a hash bomb) costs one step per node
+    /// of the pickle, and hashing or comparing it afterwards one step per item.
     mutating func hashKey(_ index: Int, depth: Int) throws -> HashKey {
         guard depth < limits.maxNestingDepth else {
             throw PickleError.limitExceeded(what: "nesting depth of a dict key", limit: limits.maxNestingDepth, offset: opOffset)
         }
         try spend(1)
+        if let known = keyOfNode[index] { return known }
         switch nodes[index] {
         case .none: return .none
         case let .bool(b): return .int(b ? 1 : 0)
@@ -381,10 +390,20 @@ public struct Unpickler {
             try spend(b.count / 8)
             return .bytes(b)
         case let .tuple(items):
-            var keys: [HashKey] = []
-            keys.reserveCapacity(items.count)
-            for item in items { keys.append(try hashKey(item, depth: depth + 1)) }
-            return .tuple(keys)
+            var ids: [Int] = []
+            ids.reserveCapacity(items.count)
+            for item in items {
+                let key = try hashKey(item, depth: depth + 1)
+                if let id = keyIDs[key] {
+                    ids.append(id)
+                } else {
+                    ids.append(keyIDs.count)
+                    keyIDs[key] = keyIDs.count
+                }
+            }
+            let key = HashKey.tuple(ids)
+            keyOfNode[index] = key
+            return key
         case .list, .dict, .set:
             throw PickleError.malformed("unhashable dict key (list, dict or set)", offset: opOffset)
         case .global, .storage, .tensor, .object:
@@ -571,14 +590,15 @@ extension Unpickler {
         }
     }
 
-    indirect enum HashKey: Hashable {
+    enum HashKey: Hashable {
         case none
         case int(Int)
         case big([UInt8])
         case float(UInt64)
         case string(String)
         case bytes([UInt8])
-        case tuple([HashKey])
+        /// The interned ids of the items' keys (`Unpickler.keyIDs`).
+        case tuple([Int])
         case identity(Int)
     }
 }
