@@ -18,7 +18,7 @@ from .synthetic import lcg_tensor
 class Checks:
     def __init__(self):
         self.failures = []
-
+        self.skipped = []
         self.passed = 0
 
     def expect(self, ok: bool, what: str) -> None:
@@ -27,6 +27,14 @@ class Checks:
             self.passed += 1
         else:
             self.failures.append(what)
+
+    def skip(self, what: str) -> None:
+        print(f"  [skipped] {what}")
+        self.skipped.append(what)
+
+    def summary(self) -> str:
+        skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
+        return f"{self.passed} passed, {len(self.failures)} failed{skipped}"
 
 
 def max_abs(a, b) -> float:
@@ -177,7 +185,8 @@ def recompute(c: Checks, root: str, sets: list, picks: dict) -> None:
 
 
 def validate_sets(c: Checks, root: str) -> None:
-    """Every manifest entry exists, is '<f4'/'|b1' C order and has the shape its key implies."""
+    """Every manifest entry exists, is '<f4'/'|b1' C order and has the shape its key implies (the
+    patch size and the register / storage token count read from the weights: DINOv2 and DINOv3)."""
     for folder in sorted(os.listdir(root)):
         path = os.path.join(root, folder, "manifest.json")
         if not os.path.isfile(path):
@@ -188,7 +197,9 @@ def validate_sets(c: Checks, root: str) -> None:
         with safe_open(os.path.join(root, folder, m["weights"]), "pt") as f:
             keys = list(f.keys())
             d = f.get_slice("norm.weight").get_shape()[0]
-            r = f.get_slice("register_tokens").get_shape()[1] if "register_tokens" in keys else 0
+            patch = f.get_slice("patch_embed.proj.weight").get_shape()[-1]
+            tokens = "storage_tokens" if "storage_tokens" in keys else "register_tokens"
+            r = f.get_slice(tokens).get_shape()[1] if tokens in keys else 0
         for e in m["cases"]:
             if isinstance(e["input"], str):
                 x = np.load(os.path.join(root, folder, e["input"]))
@@ -198,9 +209,9 @@ def validate_sets(c: Checks, root: str) -> None:
             else:
                 shape = tuple(e["input"]["shape"])
             b, _, hh, ww = shape
-            hw = (hh // 14) * (ww // 14)
-            want = {"x_norm_clstoken": (b, d), "x_norm_regtokens": (b, r, d), "x_norm_patchtokens": (b, hw, d),
-                    "x_prenorm": (b, 1 + r + hw, d), "forward": (b, d)}
+            hw = (hh // patch) * (ww // patch)
+            want = {"x_norm_clstoken": (b, d), "x_norm_regtokens": (b, r, d), "x_storage_tokens": (b, r, d),
+                    "x_norm_patchtokens": (b, hw, d), "x_prenorm": (b, 1 + r + hw, d), "forward": (b, d)}
             if "masks" in e:
                 mk = np.load(os.path.join(root, folder, e["masks"]))
                 if mk.dtype.str != "|b1" or mk.shape != (b, hw):
@@ -219,8 +230,11 @@ TINY_PICKS = {"tiny-plain": ["x224", "small"], "tiny-reg": ["x168x252", "masked2
 FULL_PICKS = {"dinov2_vits14": ["x168x252"], "dinov2_vits14_reg": ["x168x252"]}
 
 
-def run(fixtures: str, full_dir: str = "") -> bool:
-    """Cross-checks, then the committed tiny sets (or, with full_dir, the full-size sets there)."""
+def run(fixtures: str, full_dir: str = "", official: str = "") -> bool:
+    """Cross-checks, then the committed tiny sets (or, with full_dir, the full-size sets there);
+    DINOv2 first, then DINOv3 (goldens_check_v3; `official` = a facebookresearch/dinov3 checkout)."""
+    from . import goldens_check_v3
+
     G.make_deterministic()
     c = Checks()
     print("cross-checks:")
@@ -232,10 +246,14 @@ def run(fixtures: str, full_dir: str = "") -> bool:
     root, sets, picks = (full_dir, G.full_sets(), FULL_PICKS) if full_dir else \
         (os.path.join(fixtures, "golden"), G.tiny_sets(), TINY_PICKS)
     print(f"golden sets in {root}:")
+    if os.path.isdir(root):
+        validate_sets(c, root)  # DINOv2 and DINOv3 sets alike
     if all(os.path.isfile(os.path.join(root, f, "manifest.json")) for f in picks):
-        validate_sets(c, root)
         recompute(c, root, sets, picks)
+    elif full_dir:
+        c.skip(f"DINOv2 full-size sets {sorted(picks)}: not under {root} (make-goldens --full {root})")
     else:
         c.expect(False, f"golden sets {sorted(picks)} under {root}; run make-goldens first")
-    print(f"make-goldens --check: {c.passed} passed, {len(c.failures)} failed")
+    goldens_check_v3.run(c, os.path.join(fixtures, "golden"), official, full_dir)
+    print(f"make-goldens --check: {c.summary()}")
     return not c.failures
