@@ -1,7 +1,9 @@
 """Interop checks for DinoKit's HF folders and timm files, done by the consumers themselves.
 
-`check_hf_folder` loads a folder with transformers' `from_pretrained` and `check_timm` loads a
-safetensors file strictly into a timm `VisionTransformer`; both compare every tensor bit for bit
+`check_hf_folder` loads a folder with transformers' `from_pretrained` (`check_hf_sharded_folder`
+one whose weights are split into shards, and compares the split with huggingface_hub's) and
+`check_timm` loads a safetensors file strictly into a timm `VisionTransformer`; they compare every
+tensor bit for bit
 with a hub-layout reference state dict mapped the way the real converters map it
 (dinov2-spec.md §1.12 for HF, timm's own `checkpoint_filter_fn` for timm). They raise on the first
 problem and return None when the file is accepted.
@@ -147,7 +149,7 @@ def check_hf_folder(folder: str, reference_hub_state_dict, registers: bool) -> N
     if problems:
         raise AssertionError(f"{folder}: transformers reports {problems}")
     expected = hub_to_hf_disk(reference_hub_state_dict)
-    on_disk = load_file(os.path.join(folder, "model.safetensors"))
+    on_disk = _folder_tensors(folder)
     if set(on_disk) != set(expected):
         raise AssertionError(f"{folder}: names differ: extra {sorted(set(on_disk) - set(expected))}, "
                              f"missing {sorted(set(expected) - set(on_disk))}")
@@ -158,6 +160,88 @@ def check_hf_folder(folder: str, reference_hub_state_dict, registers: bool) -> N
                 raise AssertionError(f"{folder}: {name} not in the loaded model")
             if got.dtype != want.dtype or got.shape != want.shape or not torch.equal(got, want):
                 raise AssertionError(f"{folder}: {name} ({where}) differs from the reference")
+
+
+def _folder_tensors(folder: str) -> "dict[str, torch.Tensor]":
+    """Every tensor of a folder's safetensors weights: model.safetensors, or all shards of its index."""
+    from safetensors.torch import load_file
+
+    single = os.path.join(folder, "model.safetensors")
+    if os.path.exists(single):
+        return load_file(single)
+    with open(os.path.join(folder, "model.safetensors.index.json")) as f:
+        index = json.load(f)
+    out = {}
+    for shard in sorted(set(index["weight_map"].values())):
+        for name, t in load_file(os.path.join(folder, shard)).items():
+            if name in out:
+                raise AssertionError(f"{folder}: {name} is in two shards")
+            out[name] = t
+    return out
+
+
+def check_hf_sharded_folder(folder: str, reference_hub_state_dict, registers: bool, max_shard_size: str) -> None:
+    """A folder DinoKit wrote with --max-shard-size: transformers loads it as `check_hf_folder`
+    requires (no missing or unexpected keys, every value equal), there is no model.safetensors
+    beside the shards, the index lists every tensor once with the shard that holds it and the
+    right total_size, and the split (file names and weight_map) is the one huggingface_hub's
+    splitter, which save_pretrained(max_shard_size=...) calls, makes of the loaded model."""
+    from safetensors import safe_open
+
+    check_hf_folder(folder, reference_hub_state_dict, registers)
+    if os.path.exists(os.path.join(folder, "model.safetensors")):
+        raise AssertionError(f"{folder}: model.safetensors beside the shards (readers would take it instead)")
+    with open(os.path.join(folder, "model.safetensors.index.json")) as f:
+        index = json.load(f)
+    weight_map = index["weight_map"]
+    expected = hub_to_hf_disk(reference_hub_state_dict)
+    if set(weight_map) != set(expected):
+        raise AssertionError(f"{folder}: the index lists {sorted(set(weight_map) ^ set(expected))[:6]} wrongly")
+    for shard in sorted(set(weight_map.values())):
+        with safe_open(os.path.join(folder, shard), "pt") as f:
+            held = set(f.keys())
+        if held != {k for k, v in weight_map.items() if v == shard}:
+            raise AssertionError(f"{folder}: {shard} does not hold what the index says")
+    total = sum(t.numel() * t.element_size() for t in expected.values())
+    if index.get("metadata", {}).get("total_size") != total:
+        raise AssertionError(f"{folder}: total_size {index.get('metadata')} is not {total}")
+    if len(set(weight_map.values())) < 2:
+        raise AssertionError(f"{folder}: not sharded")
+
+    # The split huggingface_hub's splitter (what save_pretrained calls) makes of the loaded model's
+    # tensors in module order, under on-disk names: the order transformers 4's save_pretrained
+    # split in. (transformers 5 sorts the in-memory names, q_proj/k_proj/..., before it splits;
+    # any split loads the same.)
+    from huggingface_hub import split_torch_state_dict_into_shards
+
+    model = hf_model_class(registers).from_pretrained(folder)
+    split = split_torch_state_dict_into_shards(_module_order_disk_names(model), max_shard_size=max_shard_size)
+    if split.tensor_to_filename != weight_map:
+        differ = sorted(k for k in set(split.tensor_to_filename) | set(weight_map)
+                        if split.tensor_to_filename.get(k) != weight_map.get(k))
+        raise AssertionError(f"{folder}: split differs from huggingface_hub's at {differ[:6]}")
+    mine = sorted(n for n in os.listdir(folder) if n.startswith("model"))
+    if mine != sorted(list(split.filename_to_tensors) + ["model.safetensors.index.json"]):
+        raise AssertionError(f"{folder}: weight files {mine}, huggingface_hub names {sorted(split.filename_to_tensors)}")
+
+
+def _module_order_disk_names(model) -> "OrderedDict[str, torch.Tensor]":
+    """The model's tensors in module (registration) order under HF on-disk names; SwiGLU's
+    gate_proj/up_proj (transformers 5 in memory) as the one weights_in they are on disk."""
+    state = model.state_dict()
+    out = OrderedDict()
+    for k, v in state.items():
+        if ".mlp.up_proj." in k:
+            continue
+        if ".mlp.gate_proj." in k:
+            out[k.replace("gate_proj", "weights_in")] = torch.cat([v, state[k.replace("gate_proj", "up_proj")]], dim=0)
+            continue
+        out[(k.replace("attention.q_proj", "attention.attention.query")
+              .replace("attention.k_proj", "attention.attention.key")
+              .replace("attention.v_proj", "attention.attention.value")
+              .replace("attention.o_proj", "attention.output.dense")
+              .replace("mlp.down_proj", "mlp.weights_out"))] = v
+    return out
 
 
 def timm_model(arch: dict, num_heads: int = 0):

@@ -35,7 +35,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 /// One entry point over every reader and writer: the format is sniffed from content, never from
 /// the file name; only when writing does the name (or `--format`) choose.
 public enum Checkpoint {
-    /// What a file or folder holds, by its first bytes (folders: config.json + model.safetensors).
+    /// What a file or folder holds, by its first bytes (folders: config.json and weights, `HFFolder`).
     public static func detectFormat(path: String) throws -> CheckpointFormat {
         try sniff(path: path).format
     }
@@ -79,7 +79,7 @@ public enum Checkpoint {
         guard stat(path, &st) == 0 else { throw CheckpointError.notFound(path) }
         if (st.st_mode & S_IFMT) == S_IFDIR {
             if HFFolder.isHFFolder(path: path) { return (.hfFolder, nil, nil) }
-            throw CheckpointError.unrecognised(path: path, head: "(a directory without config.json + model.safetensors)")
+            throw CheckpointError.unrecognised(path: path, head: "(a directory without config.json and one of \(HFWeightsForm.allCases.map(\.file).joined(separator: ", ")))")
         }
         let file = try MappedFile(path: path)
         return try withExtendedLifetime(file) {

@@ -97,6 +97,9 @@ public final class AtomicFileWriter {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        guard fd >= 0, !finished else {
+            throw TensorStoreError.io(path: path, message: "write after the file was synced or abandoned")
+        }
         var done = 0
         while done < bytes.count {
             let n = systemWrite(fd, bytes.baseAddress! + done, bytes.count - done)
@@ -167,9 +170,12 @@ public final class AtomicFileWriter {
         if count > 0 { try write([UInt8](repeating: 0, count: count)) }
     }
 
-    /// fsync, rename over the target, fsync the directory.
-    public func commit() throws {
-        guard !finished else { return }
+    /// fsync and close the temporary, without replacing the target yet: a writer of several files
+    /// (an HF folder's shards, index and config) makes every one durable before `commit` renames
+    /// any, so a failure on the last file still leaves every target as it was. Nothing may be
+    /// written afterwards.
+    public func sync() throws {
+        guard !finished, fd >= 0 else { return }
         startWriteback(force: true)
         if fsync(fd) != 0 {
             let message = String(cString: strerror(errno))
@@ -178,6 +184,12 @@ public final class AtomicFileWriter {
         }
         close(fd)
         fd = -1
+    }
+
+    /// fsync (unless `sync` did), rename over the target, fsync the directory.
+    public func commit() throws {
+        guard !finished else { return }
+        try sync()
         if rename(tempPath, path) != 0 {
             let message = String(cString: strerror(errno))
             unlink(tempPath)

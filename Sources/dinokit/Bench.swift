@@ -4,8 +4,6 @@ import Foundation
 import Kernels
 import TensorStore
 
-extension KernelPath: ExpressibleByArgument {}
-
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time the DINOv2 forward on this CPU: ms per image, images/s, GFLOP/s and peak memory per batch size.",
@@ -40,9 +38,6 @@ struct Bench: ParsableCommand {
 
     @Option(name: .customLong("warmup-seconds"), help: "Seconds of untimed forwards before timing.")
     var warmupSeconds: Double = 4
-
-    @Option(help: "Force a kernel path: avx512, avx2 or scalar (default: the best this CPU supports).")
-    var kernels: KernelPath?
 
     @Flag(help: "Measure GEMM throughput (DinoKit's micro-kernel vs OpenBLAS) instead of the model.")
     var gemm = false
@@ -99,7 +94,6 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        if let kernels { KernelDispatch.select(kernels) }
         let parallelism = modelOptions.parallelism
         if gemm {
             try runGEMM(threads: parallelism.threads)

@@ -21,7 +21,9 @@ struct Convert: ParsableCommand {
         abstract: "Convert a checkpoint between formats (.pth, safetensors, HF folder, .npz), DINOv2 layouts and dtypes.",
         discussion: """
         The output format follows the output path: .safetensors, .pth/.pt, .npz, or a folder (a path \
-        ending in '/' or without an extension) for a HuggingFace folder (config.json + model.safetensors). \
+        ending in '/' or without an extension) for a HuggingFace folder (config.json + model.safetensors, \
+        or with --max-shard-size shards model-0000k-of-0000n.safetensors + model.safetensors.index.json). \
+        An HF folder input may hold model.safetensors, pytorch_model.bin or sharded copies of either. \
         A DINOv2 checkpoint in any layout (hub, HF, timm, training) is first brought to the official hub \
         names; --layout chooses the names written (default hub). Training checkpoints give the teacher \
         backbone, as DINOv2 evaluates it (--branch student for the student). Other checkpoints are \
@@ -46,6 +48,10 @@ struct Convert: ParsableCommand {
     @Option(help: "With --layout training: split blocks into this many chunks (blocks.<k>.<i>), as FSDP training does.")
     var chunks: Int = 0
 
+    @Option(name: .customLong("max-shard-size"),
+            help: "HF folder output: shards of at most this size, as save_pretrained(max_shard_size=) splits them: bytes, or KB/MB/GB/TB (powers of 1000) or KiB/MiB/GiB/TiB, e.g. 5GB, 500MB. One model.safetensors when the weights fit.")
+    var maxShardSize: String?
+
     @OptionGroup var heads: HeadsOption
 
     @OptionGroup var jsonOption: JSONOption
@@ -57,6 +63,14 @@ struct Convert: ParsableCommand {
             throw ValidationError("--chunks applies only with --layout training")
         }
         if chunks < 0 { throw ValidationError("--chunks must not be negative") }
+        if let maxShardSize {
+            guard HFShardPlan.parseSize(maxShardSize) != nil else {
+                throw ValidationError("--max-shard-size '\(maxShardSize)' is not a size: give bytes or a number with KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB, e.g. 5GB or 500MB")
+            }
+            guard Checkpoint.outputFormat(forPath: output) == .hfFolder else {
+                throw ValidationError("--max-shard-size applies only to an HF folder output (a path ending in '/')")
+            }
+        }
     }
 
     struct Summary: Encodable {
@@ -66,6 +80,8 @@ struct Convert: ParsableCommand {
         var inputLayout: String
         var outputFormat: String
         var outputLayout: String
+        /// Weight files of an HF folder output (1, or the number of shards).
+        var shards: Int?
         var tensors: Int
         var bytes: Int
         var seconds: Double
@@ -97,9 +113,10 @@ struct Convert: ParsableCommand {
             }
             store = try store.converted(to: target)
         }
+        var shards: Int?
         if format == .hfFolder {
             guard outputLayout == .hf else { throw ValidationError("a folder output is an HF folder; --layout \(outputLayout.rawValue) needs a file path") }
-            try Checkpoint.write(store, to: output, format: .hfFolder)
+            shards = try HFFolder.write(hub: store, to: output, maxShardSize: maxShardSize.flatMap(HFShardPlan.parseSize)).count
         } else {
             if outputLayout != .hub && outputLayout != .unknown {
                 store = try KeyLayouts.render(store, as: outputLayout, chunks: chunks)
@@ -108,12 +125,13 @@ struct Convert: ParsableCommand {
         }
         if let warning { FileHandle.standardError.write(Data("dinokit: warning: \(warning)\n".utf8)) }
         let summary = Summary(input: input, output: output, inputFormat: inputFormat.rawValue, inputLayout: inputLayout.rawValue,
-                              outputFormat: format.rawValue, outputLayout: outputLayout.rawValue,
+                              outputFormat: format.rawValue, outputLayout: outputLayout.rawValue, shards: shards,
                               tensors: store.count, bytes: store.byteCount, seconds: monotonicSeconds() - start)
         if jsonOption.json {
             try printJSON(summary)
         } else {
-            print("\(input) (\(summary.inputFormat), \(summary.inputLayout)) -> \(output) (\(summary.outputFormat), \(summary.outputLayout)): \(store.count) tensors, \(humanBytes(store.byteCount)) in \(String(format: "%.3f", summary.seconds)) s")
+            let files = (shards ?? 1) > 1 ? ", \(shards ?? 1) shards" : ""
+            print("\(input) (\(summary.inputFormat), \(summary.inputLayout)) -> \(output) (\(summary.outputFormat), \(summary.outputLayout)\(files)): \(store.count) tensors, \(humanBytes(store.byteCount)) in \(String(format: "%.3f", summary.seconds)) s")
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Kernels
 
 // Options that several commands share, each defined, explained and validated once here; a
@@ -37,10 +38,33 @@ struct WeightsOption: ParsableArguments {
     var weights: String
 }
 
-/// The options of every command that builds a model from weights: --num-heads and --threads.
+extension KernelPath: ExpressibleByArgument {}
+
+/// --kernels: the instruction set DinoKit's kernels use, as DINOKIT_KERNELS chooses it (which the
+/// option overrides). A path this CPU cannot run falls back to the best one below it, as the
+/// variable does, with a warning.
+struct KernelsOption: ParsableArguments {
+    @Option(help: "Kernel path: avx512, avx2 or scalar (default: DINOKIT_KERNELS, else the best this CPU supports).")
+    var kernels: KernelPath?
+
+    /// The path is process-wide and must be chosen before any kernel runs. ArgumentParser calls
+    /// this once the command line is parsed and before the command's run(), for every command
+    /// that includes the group: so none can forget to apply it, and none applies it its own way.
+    func validate() throws {
+        guard let kernels else { return }
+        let active = KernelDispatch.select(kernels)
+        if active != kernels {
+            FileHandle.standardError.write(Data("dinokit: warning: --kernels \(kernels.rawValue): this CPU supports at most \(active.rawValue); using \(active.rawValue)\n".utf8))
+        }
+    }
+}
+
+/// The options of every command that builds a model from weights: --num-heads, --threads and
+/// --kernels.
 struct ModelOptions: ParsableArguments {
     @OptionGroup var heads: HeadsOption
     @OptionGroup var threading: ThreadsOption
+    @OptionGroup var kernelPath: KernelsOption
 
     var numHeads: Int? { heads.numHeads }
     var parallelism: Parallelism { threading.parallelism }

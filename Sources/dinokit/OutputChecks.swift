@@ -11,10 +11,11 @@ func checkOutputs(files: [String] = [], folders: [(path: String, writing: [Strin
     for folder in folders { try OutputPath.checkFolder(folder.path, inputs: inputs, writing: folder.writing) }
 }
 
-/// A checkpoint output: an HF folder (config.json + model.safetensors) or one file.
+/// A checkpoint output: an HF folder (config.json, model.safetensors or shards and their index)
+/// or one file. Shard names depend on the weights and are checked when they are written.
 func checkCheckpointOutput(_ path: String, format: CheckpointFormat, inputs: [String?]) throws {
     if format == .hfFolder {
-        try checkOutputs(folders: [(path, [HFFolder.configFile, HFFolder.weightsFile])], inputs: inputs)
+        try checkOutputs(folders: [(path, [HFFolder.configFile, HFFolder.weightsFile, HFFolder.indexFile])], inputs: inputs)
     } else {
         try checkOutputs(files: [path], inputs: inputs)
     }

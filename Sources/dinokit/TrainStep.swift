@@ -29,6 +29,8 @@ struct TrainStep: ParsableCommand {
 
     @OptionGroup var threading: ThreadsOption
 
+    @OptionGroup var kernelPath: KernelsOption
+
     @OptionGroup var jsonOption: JSONOption
 
     @Flag(help: "Time training steps instead of checking a state.")

@@ -27,14 +27,15 @@ struct Verify: ParsableCommand {
     @Option(help: "Override the manifest's interpolation semantics: official or hf.")
     var interpolation: InterpolationSemantics?
 
-    @OptionGroup var heads: HeadsOption
+    @OptionGroup var modelOptions: ModelOptions
 
     @OptionGroup var jsonOption: JSONOption
 
     func run() throws {
         var set = try GoldenSet.load(directory: Self.folder(golden))
-        if let numHeads = heads.numHeads { set.numHeads = numHeads }
-        let report = try Verifier.run(set, weightsPath: weights, atol: atol, rtol: rtol, interpolation: interpolation)
+        if let numHeads = modelOptions.numHeads { set.numHeads = numHeads }
+        let report = try Verifier.run(set, weightsPath: weights, atol: atol, rtol: rtol, interpolation: interpolation,
+                                      parallelism: modelOptions.parallelism)
         if jsonOption.json {
             try printJSON(report)
         } else {

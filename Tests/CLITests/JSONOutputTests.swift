@@ -1,3 +1,4 @@
+import Foundation
 import TestSupport
 import XCTest
 
@@ -22,7 +23,8 @@ final class JSONOutputTests: XCTestCase {
         Case(name: "inspect", arguments: { _ in ["inspect", model] },
              keys: ["format", "layout", "variant", "parameters", "tensors", "metadata", "seconds"], optional: ["architecture"]),
         Case(name: "convert", arguments: { ["convert", model, $0 + "/c.safetensors"] },
-             keys: ["input", "output", "input_format", "input_layout", "output_format", "output_layout", "tensors", "bytes", "seconds"]),
+             keys: ["input", "output", "input_format", "input_layout", "output_format", "output_layout", "tensors", "bytes", "seconds"],
+             optional: ["shards"]),
         Case(name: "forward", arguments: { ["forward", "--weights", model, "--input", fixturePath("golden/tiny-plain/small.npy"), "--out", $0 + "/f.npz"] },
              keys: ["out", "arrays", "seconds"], optional: ["variant"]),
         Case(name: "verify", arguments: { _ in ["verify", fixturePath("golden/tiny-plain")] }, keys: ["pass", "cases"]),
@@ -88,6 +90,34 @@ final class JSONOutputTests: XCTestCase {
             guard r.status == 0 else { return }
             checkKeys(try r.json(), c, docs: docs)
         }
+    }
+
+    /// Every command that reads images reports a file it skipped as {file, reason} (train
+    /// finetune said {path, reason}); the broken PNG of the fine-tuning fixture is skipped by both.
+    func testSkippedFilesAreFileAndReasonInEveryCommand() throws {
+        let out = makeTemporaryDirectory("dinokit-json-skipped")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let broken = fixturePath("finetune/images/squares/broken.png")
+        let runs: [(String, [String])] = [
+            ("train finetune", ["train", "finetune", "--weights", fixturePath("finetune/backbone.safetensors"), "--data",
+                                fixturePath("finetune/images"), "--out", out + "/ft", "--epochs", "1", "--image-size", "28", "--quiet"]),
+            ("embed", ["embed", "--weights", fixturePath("finetune/backbone.safetensors"), "--size", "28", "--quiet", "--out", out + "/e.npy",
+                       Self.image, broken]),
+        ]
+        for (name, arguments) in runs {
+            let r = try dinokit(arguments + ["--json"])
+            XCTAssertEqual(r.status, 0, "\(name): \(r.stderr)")
+            let skipped = try XCTUnwrap(try r.json()["skipped"] as? [[String: Any]], name)
+            XCTAssertEqual(skipped.count, 1, "\(name): \(skipped)")
+            for entry in skipped {
+                XCTAssertEqual(Set(entry.keys), ["file", "reason"], name)
+                XCTAssertEqual(entry["file"] as? String, broken, name)
+                XCTAssertFalse((entry["reason"] as? String ?? "").hasPrefix(broken), "\(name): the reason does not repeat the path")
+            }
+        }
+        // summary.json is the same document as --json.
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/ft/summary.json"))) as? [String: Any]
+        XCTAssertEqual((summary?["skipped"] as? [[String: Any]])?.first.map { Set($0.keys) }, ["file", "reason"])
     }
 
     private func checkKeys(_ object: [String: Any], _ c: Case, docs: String) {

@@ -1,25 +1,26 @@
+import Foundation
 import TestSupport
 import XCTest
 
-/// --json, --num-heads, --threads and --quiet are defined once (OptionGroups.swift): every
-/// command that has one shows the same help text and applies the same check.
+/// --json, --num-heads, --threads, --kernels and --quiet are defined once (OptionGroups.swift):
+/// every command that has one shows the same help text and applies the same check.
 final class SharedOptionsTests: XCTestCase {
     /// Each command with the shared options it takes.
     static let commands: [(command: [String], options: Set<String>)] = [
         (["inspect"], ["--json"]),
         (["convert"], ["--json", "--num-heads"]),
-        (["forward"], ["--json", "--num-heads", "--threads"]),
-        (["verify"], ["--json", "--num-heads"]),
+        (["forward"], ["--json", "--num-heads", "--threads", "--kernels"]),
+        (["verify"], ["--json", "--num-heads", "--threads", "--kernels"]),
         (["export-onnx"], ["--json", "--num-heads"]),
         (["export"], ["--json"]),
-        (["probe"], ["--json", "--num-heads", "--threads", "--quiet"]),
-        (["embed"], ["--json", "--num-heads", "--threads", "--quiet"]),
-        (["pca"], ["--json", "--num-heads", "--threads"]),
-        (["attention"], ["--json", "--num-heads", "--threads"]),
-        (["train", "ssl"], ["--json", "--num-heads", "--threads", "--quiet"]),
-        (["train", "finetune"], ["--json", "--num-heads", "--threads", "--quiet"]),
-        (["train", "step"], ["--json", "--threads"]),
-        (["bench"], ["--json", "--num-heads", "--threads"]),
+        (["probe"], ["--json", "--num-heads", "--threads", "--kernels", "--quiet"]),
+        (["embed"], ["--json", "--num-heads", "--threads", "--kernels", "--quiet"]),
+        (["pca"], ["--json", "--num-heads", "--threads", "--kernels"]),
+        (["attention"], ["--json", "--num-heads", "--threads", "--kernels"]),
+        (["train", "ssl"], ["--json", "--num-heads", "--threads", "--kernels", "--quiet"]),
+        (["train", "finetune"], ["--json", "--num-heads", "--threads", "--kernels", "--quiet"]),
+        (["train", "step"], ["--json", "--threads", "--kernels"]),
+        (["bench"], ["--json", "--num-heads", "--threads", "--kernels"]),
     ]
 
     /// The help paragraph of `option` in a --help text, whitespace collapsed; nil when absent.
@@ -47,7 +48,7 @@ final class SharedOptionsTests: XCTestCase {
         for (command, options) in Self.commands {
             let help = try dinokit(command + ["--help"])
             XCTAssertEqual(help.status, 0, "\(command) --help: \(help.stderr)")
-            for option in ["--json", "--num-heads", "--threads", "--quiet"] {
+            for option in ["--json", "--num-heads", "--threads", "--kernels", "--quiet"] {
                 let text = Self.helpText(of: option, in: help.stdout)
                 XCTAssertEqual(text != nil, options.contains(option), "\(command) \(option)")
                 if let text { texts[option, default: []].insert(text) }
@@ -68,6 +69,35 @@ final class SharedOptionsTests: XCTestCase {
             texts.insert(text)
         }
         XCTAssertEqual(texts.count, 1, "\(texts)")
+    }
+
+    /// --kernels comes with the model options: every command that runs the model refuses a path
+    /// that does not exist with the same usage error, and applies the one it is given (bench
+    /// --gemm reports the path its GEMM ran on).
+    func testKernelsAreCheckedAndAppliedTheSameEverywhere() throws {
+        let commands: [[String]] = [
+            ["forward", "--weights", "w", "--input", "i.npy", "--out", "o.npz"],
+            ["embed", "--weights", "w", "--out", "o.npy", "a.png"],
+            ["verify", "golden"],
+            ["pca", "--weights", "w", "--out", "p.png", "a.png"],
+            ["attention", "--weights", "w", "--out", "a.png", "a.png"],
+            ["probe", "--train-features", "a.npy"],
+            ["train", "ssl", "--weights", "w", "--data", "d", "--out", "o"],
+            ["train", "finetune", "--weights", "w", "--data", "d", "--out", "o"],
+            ["train", "step", "--bench"],
+            ["bench"],
+        ]
+        for args in commands {
+            assertUsageError(try dinokit(args + ["--kernels", "sse9"]), contains: "'sse9' is invalid for '--kernels")
+        }
+        let gemm = try dinokit(["bench", "--gemm", "--gemm-shape", "8x8x8", "--warmup-seconds", "0", "--kernels", "scalar", "--json"])
+        XCTAssertEqual(gemm.status, 0, gemm.stderr)
+        XCTAssertEqual(try gemm.json()["kernels"] as? String, "scalar")
+        let out = makeTemporaryDirectory("dinokit-kernels")
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let forward = try dinokit(["forward", "--weights", fixturePath("golden/tiny-plain/model.safetensors"), "--input",
+                                   fixturePath("golden/tiny-plain/small.npy"), "--out", out + "/f.npz", "--kernels", "scalar"])
+        XCTAssertEqual(forward.status, 0, forward.stderr)
     }
 
     func testThreadsAndHeadsAreCheckedTheSameEverywhere() throws {

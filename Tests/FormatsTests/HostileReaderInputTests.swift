@@ -97,6 +97,29 @@ final class HostileReaderInputTests: XCTestCase {
         }
     }
 
+    /// The shards of one folder are one read: what they make DinoKit allocate (here copies of
+    /// misaligned data) adds up against one limit, not one limit per shard.
+    func testShardsOfAFolderShareOneMemoryBudget() throws {
+        let folder = dir + "/sharded-budget"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        try Data("{}".utf8).write(to: URL(fileURLWithPath: folder + "/config.json"))
+        for name in ["a", "b"] {
+            // A 69-byte header puts the data at byte 77, not a multiple of 4: 1024 bytes are copied.
+            var json = "{\"\(name)\": {\"dtype\": \"F32\", \"shape\": [256], \"data_offsets\": [0, 1024]}}"
+            json += String(repeating: " ", count: 69 - json.utf8.count)
+            _ = try write(safetensors(json, data: [UInt8](repeating: 0, count: 1024)), "sharded-budget/\(name).safetensors")
+        }
+        let index = "{\"weight_map\": {\"a\": \"a.safetensors\", \"b\": \"b.safetensors\"}}"
+        try Data(index.utf8).write(to: URL(fileURLWithPath: folder + "/model.safetensors.index.json"))
+        let limits = ReadLimits(memoryBytes: 1500)
+        XCTAssertNoThrow(try Safetensors.read(path: folder + "/a.safetensors", limits: limits), "one shard fits")
+        XCTAssertThrowsError(try HFFolder.read(path: folder, limits: limits)) { error in
+            guard case .store(_, .memoryLimitExceeded(_, 1024, 1500))? = error as? SafetensorsError else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("tensor 'b'"), "\(error)")
+        }
+        XCTAssertEqual(try HFFolder.read(path: folder, limits: ReadLimits(memoryBytes: 2048)).count, 2)
+    }
+
     /// A tensor whose data is not aligned for its dtype is copied out of the mapping: charged.
     func testMisalignedCopiesAreChargedToTheReadsMemoryLimit() throws {
         // A 69-byte header puts the data at byte 77, not a multiple of 4.

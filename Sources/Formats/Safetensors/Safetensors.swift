@@ -22,8 +22,12 @@ public enum Safetensors {
     /// Tensors in data-buffer order, `__metadata__` as the store's metadata. A tensor whose data
     /// is not aligned for its dtype is copied, and those copies are charged to a budget of `limits`.
     public static func read(file: MappedFile, limits: ReadLimits = .default) throws -> TensorStore {
+        try read(file: file, budget: MemoryBudget(limits))
+    }
+
+    /// `read(file:limits:)` charging a budget the caller shares between files (an HF folder's shards).
+    static func read(file: MappedFile, budget: MemoryBudget) throws -> TensorStore {
         let header = try SafetensorsHeader.parse(file.bytes, fileSize: file.count, path: file.path)
-        let budget = MemoryBudget(limits)
         var store = TensorStore()
         store.metadata = header.metadata
         for entry in header.entries {
@@ -70,13 +74,17 @@ public enum Safetensors {
     /// Atomic write of `store` (temporary file beside `path`, fsync, rename). Tensor bytes are
     /// streamed from their storages; non-contiguous tensors are materialised one at a time.
     public static func write(_ store: TensorStore, to path: String) throws {
-        let (header, ordered) = try prepare(store, path: path)
-        try AtomicFileWriter.write(to: path) { w in
-            try w.write(header)
-            // Empty tensors have no bytes (and need no materialising).
-            for tensor in ordered where tensor.elementCount > 0 {
-                try w.write(tensor)
-            }
+        try AtomicFileWriter.write(to: path) { try write(store, into: $0) }
+    }
+
+    /// The file's bytes into an open atomic writer, which the caller commits (an HF folder commits
+    /// its shards together).
+    static func write(_ store: TensorStore, into w: AtomicFileWriter) throws {
+        let (header, ordered) = try prepare(store, path: w.path)
+        try w.write(header)
+        // Empty tensors have no bytes (and need no materialising).
+        for tensor in ordered where tensor.elementCount > 0 {
+            try w.write(tensor)
         }
     }
 

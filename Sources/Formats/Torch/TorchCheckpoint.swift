@@ -25,10 +25,15 @@ public enum TorchCheckpoint {
     /// may share a storage. Big-endian files are byte-swapped into owned storages. What the file
     /// makes DinoKit allocate (inflated members, swapped storages, names) is bounded by `limits`.
     public static func read(path: String, limits: ReadLimits = .default) throws -> TorchCheckpointContents {
+        try read(path: path, budget: MemoryBudget(limits))
+    }
+
+    /// `read(path:limits:)` charging a budget the caller shares between files (an HF folder's shards).
+    static func read(path: String, budget: MemoryBudget) throws -> TorchCheckpointContents {
         let file = try MappedFile(path: path)
         let head = UnsafeRawBufferPointer(rebasing: file.bytes[0..<Swift.min(file.count, 64)])
-        if isZip(head) { return try withExtendedLifetime(file) { try TorchCheckpointReader.readZip(file, limits: limits) } }
-        if isLegacy(head) { return try withExtendedLifetime(file) { try TorchCheckpointReader.readLegacy(file, limits: limits) } }
+        if isZip(head) { return try withExtendedLifetime(file) { try TorchCheckpointReader.readZip(file, budget: budget) } }
+        if isLegacy(head) { return try withExtendedLifetime(file) { try TorchCheckpointReader.readLegacy(file, budget: budget) } }
         if file.count >= 262, file.bytes[257..<262].elementsEqual(Array("ustar".utf8)) {
             throw TorchCheckpointError.notACheckpoint(
                 path: path, detail: "a tar archive (torch < 0.4 legacy format), which DinoKit does not read; re-save it with a newer torch")

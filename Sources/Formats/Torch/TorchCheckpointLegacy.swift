@@ -6,6 +6,10 @@ import TensorStore
 /// little-endian. Storages are mapped in place (they are unaligned; readers load unaligned).
 extension TorchCheckpointReader {
     static func readLegacy(_ file: MappedFile, limits: ReadLimits = .default) throws -> TorchCheckpointContents {
+        try readLegacy(file, budget: MemoryBudget(limits))
+    }
+
+    static func readLegacy(_ file: MappedFile, budget: MemoryBudget) throws -> TorchCheckpointContents {
         let path = file.path
         let bytes = file.bytes
         var position = 0
@@ -69,7 +73,7 @@ extension TorchCheckpointReader {
             position += length
         }
 
-        var materializer = TensorMaterializer(path: path, bigEndian: false, budget: MemoryBudget(limits)) { key in
+        var materializer = TensorMaterializer(path: path, bigEndian: false, budget: budget) { key in
             guard let s = storages[key] else { throw TorchCheckpointError.missingStorage(path: path, key: key) }
             return s
         }

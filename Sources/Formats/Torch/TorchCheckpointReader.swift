@@ -4,7 +4,11 @@ import TensorStore
 /// (shared with the legacy reader).
 enum TorchCheckpointReader {
     static func readZip(_ file: MappedFile, limits: ReadLimits = .default) throws -> TorchCheckpointContents {
-        try readZip(try zipErrors(path: file.path) { try ZipArchive(file: file, limits: limits) })
+        try readZip(file, budget: MemoryBudget(limits))
+    }
+
+    static func readZip(_ file: MappedFile, budget: MemoryBudget) throws -> TorchCheckpointContents {
+        try readZip(try zipErrors(path: file.path) { try ZipArchive(file: file, budget: budget) })
     }
 
     /// Reads from a zip directory already parsed (by `Checkpoint.read`'s sniffing), so the

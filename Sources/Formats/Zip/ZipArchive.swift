@@ -39,9 +39,15 @@ public final class ZipArchive {
         try self.init(file: MappedFile(path: path), limits: limits)
     }
 
-    public init(file: MappedFile, limits: ReadLimits = .default) throws {
+    public convenience init(file: MappedFile, limits: ReadLimits = .default) throws {
+        try self.init(file: file, budget: MemoryBudget(limits))
+    }
+
+    /// An archive whose inflations are charged to `budget`, which the caller may share with other
+    /// files read as one (an HF folder's shards).
+    public init(file: MappedFile, budget: MemoryBudget) throws {
         self.file = file
-        self.budget = MemoryBudget(limits)
+        self.budget = budget
         let entries = try withExtendedLifetime(file) { try ZipArchive.readDirectory(file.bytes, path: file.path, descriptor: file.descriptor) }
         var index: [String: Int] = [:]
         for (i, e) in entries.enumerated() {

@@ -53,10 +53,15 @@ public struct DataSplit: Sendable, Equatable {
     }
 }
 
-/// A file that could not be used, and why.
+/// A file that could not be used, and why. Written `{"file", "reason"}` (split.json,
+/// summary.json, `train finetune --json`), as every command reports skipped files.
 public struct SkippedImage: Sendable, Equatable, Codable {
     public var path: String
     public var reason: String
+
+    enum CodingKeys: String, CodingKey {
+        case path = "file", reason
+    }
 
     public init(path: String, reason: String) {
         self.path = path
