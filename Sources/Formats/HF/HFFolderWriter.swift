@@ -28,7 +28,7 @@ extension HFFolder {
     public static func write(hub: TensorStore, to directory: String, maxShardSize: Int? = nil) throws -> [String] {
         var store = try KeyLayouts.canonicalize(hub).store
         for name in store.names where !isBackboneName(name) {
-            throw HFFolderError.unsupported(reason: "tensor '\(name.escapedForMessage)' is not part of a DINOv2 backbone; transformers would reject it")
+            throw HFFolderError.unsupported(reason: "tensor '\(name.escapedForMessage)' is not part of a DINOv2/DINOv3 backbone; transformers would reject it")
         }
         let arch = try BackboneArchitecture.detect(hubStore: store)
         guard let heads = arch.numHeads else { throw HFFolderError.unknownHeads(embedDim: arch.embedDim) }
@@ -42,6 +42,9 @@ extension HFFolder {
         let dtype = store["patch_embed.proj.weight"]?.dtype ?? .f32
         let config = try HFConfig.json(arch, heads: heads, dtype: dtype, hasMaskToken: store["mask_token"] != nil)
         let rendered = try KeyLayouts.render(store, as: .hf)
+        // Hub values HF has no slot for (DINOv3's periods, a non-zero key bias), kept so that
+        // hub -> HF -> hub is bit-identical; transformers ignores safetensors metadata.
+        for (key, value) in rendered.metadata where key.hasPrefix("dinokit.hub.") { weightsMetadata[key] = value }
 
         // Every shard carries the metadata, as save_pretrained gives each shard {"format": "pt"}.
         let plan = HFShardPlan(rendered, maxShardSize: maxShardSize)
