@@ -148,7 +148,7 @@ public struct Config: Sendable, Equatable, CustomStringConvertible {
     /// naming the path, before any of them reads a position table the weights do not have.
     public func requireDINOv2(for purpose: String) throws {
         guard family == .dinov2 else {
-            throw DINOv2Error.unsupportedArchitecture("\(variant ?? "this DINOv3 backbone"): \(purpose) supports DINOv2 backbones only so far (forward, embed, verify, pca, attention and probe take DINOv3)")
+            throw DINOv2Error.unsupportedArchitecture("\(variant ?? "this DINOv3 backbone"): \(purpose) supports DINOv2 backbones only so far (forward, embed, verify, pca, attention, probe and train finetune --mode linear take DINOv3)")
         }
     }
 
