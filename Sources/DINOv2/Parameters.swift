@@ -110,6 +110,15 @@ public struct Parameters: Sendable {
     }
 }
 
+extension Parameters {
+    /// Block `i`'s qkv bias as the attention adds it (`WeightBinder.qkvBias`: DINOv3's
+    /// `bias · bias_mask`), for an exporter that folds it into a constant without binding every
+    /// weight.
+    public static func attentionBias(hubStore store: TensorStore, config: Config, block i: Int) throws -> [Float] {
+        try WeightBinder(store: store).qkvBias(block: i, config: config).array()
+    }
+}
+
 extension FloatBuffer {
     /// `a` followed by `b` in one buffer (rows stacked, as `torch.cat(dim=0)`).
     static func stacked(_ a: FloatBuffer, _ b: FloatBuffer) -> FloatBuffer {

@@ -13,7 +13,7 @@ import TensorStore
 ///   for k < P = D_head / 4, then tiled twice to D_head; sin and cos of that.
 /// Every operation is the official one in its order and in float32, so the tables differ from
 /// PyTorch's only by the last bit its vectorised sin/cos may round differently.
-struct RotaryPositions {
+public struct RotaryPositions {
     /// (h·w, D_head) each.
     let sin: FloatBuffer
     let cos: FloatBuffer
@@ -64,6 +64,18 @@ struct RotaryPositions {
             out.pointer[k] = Float(Foundation.pow(base, Double(exponent)))
         }
         return out
+    }
+
+    /// The periods `periods(store:binder:config:)` gives, for an exporter that computes the
+    /// angles in its own graph.
+    public static func periods(hubStore store: TensorStore, config c: Config) throws -> [Float] {
+        try periods(store: store, binder: WeightBinder(store: store), config: c).array()
+    }
+
+    /// The (h·w, D_head) sin and cos tables, row-major, for an exporter that bakes them.
+    public static func tables(periods: [Float], patchRows h: Int, patchCols w: Int) -> (sin: [Float], cos: [Float]) {
+        let t = RotaryPositions(periods: FloatBuffer(periods), patchRows: h, patchCols: w)
+        return (t.sin.array(), t.cos.array())
     }
 
     /// Rotates the queries and keys of the patch tokens of `batch` images in a (rows, 3D) qkv

@@ -2,33 +2,41 @@ import DINOv2
 import Formats
 import TensorStore
 
-/// Builds the DINOv2 graph (see `DINOv2ONNXExporter`) over hub-named weights. Node scopes
-/// follow the module tree (`/blocks.3/attn`), so a graph viewer shows the model's structure.
+/// Builds the DINOv2 or DINOv3 graph (see `DINOv2ONNXExporter`) over hub-named weights: the
+/// patch embedding, blocks and norms are shared; each family's token assembly (and DINOv3's
+/// RoPE, `DINOv3Graph.swift`) is its own. Node scopes follow the module tree
+/// (`/blocks.3/attn`), so a graph viewer shows the model's structure.
 final class GraphExporter {
     let config: Config
     let options: ExportOptions
-    let b = ONNXGraphBuilder(name: "dinov2")
+    let b: ONNXGraphBuilder
     /// Source tensors that are not backbone weights (a head, extra buffers): not exported.
     private(set) var ignored: [String] = []
-    private var weights: [String: Tensor] = [:]
+    /// The exported hub tensors, as stored (in `options.dtype`): what derived constants (DINOv3's
+    /// folded bias and RoPE tables) are computed from, so they agree with the file's weights.
+    private(set) var weights = TensorStore()
     private var asFloat: [String: String] = [:]
+    /// The input's batch size as a 1-D int64 (made at first use).
+    private lazy var batchSize = b.add("Shape", ["pixel_values"], scope: "/embeddings", [.int("start", 0), .int("end", 1)])
 
     init(hub: TensorStore, config: Config, options: ExportOptions) throws {
         self.config = config
         self.options = options
+        b = ONNXGraphBuilder(name: config.family.rawValue)
         try Self.checkShapes(hub, config)
         // Initializers in hub order, under hub names: importing the file gives back these bytes.
         for (name, t) in hub.tensors {
             guard Self.isBackbone(name, depth: config.depth) else { ignored.append(name); continue }
             let stored = t.dtype.isFloatingPoint && t.dtype != options.dtype ? try t.converted(to: options.dtype) : t.contiguous()
-            weights[name] = stored
+            try weights.insert(stored, named: name)
             b.addInitializer(name, stored)
         }
     }
 
     static func isBackbone(_ name: String, depth: Int) -> Bool {
         let top: Set<String> = [HubNames.clsToken, HubNames.posEmbed, HubNames.registerTokens, HubNames.maskToken,
-                                HubNames.patchWeight, HubNames.patchBias, HubNames.normWeight, HubNames.normBias]
+                                HubNames.patchWeight, HubNames.patchBias, HubNames.normWeight, HubNames.normBias,
+                                HubNames.storageTokens, HubNames.ropePeriods, HubNames.classNormWeight, HubNames.classNormBias]
         if top.contains(name) { return true }
         let parts = name.split(separator: ".")
         return parts.count >= 3 && parts[0] == "blocks" && Int(parts[1]).map { $0 >= 0 && $0 < depth } == true
@@ -36,23 +44,36 @@ final class GraphExporter {
 
     /// Every weight the graph reads, with its shape (Config.detect checked only a few).
     static func checkShapes(_ hub: TensorStore, _ c: Config) throws {
-        let d = c.embedDim, f = c.ffnHidden, m = c.positionGrid
+        let d = c.embedDim, f = c.ffnHidden, m = c.positionGrid, r = c.registerTokens, a = c.architecture
+        let v3 = c.family == .dinov3
         var expected: [(String, [Int])] = [
-            (HubNames.clsToken, [1, 1, d]), (HubNames.posEmbed, [1, 1 + m * m, d]),
+            (HubNames.clsToken, [1, 1, d]),
             (HubNames.patchWeight, [d, c.inChannels, c.patchSize, c.patchSize]), (HubNames.patchBias, [d]),
             (HubNames.normWeight, [d]), (HubNames.normBias, [d]),
         ]
-        if c.registerTokens > 0 { expected.append((HubNames.registerTokens, [1, c.registerTokens, d])) }
+        if v3 {
+            if r > 0 { expected.append((HubNames.storageTokens, [1, r, d])) }
+            if a.untiedClassNorm { expected += [(HubNames.classNormWeight, [d]), (HubNames.classNormBias, [d])] }
+            // Optional: without it the periods come from the RoPE base.
+            if hub[HubNames.ropePeriods] != nil { expected.append((HubNames.ropePeriods, [c.headDim / 4])) }
+        } else {
+            expected.append((HubNames.posEmbed, [1, 1 + m * m, d]))
+            if r > 0 { expected.append((HubNames.registerTokens, [1, r, d])) }
+        }
         for i in 0..<c.depth {
             var block: [(String, [Int])] = [
-                ("norm1.weight", [d]), ("norm1.bias", [d]), ("attn.qkv.weight", [3 * d, d]), ("attn.qkv.bias", [3 * d]),
+                ("norm1.weight", [d]), ("norm1.bias", [d]), ("attn.qkv.weight", [3 * d, d]),
                 ("attn.proj.weight", [d, d]), ("attn.proj.bias", [d]), ("norm2.weight", [d]), ("norm2.bias", [d]),
             ]
+            if a.qkvBias { block.append(("attn.qkv.bias", [3 * d])) }
+            if a.maskedKeyBias { block.append(("attn.qkv.bias_mask", [3 * d])) }
             if c.layerScale { block += [("ls1.gamma", [d]), ("ls2.gamma", [d])] }
-            switch c.ffn {
-            case .mlp: block += [("mlp.fc1.weight", [f, d]), ("mlp.fc1.bias", [f]), ("mlp.fc2.weight", [d, f]), ("mlp.fc2.bias", [d])]
-            case .swiglu: block += [("mlp.w12.weight", [2 * f, d]), ("mlp.w12.bias", [2 * f]), ("mlp.w3.weight", [d, f]), ("mlp.w3.bias", [d])]
+            switch (c.ffn, v3) {
+            case (.mlp, _): block += [("mlp.fc1.weight", [f, d]), ("mlp.fc1.bias", [f]), ("mlp.fc2.weight", [d, f]), ("mlp.fc2.bias", [d])]
+            case (.swiglu, false): block += [("mlp.w12.weight", [2 * f, d]), ("mlp.w12.bias", [2 * f])]
+            case (.swiglu, true): block += [("mlp.w1.weight", [f, d]), ("mlp.w1.bias", [f]), ("mlp.w2.weight", [f, d]), ("mlp.w2.bias", [f])]
             }
+            if c.ffn == .swiglu { block += [("mlp.w3.weight", [d, f]), ("mlp.w3.bias", [d])] }
             expected += block.map { (HubNames.block(i, $0.0), $0.1) }
         }
         for (name, dims) in expected {
@@ -89,32 +110,23 @@ final class GraphExporter {
             patchesDim = .param("patches")
         }
 
-        // prepare_tokens_with_masks (no masks): patches + position grid, cls + its position row,
-        // registers (no position embedding) between them.
         let s = "/embeddings"
         let conv = b.add("Conv", ["pixel_values", try f32(HubNames.patchWeight), try f32(HubNames.patchBias)], scope: s + "/patch_embed",
                          [.ints("kernel_shape", [p, p]), .ints("strides", [p, p])])
         let flat = b.add("Reshape", [conv, try b.int64s([0, d, -1])], scope: s + "/patch_embed")
         let patches = b.add("Transpose", [flat], scope: s + "/patch_embed", [.ints("perm", [0, 2, 1])])
-        let pos = try f32(HubNames.posEmbed)
-        let end = try b.int64s([Int.max]), axis1 = try b.int64s([1])
-        let posCls = b.add("Slice", [pos, try b.int64s([0]), axis1, axis1], scope: s + "/pos_embed")
-        let posGrid = b.add("Slice", [pos, axis1, end, axis1], scope: s + "/pos_embed")
-        let grid = try positionGrid(table: posGrid)
-        let patchTokens = b.add("Add", [patches, grid], scope: s)
-        let cls = b.add("Add", [try f32(HubNames.clsToken), posCls], scope: s)
-        let n = b.add("Shape", ["pixel_values"], scope: s, [.int("start", 0), .int("end", 1)])
-        func expanded(_ v: String, rows: Int) throws -> String {
-            let shape = b.add("Concat", [n, try b.int64s([rows, d])], scope: s, [.int("axis", 0)])
-            return b.add("Expand", [v, shape], scope: s)
+        var x: String
+        var rope: RopeTables?
+        switch c.family {
+        case .dinov2: x = try dinov2Tokens(patches: patches)
+        case .dinov3: (x, rope) = (try dinov3Tokens(patches: patches), try ropeTables())
         }
-        var tokens = [try expanded(cls, rows: 1)]
-        if r > 0 { tokens.append(try expanded(try f32(HubNames.registerTokens), rows: r)) }
-        tokens.append(patchTokens)
-        var x = b.add("Concat", tokens, scope: s, [.int("axis", 1)])
 
-        for i in 0..<c.depth { x = try block(i, x) }
-        let normed = try layerNorm(x, HubNames.normWeight, HubNames.normBias, scope: "/norm")
+        for i in 0..<c.depth { x = try block(i, x, rope: rope) }
+        let normed = c.architecture.untiedClassNorm ? try untiedNorm(x)
+                                                    : try layerNorm(x, HubNames.normWeight, HubNames.normBias, scope: "/norm")
+
+        let end = try b.int64s([Int.max]), axis1 = try b.int64s([1])
 
         let requested = options.outputs ?? ([.cls, .patch] + (r > 0 ? [.reg] : []))
         let tokensDim: ONNXDimension
@@ -139,6 +151,30 @@ final class GraphExporter {
         return b.graph
     }
 
+    /// DINOv2 `prepare_tokens_with_masks` (no masks): patches + position grid, cls + its position
+    /// row, registers (no position embedding) between them.
+    func dinov2Tokens(patches: String) throws -> String {
+        let s = "/embeddings", r = config.registerTokens
+        let pos = try f32(HubNames.posEmbed)
+        let end = try b.int64s([Int.max]), axis1 = try b.int64s([1])
+        let posCls = b.add("Slice", [pos, try b.int64s([0]), axis1, axis1], scope: s + "/pos_embed")
+        let posGrid = b.add("Slice", [pos, axis1, end, axis1], scope: s + "/pos_embed")
+        let grid = try positionGrid(table: posGrid)
+        let patchTokens = b.add("Add", [patches, grid], scope: s)
+        let cls = b.add("Add", [try f32(HubNames.clsToken), posCls], scope: s)
+        var tokens = [try batchExpanded(cls, rows: 1)]
+        if r > 0 { tokens.append(try batchExpanded(try f32(HubNames.registerTokens), rows: r)) }
+        tokens.append(patchTokens)
+        return b.add("Concat", tokens, scope: s, [.int("axis", 1)])
+    }
+
+    /// A (1, rows, D) token tensor repeated for every image of the batch.
+    func batchExpanded(_ v: String, rows: Int) throws -> String {
+        let s = "/embeddings"
+        let shape = b.add("Concat", [batchSize, try b.int64s([rows, config.embedDim])], scope: s, [.int("axis", 0)])
+        return b.add("Expand", [v, shape], scope: s)
+    }
+
     func layerNorm(_ x: String, _ weight: String, _ bias: String, scope: String) throws -> String {
         b.add("LayerNormalization", [x, try f32(weight), try f32(bias)], scope: scope,
               [.int("axis", -1), .float("epsilon", config.layerNormEps)])
@@ -146,26 +182,47 @@ final class GraphExporter {
 
     /// y = x Wᵀ + b with W in PyTorch's (out, in) layout.
     func linear(_ x: String, _ module: String, scope: String) throws -> String {
-        let wT = b.add("Transpose", [try f32(module + ".weight")], scope: scope, [.ints("perm", [1, 0])])
-        let y = b.add("MatMul", [x, wT], scope: scope)
-        return b.add("Add", [y, try f32(module + ".bias")], scope: scope)
+        try linear(x, weight: module + ".weight", bias: try f32(module + ".bias"), scope: scope)
     }
 
-    /// x + ls1(attn(norm1(x))), then + ls2(ffn(norm2(x))).
-    func block(_ i: Int, _ x: String) throws -> String {
+    /// y = x Wᵀ (+ bias when there is one).
+    func linear(_ x: String, weight: String, bias: String?, scope: String) throws -> String {
+        let wT = b.add("Transpose", [try f32(weight)], scope: scope, [.ints("perm", [1, 0])])
+        let y = b.add("MatMul", [x, wT], scope: scope)
+        return bias.map { b.add("Add", [y, $0], scope: scope) } ?? y
+    }
+
+    /// Block `i`'s qkv bias as the attention adds it: the stored bias, or for DINOv3's masked key
+    /// bias the product bias · bias_mask folded into a constant by `Parameters.attentionBias` (the
+    /// forward's rule; the hub tensors stay in the file unread, so converting back is lossless),
+    /// or nil when the model has none (7B).
+    func qkvBias(_ i: Int) throws -> String? {
+        let a = config.architecture, name = HubNames.block(i, "attn.qkv.bias")
+        guard a.qkvBias else { return nil }
+        guard a.maskedKeyBias else { return try f32(name) }
+        let folded = ONNXModelReader.derivedPrefix + HubNames.block(i, "attn.qkv.masked_bias")
+        b.addInitializer(folded, try Tensor(shape: [3 * config.embedDim],
+                                            floats: Parameters.attentionBias(hubStore: weights, config: config, block: i)))
+        return folded
+    }
+
+    /// x + ls1(attn(norm1(x))), then + ls2(ffn(norm2(x))); DINOv3 (`rope`) rotates the patch
+    /// rows of q and k first.
+    func block(_ i: Int, _ x: String, rope: RopeTables?) throws -> String {
         let c = config, d = c.embedDim, heads = c.numHeads, hd = c.headDim
         let name = { (suffix: String) in HubNames.block(i, suffix) }
         let scope = "/blocks.\(i)"
         let sa = scope + "/attn"
 
         let n1 = try layerNorm(x, name("norm1.weight"), name("norm1.bias"), scope: scope + "/norm1")
-        let qkv = try linear(n1, name("attn.qkv"), scope: sa + "/qkv")
+        let qkv = try linear(n1, weight: name("attn.qkv.weight"), bias: try qkvBias(i), scope: sa + "/qkv")
         // (N, T, 3D) -> (N, T, 3, heads, hd) -> (3, N, heads, T, hd): q, k, v as the official reshape.
         let split = b.add("Reshape", [qkv, try b.int64s([0, 0, 3, heads, hd])], scope: sa)
         let perm = b.add("Transpose", [split], scope: sa, [.ints("perm", [2, 0, 3, 1, 4])])
-        let q = b.add("Gather", [perm, try b.int64(0)], scope: sa, [.int("axis", 0)])
-        let k = b.add("Gather", [perm, try b.int64(1)], scope: sa, [.int("axis", 0)])
+        var q = b.add("Gather", [perm, try b.int64(0)], scope: sa, [.int("axis", 0)])
+        var k = b.add("Gather", [perm, try b.int64(1)], scope: sa, [.int("axis", 0)])
         let v = b.add("Gather", [perm, try b.int64(2)], scope: sa, [.int("axis", 0)])
+        if let rope { (q, k) = (try rotated(q, rope, scope: sa + "/rope"), try rotated(k, rope, scope: sa + "/rope")) }
         let scaled = b.add("Mul", [q, try b.floats([1 / Double(hd).squareRoot()], scalar: true)], scope: sa)
         let kT = b.add("Transpose", [k], scope: sa, [.ints("perm", [0, 1, 3, 2])])
         let scores = b.add("MatMul", [scaled, kT], scope: sa)
@@ -184,11 +241,18 @@ final class GraphExporter {
             let hidden = try linear(n2, name("mlp.fc1"), scope: scope + "/mlp/fc1")
             ffn = try linear(try gelu(hidden, scope: scope + "/mlp/act"), name("mlp.fc2"), scope: scope + "/mlp/fc2")
         case .swiglu:
-            let u = try linear(n2, name("mlp.w12"), scope: scope + "/mlp/w12")
-            let halves = b.addMulti("Split", [u, try b.int64s([c.ffnHidden, c.ffnHidden])], outputs: 2, scope: scope + "/mlp",
-                                    [.int("axis", -1)])
-            let silu = b.add("Mul", [halves[0], b.add("Sigmoid", [halves[0]], scope: scope + "/mlp")], scope: scope + "/mlp")
-            let gated = b.add("Mul", [silu, halves[1]], scope: scope + "/mlp")
+            // silu(gate) · up: DINOv2 stores gate and up stacked in w12, DINOv3 as w1 and w2.
+            let gate: String, up: String
+            if c.family == .dinov3 {
+                (gate, up) = (try linear(n2, name("mlp.w1"), scope: scope + "/mlp/w1"), try linear(n2, name("mlp.w2"), scope: scope + "/mlp/w2"))
+            } else {
+                let u = try linear(n2, name("mlp.w12"), scope: scope + "/mlp/w12")
+                let halves = b.addMulti("Split", [u, try b.int64s([c.ffnHidden, c.ffnHidden])], outputs: 2, scope: scope + "/mlp",
+                                        [.int("axis", -1)])
+                (gate, up) = (halves[0], halves[1])
+            }
+            let silu = b.add("Mul", [gate, b.add("Sigmoid", [gate], scope: scope + "/mlp")], scope: scope + "/mlp")
+            let gated = b.add("Mul", [silu, up], scope: scope + "/mlp")
             ffn = try linear(gated, name("mlp.w3"), scope: scope + "/mlp/w3")
         }
         if c.layerScale { ffn = b.add("Mul", [ffn, try f32(name("ls2.gamma"))], scope: scope + "/ls2") }

@@ -2,18 +2,22 @@ import DINOv2
 import Formats
 import TensorStore
 
-/// Writes a DINOv2 backbone as an ONNX graph built from its config and weights (no tracing):
+/// Writes a DINOv2 or DINOv3 backbone as an ONNX graph built from its config and weights (no
+/// tracing):
 ///
-///     pixel_values [N,3,H,W] -> Conv (patch embedding) -> + position table -> [cls, registers,
-///     patches] -> blocks (LayerNormalization, MatMul+Add, Softmax attention, GELU or SwiGLU MLP,
+///     pixel_values [N,3,H,W] -> Conv (patch embedding) -> + position table (DINOv2) -> [cls,
+///     registers | storage tokens, patches] -> blocks (LayerNormalization, MatMul+Add, Softmax
+///     attention with RoPE on the patch rows of q and k for DINOv3, GELU or SwiGLU MLP,
 ///     LayerScale Mul) -> LayerNormalization -> x_norm_clstoken, x_norm_patchtokens, ...
 ///
 /// The hub tensors are the graph's initializers under their hub names and bytes (Linear weights
 /// reach MatMul through a Transpose node, which runtimes fold at load), so importing the file
 /// gives back the source weights bit for bit. Everything else the graph needs is named
-/// `dinokit::...`. A fixed input size bakes DinoKit's own interpolated position grid; a dynamic
-/// one resamples the table in the graph with Resize, matching PyTorch's bicubic (see
-/// `positionGridDynamic`).
+/// `dinokit::...`. A fixed input size bakes DinoKit's own interpolated position grid (DINOv2) or
+/// RoPE sin/cos tables (DINOv3); a dynamic one resamples the table in the graph with Resize,
+/// matching PyTorch's bicubic (see `positionGridDynamic`), or computes the RoPE tables from the
+/// input's shape (see `ropeTablesDynamic`). DINOv3 storage tokens take the registers' output
+/// (x_norm_regtokens).
 public enum DINOv2ONNXExporter {
     public static let producerName = "DinoKit"
 
@@ -39,7 +43,7 @@ public enum DINOv2ONNXExporter {
         public var ignored: [String]
     }
 
-    /// Exports `store` (DINOv2 weights in any layout DinoKit reads) to `path`.
+    /// Exports `store` (DINOv2 or DINOv3 weights in any layout DinoKit reads) to `path`.
     public static func export(store: TensorStore, to path: String, options: ExportOptions) throws -> Summary {
         let built = try build(store: store, options: options)
         let model = built.model
@@ -77,20 +81,26 @@ public enum DINOv2ONNXExporter {
         do {
             hub = try KeyLayouts.canonicalize(store).store
         } catch {
-            throw ONNXExportError.unsupportedModel("the weights are not a DINOv2 backbone in a layout DinoKit knows (\(error))")
+            throw ONNXExportError.unsupportedModel("the weights are not a DINOv2 or DINOv3 backbone in a layout DinoKit knows (\(error))")
         }
         var config = try Config.detect(hubStore: hub, numHeads: options.numHeads)
-        try config.requireDINOv2(for: "ONNX export")
-        config.interpolation = .semantics(options.interpolation, registerTokens: config.registerTokens)
+        let v3 = config.family == .dinov3
+        // DINOv3 has no position table to interpolate: the option does not apply.
+        if !v3 { config.interpolation = .semantics(options.interpolation, registerTokens: config.registerTokens) }
         try validate(options, config: config)
         let exporter = try GraphExporter(hub: hub, config: config, options: options)
         let graph = try exporter.build()
         let outputs = graph.outputs.map(\.name).joined(separator: ",")
-        let metadata: [(key: String, value: String)] = [
+        var metadata: [(key: String, value: String)] = [
             (ONNXModelReader.MetadataKey.version, options.producerVersion),
             (ONNXModelReader.MetadataKey.variant, config.variant ?? "custom"),
-            (ONNXModelReader.MetadataKey.interpolation, options.interpolation.rawValue),
-            ("dinokit.interpolation_detail", config.interpolation.description),
+            ("dinokit.family", config.family.rawValue),
+        ]
+        if !v3 {
+            metadata += [(ONNXModelReader.MetadataKey.interpolation, options.interpolation.rawValue),
+                         ("dinokit.interpolation_detail", config.interpolation.description)]
+        }
+        metadata += [
             (ONNXModelReader.MetadataKey.numHeads, String(config.numHeads)),
             ("dinokit.embed_dim", String(config.embedDim)),
             ("dinokit.depth", String(config.depth)),
@@ -100,7 +110,7 @@ public enum DINOv2ONNXExporter {
             ("dinokit.weights_dtype", options.dtype.rawValue),
             ("dinokit.outputs", outputs),
         ]
-        let doc = "DINOv2 backbone \(config.variant ?? "custom") exported by DinoKit from its config and weights. "
+        let doc = "\(v3 ? "DINOv3" : "DINOv2") backbone \(config.variant ?? "custom") exported by DinoKit from its config and weights. "
             + "Input pixel_values float32 [N,3,H,W] (normalized, H and W multiples of \(config.patchSize)); outputs \(outputs)."
         let model = ONNXModel(irVersion: ExportOptions.irVersion(opset: options.opset), opset: options.opset,
                               producerName: producerName, producerVersion: options.producerVersion, docString: doc,
@@ -119,7 +129,8 @@ public enum DINOv2ONNXExporter {
             guard !outputs.isEmpty else { throw ONNXExportError.invalidOption("no outputs requested") }
             guard Set(outputs).count == outputs.count else { throw ONNXExportError.invalidOption("an output is requested twice") }
             if outputs.contains(.reg) && config.registerTokens == 0 {
-                throw ONNXExportError.invalidOption("x_norm_regtokens requested but the model has no register tokens")
+                let tokens = config.family == .dinov3 ? "storage" : "register"
+                throw ONNXExportError.invalidOption("x_norm_regtokens requested but the model has no \(tokens) tokens")
             }
         }
         guard o.externalDataThreshold >= 0 else { throw ONNXExportError.invalidOption("negative external-data threshold") }
@@ -129,7 +140,7 @@ public enum DINOv2ONNXExporter {
                 throw ONNXExportError.invalidSize("\(h)x\(w) is not a positive multiple of the patch size \(config.patchSize) in both sides")
             }
         case .dynamic:
-            if config.interpolation.antialias && o.opset < 18 {
+            if config.family == .dinov2 && config.interpolation.antialias && o.opset < 18 {
                 throw ONNXExportError.invalidOption("a dynamic-size export of a model with antialiased position interpolation (register models) needs opset 18 or later (Resize antialias); use --opset 18")
             }
         }

@@ -3,8 +3,9 @@ import TensorStore
 
 /// What `DINOv2ONNXExporter` writes: input size, opset, outputs, weight dtype, external data.
 public struct ExportOptions: Sendable {
-    /// The input's spatial size: fixed (the position table is baked for it) or dynamic (the
-    /// graph resamples the table for whatever H, W it is given).
+    /// The input's spatial size: fixed (the position table, or DINOv3's RoPE sin/cos, is baked
+    /// for it) or dynamic (the graph resamples the table, or computes the RoPE tables, for
+    /// whatever H, W it is given).
     public enum ImageSize: Sendable, Equatable, CustomStringConvertible {
         case fixed(height: Int, width: Int)
         case dynamic
@@ -55,7 +56,7 @@ public struct ExportOptions: Sendable {
     /// Store tensors of at least `externalDataThreshold` bytes in `<model>.data`.
     public var externalData = false
     public var externalDataThreshold = 1024
-    /// Whose position-embedding interpolation the graph reproduces.
+    /// Whose position-embedding interpolation the graph reproduces (DINOv2; DINOv3 has no table).
     public var interpolation: InterpolationSemantics = .official
     /// Attention heads when the weights do not say (widths that are not a multiple of 64).
     public var numHeads: Int?

@@ -1,7 +1,7 @@
 /// Why an export could not be made. Each case says what to change.
 public enum ONNXExportError: Error, CustomStringConvertible, Equatable {
     case invalidOption(String)
-    /// The weights do not describe a DINOv2 backbone the exporter can build.
+    /// The weights do not describe a DINOv2 or DINOv3 backbone the exporter can build.
     case unsupportedModel(String)
     /// The requested input size does not fit the model (not a multiple of the patch size, ...).
     case invalidSize(String)

@@ -9,12 +9,13 @@ import TensorStore
 struct ExportONNX: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export-onnx",
-        abstract: "Write DINOv2 weights (any format) as an ONNX model for inference runtimes (not a training run: see 'export').",
+        abstract: "Write DINOv2 or DINOv3 weights (any format) as an ONNX model for inference runtimes (not a training run: see 'export').",
         discussion: """
         Input pixel_values float32 [N,3,H,W] (normalized as for the model); outputs x_norm_clstoken [N,D], \
-        x_norm_patchtokens [N,h*w,D], x_norm_regtokens [N,R,D] for register models, and x_prenorm on request. \
-        The batch is always dynamic. --size fixes H x W and bakes DinoKit's interpolated position table; \
-        --dynamic-size accepts any H, W (multiples of the patch size) and resamples the table in the graph \
+        x_norm_patchtokens [N,h*w,D], x_norm_regtokens [N,R,D] for register models (DINOv3: the storage tokens), \
+        and x_prenorm on request. The batch is always dynamic. --size fixes H x W and bakes DinoKit's \
+        interpolated position table (DINOv3: its RoPE sin/cos tables); --dynamic-size accepts any H, W \
+        (multiples of the patch size) and resamples the table (DINOv3: computes the RoPE tables) in the graph \
         as the official code does. Initializers keep the hub names, so `dinokit convert model.onnx \
         weights.safetensors` gives the weights back bit for bit.
         """)
@@ -27,7 +28,7 @@ struct ExportONNX: ParsableCommand {
     @Option(help: "Input size: 224 (square) or HxW such as 168x252, multiples of the patch size (default 224).")
     var size: String?
 
-    @Flag(name: .customLong("dynamic-size"), help: "Accept any input height and width (position table resampled in the graph).")
+    @Flag(name: .customLong("dynamic-size"), help: "Accept any input height and width (position table resampled, or RoPE tables computed, in the graph).")
     var dynamicSize = false
 
     @Option(help: "ONNX opset, 17 to 25 (register models with --dynamic-size need 18+).")
@@ -44,7 +45,7 @@ struct ExportONNX: ParsableCommand {
 
     @OptionGroup var heads: HeadsOption
 
-    @Option(help: "Position-embedding interpolation to reproduce: official or hf.")
+    @Option(help: "Position-embedding interpolation to reproduce: official or hf (DINOv2; DINOv3 has no position table).")
     var interpolation: String = InterpolationSemantics.official.rawValue
 
     @OptionGroup var jsonOption: JSONOption

@@ -45,7 +45,7 @@ final class SmallFixesTests: XCTestCase {
 
     func testExportAbstractsSayWhichIsWhich() throws {
         let top = try dinokit(["--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-        XCTAssertTrue(top.contains("export-onnx Write DINOv2 weights (any format) as an ONNX model"), top)
+        XCTAssertTrue(top.contains("export-onnx Write DINOv2 or DINOv3 weights (any format) as an ONNX model"), top)
         XCTAssertTrue(top.contains("export Write a training run's checkpoint as weights"), top)
     }
 }
