@@ -22,6 +22,8 @@ struct Inspect: ParsableCommand {
         var format: String
         var layout: String
         var variant: String?
+        /// `dinov2` or `dinov3` when the tensors are a backbone.
+        var family: String?
         var architecture: String?
         var parameters: Int
         var tensors: [Entry]
@@ -29,12 +31,13 @@ struct Inspect: ParsableCommand {
         /// Time to open, parse and classify the file, in this process.
         var seconds: Double
 
-        enum CodingKeys: String, CodingKey { case format, layout, variant, architecture, parameters, tensors, metadata, seconds }
+        enum CodingKeys: String, CodingKey { case format, layout, variant, family, architecture, parameters, tensors, metadata, seconds }
         func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(format, forKey: .format)
             try c.encode(layout, forKey: .layout)
             try c.encode(variant, forKey: .variant) // null when unknown, as the schema says
+            try c.encode(family, forKey: .family)
             try c.encodeIfPresent(architecture, forKey: .architecture)
             try c.encode(parameters, forKey: .parameters)
             try c.encode(tensors, forKey: .tensors)
@@ -52,7 +55,7 @@ struct Inspect: ParsableCommand {
             : (try? KeyLayouts.canonicalize(store, detected: layout)).flatMap { try? BackboneArchitecture.detect(hubStore: $0.store) }
         let report = Report(
             format: format.rawValue, layout: layout.rawValue, variant: architecture?.variant,
-            architecture: architecture?.description, parameters: store.parameterCount,
+            family: architecture?.family.rawValue, architecture: architecture?.description, parameters: store.parameterCount,
             tensors: store.tensors.map { Report.Entry(name: $0.key, dtype: $0.value.dtype.rawValue, shape: $0.value.shape.dims, bytes: $0.value.byteCount) },
             metadata: Dictionary(uniqueKeysWithValues: store.metadata.map { ($0.key, $0.value) }),
             seconds: monotonicSeconds() - start)

@@ -21,7 +21,7 @@ final class JSONOutputTests: XCTestCase {
 
     static let cases: [Case] = [
         Case(name: "inspect", arguments: { _ in ["inspect", model] },
-             keys: ["format", "layout", "variant", "parameters", "tensors", "metadata", "seconds"], optional: ["architecture"]),
+             keys: ["format", "layout", "variant", "family", "parameters", "tensors", "metadata", "seconds"], optional: ["architecture"]),
         Case(name: "convert", arguments: { ["convert", model, $0 + "/c.safetensors"] },
              keys: ["input", "output", "input_format", "input_layout", "output_format", "output_layout", "tensors", "bytes", "seconds"],
              optional: ["shards"]),

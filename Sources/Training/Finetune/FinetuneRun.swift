@@ -57,18 +57,19 @@ public final class FinetuneRun {
     public func run() throws -> FinetuneSummary {
         try settings.validate()
         let start = monotonicSeconds()
-        try OutputPath.createFolder(out)
-        let dataset = try loadDataset()
-        for s in dataset.skipped { log("skipped \(s.path): \(s.reason)") }
-        guard dataset.train.count > 0 else {
-            throw TrainingError.config(file: data, message: "no readable training images")
-        }
+        // Weights first: a backbone this run cannot use is refused before the run folder exists.
         let store = try loadWeights(path: weights)
         let hub = try KeyLayouts.canonicalize(store).store
         let config = try Config.detect(hubStore: hub, numHeads: numHeads ?? store.metadata["num_heads"].flatMap { Int($0) })
         // The linear mode runs the inference model (both families); the full mode trains through
         // Training's backward, which has no RoPE yet.
         if settings.mode == .full { try config.requireDINOv2(for: "full fine-tuning (--mode full; --mode linear takes DINOv3)") }
+        try OutputPath.createFolder(out)
+        let dataset = try loadDataset()
+        for s in dataset.skipped { log("skipped \(s.path): \(s.reason)") }
+        guard dataset.train.count > 0 else {
+            throw TrainingError.config(file: data, message: "no readable training images")
+        }
         try writeJSON(configFile(config: config, classes: dataset.classes), to: "config.json")
         try writeJSON(splitFile(dataset), to: "split.json")
 
