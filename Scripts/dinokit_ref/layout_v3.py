@@ -394,7 +394,8 @@ def timm_model(spec: V3Spec):
     if not spec.qkv_bias:
         raise Unrepresentable("qkv_bias False: use timm's vit_*_patch16_dinov3 entries (not needed here)")
     kwargs = dict(pretrained=False, embed_dim=spec.embed_dim, depth=spec.depth, num_heads=spec.num_heads,
-                  num_classes=0, global_pool="token", img_size=spec.img_size, num_reg_tokens=spec.n_storage_tokens)
+                  num_classes=0, global_pool="token", img_size=spec.img_size, num_reg_tokens=spec.n_storage_tokens,
+                  patch_size=spec.patch_size)  # else timm's converter resamples the patch embedding to 16
     if spec.swiglu:
         kwargs.update(mlp_ratio=spec.hidden / spec.embed_dim, swiglu_align_to=ALIGN[spec.ffn_layer])
         name = "vit_small_plus_patch16_dinov3_qkvb"

@@ -6,11 +6,12 @@ import TensorStore
 /// - q, k and v are separate projections and k has no bias (`key_bias = False`): the official
 ///   `LinearKMaskedBias` multiplies the key third by 0, so HF drops it. Going to HF the key third
 ///   and the `bias_mask` are carried in the metadata when they are not the usual (zeros; 1 0 1),
-///   coming back they are restored, so hub → HF → hub is bit-identical;
+///   coming back they are restored, so hub → HF → hub is bit-identical (`MaskedKeyBias`);
 /// - `mask_token` is (1, 1, D) here, (1, D) in the hub layout (the same values);
-/// - RoPE periods are not stored (HF computes them from `rope_theta`): carried in the metadata
-///   (`dinokit.hub.rope_embed.periods`) when DinoKit renders, else computed by the model;
-/// - there is no `cls_norm`: untied-norm weights cannot be rendered (`LayoutError.cannotRender`).
+/// - RoPE periods are not stored (HF computes them from `rope_theta`), nor is the training-only
+///   `local_cls_norm`: carried in the metadata (`CarriedTensors`) when DinoKit renders; without
+///   them the model computes the periods;
+/// - there is no `cls_norm`: untied-norm weights cannot be rendered (`LayoutError.unrepresentable`).
 enum HFv3Layout {
     static let embeddings: [(hub: String, hf: String)] = [
         ("cls_token", "embeddings.cls_token"),
@@ -35,10 +36,6 @@ enum HFv3Layout {
         ("mlp.w1", "mlp.gate_proj"), ("mlp.w2", "mlp.up_proj"), ("mlp.w3", "mlp.down_proj"),
     ]
     static let qkv = ["attention.q_proj", "attention.k_proj", "attention.v_proj"]
-
-    static let periodsKey = "dinokit.hub.rope_embed.periods"
-    static func keyBiasKey(_ i: Int) -> String { "dinokit.hub.blocks.\(i).attn.qkv.bias.k" }
-    static func biasMaskKey(_ i: Int) -> String { "dinokit.hub.blocks.\(i).attn.qkv.bias_mask" }
 
     /// True when `names` are DINOv3 HF names: `layer.<i>.` / `model.layer.<i>.` blocks or the
     /// convolution named without DINOv2's `.projection`.
@@ -105,40 +102,20 @@ enum HFv3Layout {
             // A model without qkv bias (7B) has none of the three.
             guard parts["attention.q_proj.bias"] != nil || parts["attention.v_proj.bias"] != nil else { continue }
             let q = try part(qkv[0], "bias"), v = try part(qkv[2], "bias")
-            for b in [q, v] where b.tensor.shape.rank != 1 {
-                throw LayoutError.badTensor(name: b.name, detail: "shape \(b.tensor.shape), expected rank 1")
-            }
-            let k: (name: String, tensor: Tensor)
-            if let stored = parts["attention.k_proj.bias"] {
-                k = stored
-            } else if let text = store.metadata[keyBiasKey(i)] {
-                k = (keyBiasKey(i), try MetadataTensor.decode(text, key: keyBiasKey(i)))
-            } else {
-                k = (q.name, try TensorSurgery.zeros(like: q.tensor, shape: q.tensor.shape))
-            }
-            pairs.append(("blocks.\(i).attn.qkv.bias", try TensorSurgery.concatenate([q, k, v], axis: 0), q.name))
-            let mask: Tensor
-            if let text = store.metadata[biasMaskKey(i)] {
-                mask = try MetadataTensor.decode(text, key: biasMaskKey(i))
-            } else {
-                mask = try keyMask(count: 3 * q.tensor.shape[0], dtype: q.tensor.dtype)
-            }
-            pairs.append(("blocks.\(i).attn.qkv.bias_mask", mask, q.name))
+            let (bias, mask) = try MaskedKeyBias.join(q: q, k: parts["attention.k_proj.bias"], v: v, block: i, metadata: store.metadata)
+            pairs.append(("blocks.\(i).attn.qkv.bias", bias, q.name))
+            pairs.append((MaskedKeyBias.mask(i), mask, q.name))
         }
-        if let text = store.metadata[periodsKey] {
-            pairs.append(("rope_embed.periods", try MetadataTensor.decode(text, key: periodsKey), periodsKey))
+        for name in CarriedTensors.dinov3Unslotted where store[name] == nil {
+            if let t = try CarriedTensors.carried(name, in: store.metadata) { pairs.append((name, t, CarriedTensors.key(name))) }
         }
-        var metadata = store.metadata
-        for key in metadata.keys where key == periodsKey || (key.hasPrefix("dinokit.hub.blocks.") && key.contains(".attn.qkv.")) {
-            metadata.removeValue(forKey: key)
-        }
-        return try HubLayout.ordered(.layoutStore(pairs, metadata: metadata))
+        return try HubLayout.ordered(.layoutStore(pairs, metadata: CarriedTensors.removingAll(from: store.metadata)))
     }
 
     static func fromHub(_ hub: TensorStore) throws -> TensorStore {
         let store = try HubLayout.ordered(hub)
-        guard store["cls_norm.weight"] == nil else {
-            throw LayoutError.cannotRender(layout: .hf, reason: "transformers' DINOv3ViTModel has no cls_norm (untied cls and patch norms); keep the hub layout")
+        if let name = HubLayout.classNorm.first(where: { store[$0] != nil }) {
+            throw LayoutError.unrepresentable(layout: .hf, name: name, reason: "untied cls and patch norms; transformers' DINOv3ViTModel has one final norm")
         }
         let swiglu = store.names.contains { HubLayout.block($0)?.rest.hasPrefix("mlp.w1.") == true }
         var blockToHF: [String: String] = [:]
@@ -155,29 +132,19 @@ enum HFv3Layout {
         }
         let embedded = Set(embeddings.map(\.hub))
         for (name, t) in store.tensors where !embedded.contains(name) {
-            if name == "rope_embed.periods" {
-                metadata[periodsKey] = MetadataTensor.encode(t)
+            if CarriedTensors.dinov3Unslotted.contains(name) {
+                CarriedTensors.carry(t, as: name, in: &metadata)
             } else if let (i, rest) = HubLayout.block(name) {
                 let prefix = "layer.\(i)."
                 switch rest {
                 case "attn.qkv.weight":
                     for (j, part) in try thirds(t, name).enumerated() { pairs.append((prefix + qkv[j] + ".weight", part, name)) }
                 case "attn.qkv.bias":
-                    let parts = try thirds(t, name)
-                    let mask = store["blocks.\(i).attn.qkv.bias_mask"]
-                    // Without a mask the key bias is part of the model, and HF has no slot for it.
-                    guard let mask else {
-                        throw LayoutError.cannotRender(layout: .hf, reason: "'\(name)' has a key bias without a bias_mask; transformers' DINOv3ViTModel has no key bias")
-                    }
-                    pairs.append((prefix + qkv[0] + ".bias", parts[0], name))
-                    pairs.append((prefix + qkv[2] + ".bias", parts[2], name))
-                    if !isZero(parts[1]) { metadata[keyBiasKey(i)] = MetadataTensor.encode(parts[1]) }
-                    let usual = isKeyMask(mask) ? try keyMask(count: mask.shape[0], dtype: mask.dtype) : nil
-                    if usual.map({ !mask.bitwiseEqual($0) }) ?? true {
-                        metadata[biasMaskKey(i)] = MetadataTensor.encode(mask)
-                    }
+                    let (q, v) = try MaskedKeyBias.split(store, block: i, for: .hf, metadata: &metadata)
+                    pairs.append((prefix + qkv[0] + ".bias", q, name))
+                    pairs.append((prefix + qkv[2] + ".bias", v, name))
                 case "attn.qkv.bias_mask":
-                    continue
+                    continue  // carried by split when it is not the usual one
                 default:
                     pairs.append((blockToHF[rest].map { prefix + $0 } ?? name, t, name))
                 }
@@ -186,19 +153,6 @@ enum HFv3Layout {
             }
         }
         return try .layoutStore(pairs, metadata: metadata)
-    }
-
-    /// The usual `bias_mask` of `count` = 3·D elements: 1 on the q and v thirds, 0 on the k third.
-    static func keyMask(count n: Int, dtype: DType) throws -> Tensor {
-        let d = n / 3
-        let values = (0..<n).map { $0 >= d && $0 < 2 * d ? Float(0) : Float(1) }
-        return try Tensor(shape: [n], floats: values).converted(to: dtype)
-    }
-
-    private static func isKeyMask(_ t: Tensor) -> Bool { t.shape.rank == 1 && t.shape[0] % 3 == 0 }
-
-    private static func isZero(_ t: Tensor) -> Bool {
-        t.withContiguousBytes { $0.allSatisfy { $0 == 0 } }
     }
 
     private static func thirds(_ t: Tensor, _ name: String) throws -> [Tensor] {

@@ -23,6 +23,8 @@ enum HubLayout {
     ]
     static let trailing = ["norm.weight", "norm.bias", "cls_norm.weight", "cls_norm.bias",
                            "local_cls_norm.weight", "local_cls_norm.bias"]
+    /// DINOv3's untied norm of the cls and storage tokens (`untie_cls_and_patch_norms`).
+    static let classNorm = ["cls_norm.weight", "cls_norm.bias"]
 
     private static let leadingRank = Dictionary(uniqueKeysWithValues: leading.enumerated().map { ($1, $0) })
     private static let blockRank = Dictionary(uniqueKeysWithValues: blockParameters.enumerated().map { ($1, $0) })

@@ -20,7 +20,7 @@ public enum KeyLayouts {
         let hasBackbone = set.contains("patch_embed.proj.weight") || set.contains("cls_token")
             || names.contains { $0.hasSuffix(".attn.qkv.weight") && HubLayout.block($0)?.rest == "attn.qkv.weight" }
         guard hasBackbone else { return .unknown }
-        if set.contains("reg_token") { return .timm }
+        if set.contains("reg_token") || TimmV3Layout.matches(names, set) { return .timm }
         if !set.contains("mask_token"), set.contains("cls_token") { return .timm }
         return .hub
     }
@@ -44,7 +44,9 @@ public enum KeyLayouts {
             let hub = HFv3Layout.matches(prepared.names) ? try HFv3Layout.toHub(prepared) : try HFLayout.toHub(prepared)
             return (hub, layout)
         case .timm:
-            return (try TimmLayout.toHub(preparing(store)), layout)
+            let prepared = try preparing(store)
+            let v3 = TimmV3Layout.matches(prepared.names, Set(prepared.names))
+            return (v3 ? try TimmV3Layout.toHub(prepared) : try TimmLayout.toHub(prepared), layout)
         case .hub:
             return (try HubLayout.ordered(preparing(store)), layout)
         case .unknown:
@@ -52,16 +54,18 @@ public enum KeyLayouts {
         }
     }
 
-    /// Renders hub-named tensors in `layout`. Values are bit-identical (HF q/k/v are views of the
-    /// fused qkv; timm's folded `cls_token` is the one float sum timm's converter makes).
+    /// Renders hub-named tensors in `layout`, DINOv2's or DINOv3's names as the weights are. Values
+    /// are bit-identical (HF q/k/v are views of the fused qkv; timm's folded `cls_token` is the one
+    /// float sum timm's converter makes). A model a layout cannot hold (an untied `cls_norm` in HF
+    /// or timm) is a `LayoutError.unrepresentable` naming the tensor.
     /// `chunks` applies to `.training` only: `blocks.<k>.<i>` as `block_chunks = chunks` names them.
-    /// A timm rendering carries the values timm has no slot for in its metadata (`dinokit.hub.*`):
-    /// write it as safetensors to keep hub → timm → hub bit-identical.
+    /// HF and timm renderings carry the values those layouts have no slot for in their metadata
+    /// (`CarriedTensors`): write them as safetensors to keep hub → layout → hub bit-identical.
     public static func render(_ hub: TensorStore, as layout: Layout, chunks: Int = 0) throws -> TensorStore {
         switch layout {
         case .hub: return try HubLayout.ordered(hub)
         case .hf: return BackboneArchitecture.isDINOv3(hubStore: hub) ? try HFv3Layout.fromHub(hub) : try HFLayout.fromHub(hub)
-        case .timm: return try TimmLayout.fromHub(hub)
+        case .timm: return BackboneArchitecture.isDINOv3(hubStore: hub) ? try TimmV3Layout.fromHub(hub) : try TimmLayout.fromHub(hub)
         case .training: return try TrainingLayout.fromHub(hub, chunks: chunks)
         case .unknown: throw LayoutError.cannotRender(layout: layout, reason: "choose hub, hf, timm or training")
         }

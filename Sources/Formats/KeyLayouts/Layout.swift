@@ -4,9 +4,11 @@ public enum Layout: String, Sendable, CaseIterable {
     case hub
     /// HF transformers `Dinov2Model` / `Dinov2WithRegistersModel` (q/k/v split, `encoder.layer.i`).
     case hf
-    /// timm `vit_*_patch14_dinov2` (no mask token; register models fold `pos_embed[:, 0]` into `cls_token`).
+    /// timm `vit_*_patch14_dinov2` (no mask token; register models fold `pos_embed[:, 0]` into `cls_token`),
+    /// and timm's DINOv3 `Eva` (`vit_*_patch16_dinov3`: `reg_token`, `gamma_1`, `q_bias`/`v_bias`).
     case timm
-    /// DINOv2 training checkpoints (`teacher.`/`student.` + `backbone.`/`dino_head.`, chunked blocks).
+    /// DINOv2 training checkpoints (`teacher.`/`student.` + `backbone.`/`dino_head.`, chunked blocks),
+    /// and DINOv3's `teacher_checkpoint.pth` (`teacher.` + `backbone.`/`dino_head.`/`ibot_head.`).
     case training
     case unknown
 }

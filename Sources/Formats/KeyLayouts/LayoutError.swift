@@ -14,6 +14,9 @@ public enum LayoutError: Error, CustomStringConvertible, Equatable {
     case collision(name: String, sources: [String])
     /// A render request that cannot be done (`unknown` layout, bad chunk count).
     case cannotRender(layout: Layout, reason: String)
+    /// A tensor of the model that `layout` has no place for and that changes the outputs (an
+    /// untied `cls_norm`, a key bias without its mask): rendering would give another model.
+    case unrepresentable(layout: Layout, name: String, reason: String)
     /// A DinoKit metadata entry that does not decode.
     case badMetadata(key: String, reason: String)
 
@@ -34,6 +37,8 @@ public enum LayoutError: Error, CustomStringConvertible, Equatable {
             return "'\(sources.joined(separator: "' and '"))' would both become '\(name)'"
         case let .cannotRender(layout, reason):
             return "cannot render the \(layout.rawValue) layout: \(reason)"
+        case let .unrepresentable(layout, name, reason):
+            return "cannot render the \(layout.rawValue) layout: '\(name)' has no place there (\(reason)); keep the hub layout"
         case let .badMetadata(key, reason):
             return "metadata '\(key)': \(reason)"
         }

@@ -9,7 +9,7 @@ import TensorStore
 /// folded `cls_token` splits into `cls_token` and `pos_embed[:, 0]` (a float sum cannot be undone
 /// exactly). DinoKit keeps both:
 /// - Writing (render): the original `mask_token`, `cls_token` and `pos_embed[:, 0]` go into the
-///   store's metadata (`dinokit.hub.*`, see `MetadataTensor`), which a safetensors file keeps in
+///   store's metadata (`dinokit.hub.*`, see `CarriedTensors`), which a safetensors file keeps in
 ///   `__metadata__`. timm ignores it, so the file still loads strictly in timm, and hub → timm →
 ///   hub is bit-identical.
 /// - Reading (canonicalize): when those entries are present and the stored pair folds to exactly
@@ -20,9 +20,9 @@ import TensorStore
 ///   never interpolated). Metadata `dinokit.cls_pos_fold` says which happened (`restored` /
 ///   `zero-row`); a missing mask token is recorded as `dinokit.mask_token` = `absent`.
 enum TimmLayout {
-    static let maskTokenKey = "dinokit.hub.mask_token"
-    static let clsTokenKey = "dinokit.hub.cls_token"
-    static let posRow0Key = "dinokit.hub.pos_embed.row0"
+    static let maskTokenKey = CarriedTensors.key("mask_token")
+    static let clsTokenKey = CarriedTensors.key("cls_token")
+    static let posRow0Key = CarriedTensors.key("pos_embed.row0")
     static let foldKey = "dinokit.cls_pos_fold"
     static let maskStatusKey = "dinokit.mask_token"
 
@@ -61,18 +61,21 @@ enum TimmLayout {
             metadata[foldKey] = how
         }
         if store["mask_token"] == nil {
-            if let text = store.metadata[maskTokenKey] {
-                let m = try MetadataTensor.decode(text, key: maskTokenKey)
-                if let cls = store["cls_token"], cls.shape.rank == 3, m.shape == Shape([1, cls.shape[2]]), m.dtype == cls.dtype {
-                    pairs.append(("mask_token", m, maskTokenKey))
-                } else {
-                    metadata[maskStatusKey] = "absent"
-                }
+            if let m = try restoredMaskToken(store) {
+                pairs.append(("mask_token", m, maskTokenKey))
             } else {
                 metadata[maskStatusKey] = "absent"
             }
         }
         return try HubLayout.ordered(.layoutStore(pairs, metadata: metadata))
+    }
+
+    /// The mask token carried in a timm file's metadata when it fits the model (cls_token's dtype
+    /// and width); nil when none is carried or it does not fit (the weights changed since).
+    static func restoredMaskToken(_ store: TensorStore) throws -> Tensor? {
+        guard let m = try CarriedTensors.carried("mask_token", in: store.metadata) else { return nil }
+        guard let cls = store["cls_token"], cls.shape.rank == 3, m.shape == Shape([1, cls.shape[2]]), m.dtype == cls.dtype else { return nil }
+        return m
     }
 
     /// The hub `cls_token` and full `pos_embed` of a register model, and which rule gave them.
@@ -109,7 +112,7 @@ enum TimmLayout {
         for key in [foldKey, maskStatusKey] { metadata.removeValue(forKey: key) }
         metadata["format"] = metadata["format"] ?? "pt"
         var pairs: [(name: String, tensor: Tensor, source: String)] = []
-        if let m = store["mask_token"] { metadata[maskTokenKey] = MetadataTensor.encode(m) }
+        if let m = store["mask_token"] { CarriedTensors.carry(m, as: "mask_token", in: &metadata) }
         if let reg = store["register_tokens"] {
             guard let cls = store["cls_token"], let pos = store["pos_embed"] else {
                 throw LayoutError.missingTensor(name: store["cls_token"] == nil ? "cls_token" : "pos_embed", needed: "timm's register layout")
@@ -123,8 +126,8 @@ enum TimmLayout {
             pairs.append(("cls_token", try TensorSurgery.add(cls, row0, names: ("cls_token", "pos_embed[:, 0]")), "cls_token"))
             pairs.append(("reg_token", reg, "register_tokens"))
             pairs.append(("pos_embed", rest, "pos_embed"))
-            metadata[clsTokenKey] = MetadataTensor.encode(cls)
-            metadata[posRow0Key] = MetadataTensor.encode(row0)
+            CarriedTensors.carry(cls, as: "cls_token", in: &metadata)
+            CarriedTensors.carry(row0, as: "pos_embed.row0", in: &metadata)
         }
         let handled: Set<String> = store["register_tokens"] != nil ? ["cls_token", "pos_embed", "register_tokens", "mask_token"] : ["mask_token"]
         for (name, t) in store.tensors where !handled.contains(name) {

@@ -8,6 +8,11 @@ import TensorStore
 /// was built with `block_chunks > 0`. Names arrive flattened with dots (`model.teacher.backbone.
 /// blocks.0.1.norm1.weight`); wrapper components (`module`, `_fsdp_wrapped_module`, ...) are
 /// ignored, as DINOv2's own `load_pretrained_weights` ignores `module.`.
+///
+/// DINOv3 (`dinov3/train/train.py` `do_test`, `sharded_eval_checkpoint` off) writes the same
+/// `teacher_checkpoint.pth` form: `{"teacher": {backbone.*, dino_head.*, ibot_head.*}}`, blocks never
+/// chunked. Its periodic checkpoints, and a sharded eval checkpoint, are
+/// `torch.distributed.checkpoint` shard folders: not read.
 enum TrainingLayout {
     static let branches: [String: TrainingBranch] = ["teacher": .teacher, "student": .student]
     static let heads: Set<Substring> = ["dino_head", "ibot_head"]
