@@ -5,6 +5,10 @@ Scripts/bench-all): the same options, warm-up, timing policy, FLOP count and JSO
 Report (`--json`), as `dinokit bench --json` prints it:
   {"variant", "size", "threads", "results": [{"batch", "ms_per_image_median", "ms_per_image_min",
    "ms_per_image_max", "images_per_second", "gflops", "peak_rss_mb"}]}
+(the Python benchmarks add "engine": what ran, e.g. the PyTorch version and attention implementation).
+
+Both families: DINOv2 (patch 14, pos_embed, optional register_tokens) and DINOv3 (patch 16, RoPE,
+no pos_embed, storage_tokens counted like registers: 1 + 4 prefix tokens).
 """
 import argparse
 import json
@@ -19,6 +23,17 @@ VARIANTS = {
     "dinov2_vitb14": (768, 12, 3072, False),
     "dinov2_vitl14": (1024, 24, 4096, False),
     "dinov2_vitg14": (1536, 40, 4096, True),
+}
+
+VARIANTS_V3 = {
+    # name: (embed_dim, depth, ffn hidden, swiglu); patch 16, 4 storage tokens (Formats/BackboneArchitecture.swift)
+    "dinov3_vits16": (384, 12, 1536, False),
+    "dinov3_vits16plus": (384, 12, 1536, True),
+    "dinov3_vitb16": (768, 12, 3072, False),
+    "dinov3_vitl16": (1024, 24, 4096, False),
+    "dinov3_vitl16plus": (1024, 24, 4096, True),
+    "dinov3_vith16plus": (1280, 32, 5120, True),
+    "dinov3_vit7b16": (4096, 40, 8192, True),
 }
 
 
@@ -44,25 +59,59 @@ def batch_sizes(text: str) -> list:
     return sizes
 
 
-def shape_of(state) -> dict:
-    """Architecture of a hub-layout state dict (names as torch.hub's dinov2 models)."""
-    d, _, p, _ = state["patch_embed.proj.weight"].shape
+def read_shapes(path: str):
+    """({name: shape tuple}, metadata) of a .safetensors file, from its header only (no tensor is
+    read, so this costs the calling benchmark no memory)."""
+    from safetensors import safe_open
+
+    with safe_open(path, framework="numpy") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}, dict(f.metadata() or {})
+
+
+def family_of(state) -> str:
+    """"dinov3" for the DINOv3 hub layout (storage_tokens, RoPE: no pos_embed), else "dinov2"."""
+    return "dinov3" if "storage_tokens" in state or "pos_embed" not in state else "dinov2"
+
+
+def shape_of(state, num_heads=None) -> dict:
+    """Architecture of a hub-layout state dict (names as torch.hub's dinov2 / dinov3 models). Values
+    may be tensors, arrays or shape tuples (read_shapes). num_heads: the file's `num_heads` metadata
+    when there is one, else D/64 (every released variant), as DinoKit does."""
+    def dims(name):
+        v = state[name]
+        return tuple(v.shape) if hasattr(v, "shape") else tuple(v)
+
+    family = family_of(state)
+    d, _, p, _ = dims("patch_embed.proj.weight")
     depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    heads = int(num_heads) if num_heads else d // 64
+    if family == "dinov3":
+        swiglu = "blocks.0.mlp.w1.weight" in state
+        hidden = dims("blocks.0.mlp.w1.weight" if swiglu else "blocks.0.mlp.fc1.weight")[0]
+        registers = dims("storage_tokens")[1] if "storage_tokens" in state else 0
+        variant = "custom"
+        for name, (vd, vdepth, vhidden, vswiglu) in VARIANTS_V3.items():
+            if (d, depth, hidden, swiglu, p, registers) == (vd, vdepth, vhidden, vswiglu, 16, 4):
+                variant = name
+        return dict(family=family, embed_dim=d, depth=depth, hidden=hidden, swiglu=swiglu, patch=p, grid=None,
+                    registers=registers, num_heads=heads, variant=variant)
     swiglu = "blocks.0.mlp.w12.weight" in state
-    hidden = state["blocks.0.mlp.w3.weight"].shape[1] if swiglu else state["blocks.0.mlp.fc1.weight"].shape[0]
-    grid = int(round((state["pos_embed"].shape[1] - 1) ** 0.5))
-    registers = state["register_tokens"].shape[1] if "register_tokens" in state else 0
+    hidden = dims("blocks.0.mlp.w3.weight")[1] if swiglu else dims("blocks.0.mlp.fc1.weight")[0]
+    grid = int(round((dims("pos_embed")[1] - 1) ** 0.5))
+    registers = dims("register_tokens")[1] if "register_tokens" in state else 0
     variant = "custom"
     for name, (vd, vdepth, vhidden, vswiglu) in VARIANTS.items():
         if (d, depth, hidden, swiglu, p, grid) == (vd, vdepth, vhidden, vswiglu, 14, 37):
             variant = name + ("_reg" if registers == 4 else "")
-    return dict(embed_dim=d, depth=depth, hidden=hidden, swiglu=swiglu, patch=p, grid=grid, registers=registers,
-                num_heads=d // 64, variant=variant)
+    return dict(family=family, embed_dim=d, depth=depth, hidden=hidden, swiglu=swiglu, patch=p, grid=grid,
+                registers=registers, num_heads=heads, variant=variant)
 
 
 def forward_flops(shape: dict, size: int) -> float:
-    """FLOPs of one image's forward, counted as `dinokit bench` counts them (a multiply-add is 2):
-    patch embedding, and per block qkv, attention (2 · 2 · N² · D), proj and MLP/SwiGLU."""
+    """FLOPs of one image's forward, counted as `dinokit bench` counts them (forwardFLOPs in
+    Sources/dinokit/Bench.swift; a multiply-add is 2): patch embedding, and per block qkv, attention
+    (2 · 2 · N² · D), proj and MLP/SwiGLU, with N = patches + 1 + registers (DINOv3: + 4 storage
+    tokens; its RoPE is not counted, as there)."""
     p, d, h = shape["patch"], shape["embed_dim"], shape["hidden"]
     patches = (size // p) ** 2
     n = patches + 1 + shape["registers"]
@@ -115,6 +164,7 @@ def run(forward, inputs: dict, batches: list, shape: dict, size: int, threads: i
 
 
 def print_report(report: dict, as_json: bool, engine: str) -> None:
+    report = dict(report, engine=engine)
     if as_json:
         print(json.dumps(report, indent=2, sort_keys=True))
         return
