@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from . import compat  # noqa: F401 - transformers imports torchvision
+from .keymap import rename_block_param
 from .models import TINY, official_backbone, randomize_, tiny_state_dict
 from .synthetic import lcg_tensor
 
@@ -134,12 +135,7 @@ def hub_to_hf(sd, hf_keys) -> "OrderedDict[str, torch.Tensor]":
             for j, target in enumerate((q, k, v)):
                 out[f"{prefix}{target}.{kind}"] = t[j * d:(j + 1) * d].clone()
             continue
-        for src, dst in block.items():
-            if rest == src or rest.startswith(src + "."):
-                out[prefix + dst + rest[len(src):]] = t
-                break
-        else:
-            raise KeyError(f"unmapped key {name}")
+        out[prefix + rename_block_param(rest, block, name, "unmapped key")] = t
     return out
 
 
@@ -241,8 +237,8 @@ class HFReference(Reference):
 
 
 OUT_SHORT = {
-    "x_norm_clstoken": "cls", "x_norm_regtokens": "reg", "x_norm_patchtokens": "patch",
-    "x_prenorm": "prenorm", "forward": "forward",
+    "x_norm_clstoken": "cls", "x_norm_regtokens": "reg", "x_storage_tokens": "storage",
+    "x_norm_patchtokens": "patch", "x_prenorm": "prenorm", "forward": "forward",
 }
 
 
@@ -426,16 +422,10 @@ def write_json(path: str, obj: dict) -> None:
         f.write(text)
 
 
-def write_set(spec: SetSpec, folder: str, log=print) -> dict:
-    """Writes one golden set into `folder` (created; must not exist). Returns the manifest."""
-    os.makedirs(folder)
-    sd = state_dict_for(spec.model)
-    # every set carries its weights: manifest paths stay inside the set's folder (DinoKit refuses
-    # '..' and links leading out, as for ONNX external data)
-    weights = "model.safetensors"
-    save_weights(os.path.join(folder, weights), sd, spec.model.num_heads)
-    ref = reference_for(spec, sd)
-    writer = ArrayWriter(folder)
+def write_cases(spec, ref, writer, case_input, case_masks, compute_case, log=print, source="") -> list:
+    """The manifest's cases of one set, every input, mask and output written by `writer`: stored
+    inputs as .npy, others as synthetic LCG descriptions. The three functions are the family's own
+    (this module's for DINOv2, goldens_v3's for DINOv3)."""
     cases = []
     for case in spec.cases:
         x, seed = case_input(spec, case)
@@ -450,7 +440,20 @@ def write_set(spec: SetSpec, folder: str, log=print) -> dict:
         outputs = compute_case(spec, ref, case)
         entry["outputs"] = {k: writer.write(f"{case.name}.{short_name(k)}.npy", v) for k, v in outputs.items()}
         cases.append(entry)
-        log(f"  {spec.folder}/{case.name}: {list(case.shape)}, {len(outputs)} outputs")
+        log(f"  {spec.folder}/{case.name}: {list(case.shape)}, {len(outputs)} outputs{source}")
+    return cases
+
+
+def write_set(spec: SetSpec, folder: str, log=print) -> dict:
+    """Writes one golden set into `folder` (created; must not exist). Returns the manifest."""
+    os.makedirs(folder)
+    sd = state_dict_for(spec.model)
+    # every set carries its weights: manifest paths stay inside the set's folder (DinoKit refuses
+    # '..' and links leading out, as for ONNX external data)
+    weights = "model.safetensors"
+    save_weights(os.path.join(folder, weights), sd, spec.model.num_heads)
+    ref = reference_for(spec, sd)
+    cases = write_cases(spec, ref, ArrayWriter(folder), case_input, case_masks, compute_case, log)
     manifest = OrderedDict(
         format=FORMAT, model=spec.model.name, weights=weights, interpolation=spec.interpolation,
         num_heads=spec.model.num_heads, cases=cases,

@@ -231,16 +231,9 @@ class TimmReference:
 # Sets
 
 
-OUT_SHORT = {"x_norm_clstoken": "cls", STORAGE_KEY: "storage", "x_norm_patchtokens": "patch",
-             "x_prenorm": "prenorm", "forward": "forward"}
-SHORT_KEYS = {v: k for k, v in OUT_SHORT.items()}
-
-
-def short_name(key: str) -> str:
-    if key.startswith("intermediate."):
-        _, i, part = key.split(".")
-        return f"int{i}.{part}"
-    return OUT_SHORT[key]
+# File names of the outputs: goldens.short_name (x_storage_tokens -> "storage").
+short_name = G.short_name
+SHORT_KEYS = {v: k for k, v in G.OUT_SHORT.items()}
 
 
 def _keys(*names: str) -> list:
@@ -338,22 +331,8 @@ def write_set(spec: SetSpec, folder: str, official: str = "", log=print) -> dict
     weights = "model.safetensors"
     G.save_weights(os.path.join(folder, weights), sd, spec.model.num_heads)
     ref = reference_for(spec, sd, official)
-    writer = G.ArrayWriter(folder)
-    cases = []
-    for case in spec.cases:
-        x, seed = case_input(spec, case)
-        entry = {"name": case.name}
-        if case.stored_input:
-            entry["input"] = writer.write(f"{case.name}.npy", x)
-        else:
-            entry["input"] = {"synthetic": "lcg", "seed": seed, "shape": list(case.shape)}
-        masks = case_masks(spec, case)
-        if masks is not None:
-            entry["masks"] = writer.write(f"{case.name}.masks.npy", masks)
-        outputs = compute_case(spec, ref, case)
-        entry["outputs"] = {k: writer.write(f"{case.name}.{short_name(k)}.npy", v) for k, v in outputs.items()}
-        cases.append(entry)
-        log(f"  {spec.folder}/{case.name}: {list(case.shape)}, {len(outputs)} outputs ({ref.name})")
+    cases = G.write_cases(spec, ref, G.ArrayWriter(folder), case_input, case_masks, compute_case, log,
+                          source=f" ({ref.name})")
     manifest = OrderedDict(format=G.FORMAT, family=FAMILY, model=spec.folder, weights=weights,
                            num_heads=spec.model.num_heads, cases=cases)
     G.write_json(os.path.join(folder, "manifest.json"), manifest)

@@ -20,6 +20,7 @@ from collections import OrderedDict
 import torch
 
 from . import compat  # noqa: F401 - transformers and timm import torchvision
+from .keymap import rename_block_param
 
 PATCH = 14
 
@@ -60,12 +61,7 @@ def hub_to_hf_disk(sd) -> "OrderedDict[str, torch.Tensor]":
             for j, target in enumerate(("query", "key", "value")):
                 out[f"{prefix}attention.attention.{target}.{kind}"] = t[j * d:(j + 1) * d].clone()
             continue
-        for src, dst in block.items():
-            if rest == src or rest.startswith(src + "."):
-                out[prefix + dst + rest[len(src):]] = t
-                break
-        else:
-            raise KeyError(f"no HF name for hub key {name}")
+        out[prefix + rename_block_param(rest, block, name, "no HF name for hub key")] = t
     return out
 
 

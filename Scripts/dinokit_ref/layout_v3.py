@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 
 from . import compat  # noqa: F401 - transformers and timm import torchvision
+from .keymap import rename_block_param
 
 PATCH = 16
 ROPE_BASE = 100.0
@@ -257,12 +258,7 @@ def hub_to_hf(sd, num_heads: int, *, disk_names: bool = True, allow_cls_norm: bo
                 out[f"{prefix}attention.q_proj.bias"] = t[:d].clone()
                 out[f"{prefix}attention.v_proj.bias"] = t[2 * d:].clone()
                 continue
-            for src, dst in block.items():
-                if rest == src or rest.startswith(src + "."):
-                    out[prefix + dst + rest[len(src):]] = t
-                    break
-            else:
-                raise KeyError(f"no HF name for hub key {name}")
+            out[prefix + rename_block_param(rest, block, name, "no HF name for hub key")] = t
         else:
             raise KeyError(f"no HF name for hub key {name}")
     return out, left
