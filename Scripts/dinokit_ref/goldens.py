@@ -175,18 +175,21 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 class OfficialReference(Reference):
+    # the PyPI snapshot returns no x_norm_regtokens; forward() is head(cls), head = Identity
+    feature_keys = ("x_norm_clstoken", "x_norm_patchtokens", "x_prenorm")
+
     def __init__(self, spec, sd):
         self.model = official_model(spec, sd)
 
     @torch.no_grad()
     def run(self, x, masks, keys, intermediate):
+        """forward_features, forward and get_intermediate_layers of an official model (DINOv2's,
+        or DINOv3's with its own `feature_keys`)."""
         out = {}
         if any(not k.startswith("intermediate.") for k in keys):
             f = self.model.forward_features(x, masks=masks)
-            out["x_norm_clstoken"] = f["x_norm_clstoken"]
-            out["x_norm_patchtokens"] = f["x_norm_patchtokens"]
-            out["x_prenorm"] = f["x_prenorm"]
-            # the PyPI snapshot returns no x_norm_regtokens; forward() is head(cls), head = Identity
+            for k in self.feature_keys:
+                out[k] = f[k]
             out["forward"] = self.model(x, masks=masks)
         for i in intermediate:
             assert masks is None, "get_intermediate_layers takes no masks"

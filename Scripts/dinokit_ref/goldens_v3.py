@@ -159,29 +159,15 @@ class HFReference:
         return {k: _np(out[k]) for k in keys}
 
 
-class OfficialReference:
+class OfficialReference(G.OfficialReference):
     """The official DinoVisionTransformer: forward_features, forward, get_intermediate_layers."""
 
     name = "official dinov3 DinoVisionTransformer"
+    feature_keys = ("x_norm_clstoken", "x_storage_tokens", "x_norm_patchtokens", "x_prenorm")
 
     def __init__(self, spec: L.V3Spec, sd, directory: str):
         self.spec = spec
         self.model = L.official_model(spec, sd, directory)
-
-    @torch.no_grad()
-    def run(self, x, masks, keys, intermediate):
-        out = {}
-        if any(not k.startswith("intermediate.") for k in keys):
-            f = self.model.forward_features(x, masks=masks)
-            for k in ("x_norm_clstoken", "x_storage_tokens", "x_norm_patchtokens", "x_prenorm"):
-                out[k] = f[k]
-            out["forward"] = self.model(x, masks=masks)
-        for i in intermediate:
-            assert masks is None, "get_intermediate_layers takes no masks"
-            ((patch, cls),) = self.model.get_intermediate_layers(x, n=[i], return_class_token=True, norm=True)
-            out[f"intermediate.{i}.patch"] = patch
-            out[f"intermediate.{i}.cls"] = cls
-        return {k: _np(out[k]) for k in keys}
 
 
 class TimmReference:

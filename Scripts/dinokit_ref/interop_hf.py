@@ -275,13 +275,16 @@ def check_timm(path: str, reference_hub_state_dict, name: str = "", num_heads: i
     from safetensors.torch import load_file
 
     label = name or path
-    arch = architecture(reference_hub_state_dict)
-    model = timm_model(arch, num_heads)
-    got = load_file(path)
+    model = timm_model(architecture(reference_hub_state_dict), num_heads)
+    check_timm_load(model, load_file(path), timm_converted(reference_hub_state_dict, model), label)
+
+
+def check_timm_load(model, got, expected, label: str) -> None:
+    """`got` loads strictly into the timm `model` and equals `expected` (timm's own conversion of
+    the reference hub weights) name for name and bit for bit. Shared by DINOv2 and DINOv3."""
     result = model.load_state_dict(got, strict=True)
     if result.missing_keys or result.unexpected_keys:
         raise AssertionError(f"{label}: timm reports {result}")
-    expected = timm_converted(reference_hub_state_dict, model)
     if set(got) != set(expected):
         raise AssertionError(f"{label}: names differ: extra {sorted(set(got) - set(expected))}, "
                              f"missing {sorted(set(expected) - set(got))}")

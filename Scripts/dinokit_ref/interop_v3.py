@@ -17,6 +17,7 @@ from collections import OrderedDict
 import torch
 
 from . import layout_v3 as L
+from .interop_hf import check_timm_load
 
 
 def timm_converted(hub_sd, model) -> "OrderedDict[str, torch.Tensor]":
@@ -33,20 +34,8 @@ def check_timm_file(path: str, hub_sd, num_heads: int, label: str = ""):
     converter makes of the hub weights, bit for bit. Returns the loaded model."""
     from safetensors.torch import load_file
 
-    label = label or path
-    spec = L.architecture(hub_sd, num_heads)
-    model = L.timm_model(spec)
-    got = load_file(path)
-    result = model.load_state_dict(got, strict=True)
-    if result.missing_keys or result.unexpected_keys:
-        raise AssertionError(f"{label}: timm reports {result}")
-    want = timm_converted(hub_sd, model)
-    if set(got) != set(want):
-        raise AssertionError(f"{label}: names differ from timm's conversion: extra {sorted(set(got) - set(want))}, "
-                             f"missing {sorted(set(want) - set(got))}")
-    for k, w in want.items():
-        if got[k].dtype != w.dtype or got[k].shape != w.shape or not torch.equal(got[k], w):
-            raise AssertionError(f"{label}: {k} differs from timm's conversion of the hub weights")
+    model = L.timm_model(L.architecture(hub_sd, num_heads))
+    check_timm_load(model, load_file(path), timm_converted(hub_sd, model), label or path)
     return model.eval()
 
 
