@@ -471,14 +471,17 @@ def replace_dir(tmp: str, final: str) -> None:
     os.rename(tmp, final)
 
 
-def write_sets(specs, root: str, log=print) -> None:
+def write_sets(specs, root: str, log=print, write=None) -> None:
+    """Each set written into `<folder>.tmp` and then swapped in whole; `write(spec, folder, log)`
+    is the family's set writer (this module's `write_set` by default)."""
+    write = write or write_set
     os.makedirs(root, exist_ok=True)
     for spec in specs:
         final = os.path.join(root, spec.folder)
         tmp = final + ".tmp"
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
-        write_set(spec, tmp, log)
+        write(spec, tmp, log)
         replace_dir(tmp, final)
 
 

@@ -326,13 +326,4 @@ def write_set(spec: SetSpec, folder: str, official: str = "", log=print) -> dict
 
 
 def write_sets(specs, root: str, official: str = "", log=print) -> None:
-    import shutil
-
-    os.makedirs(root, exist_ok=True)
-    for spec in specs:
-        final = os.path.join(root, spec.folder)
-        tmp = final + ".tmp"
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
-        write_set(spec, tmp, official, log)
-        G.replace_dir(tmp, final)
+    G.write_sets(specs, root, log, write=lambda spec, folder, log: write_set(spec, folder, official, log))
