@@ -68,6 +68,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "DINOv2", "Datasets", "Images", "Kernels", "Formats", "TestSupport"]),
         .testTarget(name: "DINOv2Tests", dependencies: ["DINOv2", "Formats", "TestSupport"]),
         // Runs the built dinokit binary (an executable target cannot be imported by tests here).
-        .testTarget(name: "CLITests", dependencies: ["TestSupport"]),
+        // DINOv2 and Formats only to write the inputs (random weights, .npy) the binary is run on.
+        .testTarget(name: "CLITests", dependencies: ["TestSupport", "DINOv2", "Formats"]),
     ]
 )

@@ -36,14 +36,15 @@ extension Model {
         let g = try runBlocks(x, masks: nil, through: c.depth - 2, workspace: ws) { _, _, _, _ in }
         let rows = g.rows, t = g.tokens
         let residual = ws.buffer(.residual, rows * d).pointer
-        let block = parameters.blocks[c.depth - 1]
         // Own buffers: the workspace's are sized for one pass of images, these for the whole batch.
         let normed = FloatBuffer(count: rows * d), qkv = FloatBuffer(count: rows * 3 * d)
         let attended = FloatBuffer(count: rows * d)
-        layerNormForward(out: normed.pointer, mean: nil, rstd: nil, inp: residual, weight: block.norm1Weight.pointer,
-                         bias: block.norm1Bias.pointer, rows: rows, cols: d, eps: c.layerNormEps, parallelism: parallelism)
-        linearForward(out: qkv.pointer, inp: normed.pointer, weight: block.qkvWeight.pointer, bias: block.qkvBias.pointer,
-                      rows: rows, inFeatures: d, outFeatures: 3 * d, parallelism: parallelism)
+        try withBlockParameters(c.depth - 1) { block in
+            layerNormForward(out: normed.pointer, mean: nil, rstd: nil, inp: residual, weight: block.norm1Weight.pointer,
+                             bias: block.norm1Bias.pointer, rows: rows, cols: d, eps: c.layerNormEps, parallelism: parallelism)
+            linearForward(out: qkv.pointer, inp: normed.pointer, weight: block.qkvWeight.pointer, bias: block.qkvBias.pointer,
+                          rows: rows, inFeatures: d, outFeatures: 3 * d, parallelism: parallelism)
+        }
         rotaryPositions(patchRows: g.patchRows, patchCols: g.patchCols, workspace: ws)?
             .apply(qkv: qkv.pointer, batch: g.batch, tokens: t, prefix: 1 + c.registerTokens, heads: c.numHeads,
                    parallelism: parallelism)

@@ -8,33 +8,59 @@ import TensorStore
 /// share every block; they differ in token assembly (a position table, or none) and in RoPE on
 /// the patch tokens' queries and keys (`RotaryPositions`).
 ///
-/// Weights are bound by their hub names and converted to Float32 once, at init; forwards share
+/// Weights are bound by their hub names and converted to Float32 once, at init (or, for weights
+/// larger than memory, block by block in every forward: `Loading.streamed`); forwards share
 /// nothing mutable, so one model may serve several threads (each with its own `Workspace`).
 public struct Model: Sendable {
     public private(set) var config: Config
+    /// Every weight as Float32; a streamed model's has no blocks (see `Loading.streamed`).
     public let parameters: Parameters
     /// The linear weights packed for the GEMM micro-kernel, made once here.
     let packed: PackedParameters
     /// Threads for BLAS and DinoKit's own loops.
     public var parallelism: Parallelism
+    /// Where a streamed model's blocks come from; nil when they are all in `parameters`.
+    let streamer: BlockStreamer?
 
     /// Builds the model a store's weights describe. Heads default to the store's `num_heads`
     /// metadata or D/64; interpolation to the official semantics for the variant.
     public init(store: TensorStore, numHeads: Int? = nil, interpolation: PositionInterpolation? = nil,
-                parallelism: Parallelism = .fromEnvironment) throws {
+                parallelism: Parallelism = .fromEnvironment, loading: Loading = .inMemory) throws {
         let hub = try canonicalHubStore(store)
         var config = try Config.detect(hubStore: hub, numHeads: numHeads)
         if let interpolation { config.interpolation = interpolation }
-        try self.init(hubStore: hub, config: config, parallelism: parallelism)
+        try self.init(hubStore: hub, config: config, parallelism: parallelism, loading: loading)
     }
 
     /// Binds hub-named weights to an explicit config.
-    public init(hubStore: TensorStore, config: Config, parallelism: Parallelism = .fromEnvironment) throws {
+    public init(hubStore: TensorStore, config: Config, parallelism: Parallelism = .fromEnvironment,
+                loading: Loading = .inMemory) throws {
         try config.validate()
         self.config = config
-        self.parameters = try Parameters(hubStore: hubStore, config: config)
-        self.packed = PackedParameters(parameters, config: config)
         self.parallelism = parallelism
+        switch loading.resolved(inMemoryBytes: Model.inMemoryWeightBytes(hubStore: hubStore)) {
+        case .streamed:
+            parameters = try Parameters(stemOf: hubStore, config: config)
+            // Every block's names, shapes and dtypes are checked now, so that a forward cannot
+            // fail halfway on a missing tensor; their bytes are read in the forwards.
+            let check = WeightBinder(store: hubStore, checkingOnly: true)
+            for i in 0..<config.depth { _ = try BlockParameters(binder: check, block: i, config: config) }
+            packed = PackedParameters(parameters, config: config)
+            streamer = BlockStreamer(hubStore: hubStore, stemBytes: parameters.stemByteCount + packed.byteCount)
+        default:
+            parameters = try Parameters(hubStore: hubStore, config: config)
+            packed = PackedParameters(parameters, config: config)
+            streamer = nil
+        }
+    }
+
+    /// A model over weights already bound (a streamed model's one-block models).
+    init(config: Config, parameters: Parameters, packed: PackedParameters, parallelism: Parallelism) {
+        self.config = config
+        self.parameters = parameters
+        self.packed = packed
+        self.parallelism = parallelism
+        self.streamer = nil
     }
 
     /// Position-embedding interpolation; may be changed on a built model (`verify --interpolation`).
@@ -135,19 +161,24 @@ public struct Model: Sendable {
     /// core), where a whole batch of 8 would stream tens of MB through L3 in every block. Only the
     /// residual stream is kept for the whole batch. Images are independent, so this changes no
     /// number.
+    ///
+    /// A streamed model runs the same passes in the other order: every pass's tokens, then each
+    /// block over every pass (`runStreamedBlocks`).
     func runBlocks(_ x: Tensor, masks: Tensor?, through lastBlock: Int, workspace ws: Workspace,
                    afterBlock: (Int, UnsafeMutablePointer<Float>, Int, Int) throws -> Void) throws -> InputGeometry {
+        if let streamer {
+            return try runStreamedBlocks(x, masks: masks, through: lastBlock, workspace: ws, streamer: streamer,
+                                         afterBlock: afterBlock)
+        }
         let g = try InputGeometry(config: config, input: x)
         let maskBits = try g.maskBits(masks, hasMaskToken: parameters.maskToken != nil)
         let c = config, d = c.embedDim
         let residual = ws.buffer(.residual, g.rows * d).pointer
         let last = Swift.min(lastBlock, c.depth - 1)
-        let perPass = imagesPerPass(tokens: g.tokens, batch: g.batch)
         let pixelsPerImage = c.inChannels * g.height * g.width
 
         try withPixels(x, geometry: g, workspace: ws) { pixels in
-            for b0 in stride(from: 0, to: g.batch, by: perPass) {
-                let pass = g.slice(images: b0..<Swift.min(g.batch, b0 + perPass))
+            for (b0, pass) in passes(g) {
                 let passMasks = maskBits.map { Array($0[(b0 * g.patches)..<((b0 + pass.batch) * g.patches)]) }
                 let passResidual = residual + b0 * g.tokens * d
                 try embedTokens(into: passResidual, pixels: pixels + b0 * pixelsPerImage, masks: passMasks,
@@ -159,6 +190,14 @@ public struct Model: Sendable {
             }
         }
         return g
+    }
+
+    /// The batch's passes: each one's first image and geometry, `imagesPerPass` images each.
+    func passes(_ g: InputGeometry) -> [(firstImage: Int, geometry: InputGeometry)] {
+        let perPass = imagesPerPass(tokens: g.tokens, batch: g.batch)
+        return stride(from: 0, to: g.batch, by: perPass).map { b0 in
+            (b0, g.slice(images: b0..<Swift.min(g.batch, b0 + perPass)))
+        }
     }
 
     /// How many images go through the blocks together: about 256 rows per thread (two images of

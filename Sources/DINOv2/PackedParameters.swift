@@ -10,6 +10,17 @@ final class PackedParameters: Sendable {
         let proj: PackedLinearWeights
         let fc1: PackedLinearWeights
         let fc2: PackedLinearWeights
+
+        init(_ b: BlockParameters, config c: Config) {
+            let d = c.embedDim
+            let fc1Rows = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
+            qkv = PackedLinearWeights(b.qkvWeight, outFeatures: 3 * d, inFeatures: d)
+            proj = PackedLinearWeights(b.projWeight, outFeatures: d, inFeatures: d)
+            fc1 = PackedLinearWeights(b.fc1Weight, outFeatures: fc1Rows, inFeatures: d)
+            fc2 = PackedLinearWeights(b.fc2Weight, outFeatures: d, inFeatures: c.ffnHidden)
+        }
+
+        var byteCount: Int { qkv.byteCount + proj.byteCount + fc1.byteCount + fc2.byteCount }
     }
 
     /// The patch embedding as a linear layer (D, C·p·p).
@@ -17,18 +28,15 @@ final class PackedParameters: Sendable {
     let blocks: [Block]
 
     init(_ p: Parameters, config c: Config) {
-        let d = c.embedDim
-        patch = PackedLinearWeights(p.patchWeight, outFeatures: d, inFeatures: c.inChannels * c.patchSize * c.patchSize)
-        let fc1Rows = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
-        blocks = p.blocks.map { b in
-            Block(qkv: PackedLinearWeights(b.qkvWeight, outFeatures: 3 * d, inFeatures: d),
-                  proj: PackedLinearWeights(b.projWeight, outFeatures: d, inFeatures: d),
-                  fc1: PackedLinearWeights(b.fc1Weight, outFeatures: fc1Rows, inFeatures: d),
-                  fc2: PackedLinearWeights(b.fc2Weight, outFeatures: d, inFeatures: c.ffnHidden))
-        }
+        patch = PackedLinearWeights(p.patchWeight, outFeatures: c.embedDim, inFeatures: c.inChannels * c.patchSize * c.patchSize)
+        blocks = p.blocks.map { Block($0, config: c) }
     }
 
-    var byteCount: Int {
-        blocks.reduce(patch.byteCount) { $0 + $1.qkv.byteCount + $1.proj.byteCount + $1.fc1.byteCount + $1.fc2.byteCount }
+    /// `blocks` beside an already packed patch embedding (a streamed model's block, sharing its stem's).
+    init(patch: PackedLinearWeights, blocks: [Block]) {
+        self.patch = patch
+        self.blocks = blocks
     }
+
+    var byteCount: Int { blocks.reduce(patch.byteCount) { $0 + $1.byteCount } }
 }

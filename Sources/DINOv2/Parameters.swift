@@ -48,6 +48,45 @@ public struct BlockParameters: Sendable {
     public var fc1Weight, fc1Bias: FloatBuffer
     public var fc2Weight, fc2Bias: FloatBuffer
     public var ls2: FloatBuffer?
+
+    /// Binds and converts block `i`'s tensors, checking each name and shape: the one list of a
+    /// block's weights, for a model bound at once and for a streamed one bound block by block.
+    init(binder b: WeightBinder, block i: Int, config c: Config) throws {
+        let d = c.embedDim, v3 = c.family == .dinov3
+        let fc1Rows = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
+        func w(_ suffix: String, _ shape: [Int]) throws -> FloatBuffer { try b.bind(HubNames.block(i, suffix), shape) }
+        let fc2: String
+        switch (c.ffn, v3) {
+        case (.mlp, _):
+            (fc1Weight, fc1Bias, fc2) = (try w("mlp.fc1.weight", [fc1Rows, d]), try w("mlp.fc1.bias", [fc1Rows]), "mlp.fc2")
+        case (.swiglu, false):
+            (fc1Weight, fc1Bias, fc2) = (try w("mlp.w12.weight", [fc1Rows, d]), try w("mlp.w12.bias", [fc1Rows]), "mlp.w3")
+        case (.swiglu, true):
+            // w3(silu(w1 x) · w2 x) is DINOv2's silu(x1) · x2 with w12 = [w1; w2].
+            let h = c.ffnHidden
+            fc1Weight = try .stacked(w("mlp.w1.weight", [h, d]), w("mlp.w2.weight", [h, d]))
+            fc1Bias = try .stacked(w("mlp.w1.bias", [h]), w("mlp.w2.bias", [h]))
+            fc2 = "mlp.w3"
+        }
+        norm1Weight = try w("norm1.weight", [d])
+        norm1Bias = try w("norm1.bias", [d])
+        qkvWeight = try w("attn.qkv.weight", [3 * d, d])
+        qkvBias = try b.qkvBias(block: i, config: c)
+        projWeight = try w("attn.proj.weight", [d, d])
+        projBias = try w("attn.proj.bias", [d])
+        ls1 = c.layerScale ? try w("ls1.gamma", [d]) : nil
+        norm2Weight = try w("norm2.weight", [d])
+        norm2Bias = try w("norm2.bias", [d])
+        fc2Weight = try w(fc2 + ".weight", [d, c.ffnHidden])
+        fc2Bias = try w(fc2 + ".bias", [d])
+        ls2 = c.layerScale ? try w("ls2.gamma", [d]) : nil
+    }
+
+    /// Bytes of Float32 the block holds.
+    var byteCount: Int {
+        [norm1Weight, norm1Bias, qkvWeight, qkvBias, projWeight, projBias, ls1, norm2Weight, norm2Bias,
+         fc1Weight, fc1Bias, fc2Weight, fc2Bias, ls2].reduce(0) { $0 + ($1?.count ?? 0) * 4 }
+    }
 }
 
 /// Every backbone parameter as contiguous Float32 (the llm.c `ParameterTensors` idea: a backward
@@ -60,6 +99,8 @@ public struct Parameters: Sendable {
     public var maskToken: FloatBuffer?      // (D)
     public var patchWeight: FloatBuffer     // (D, C·p·p), the Conv2d weight flattened
     public var patchBias: FloatBuffer       // (D)
+    /// Every block; none in a streamed model (`Model.Loading.streamed`), which binds them one at
+    /// a time in each forward.
     public var blocks: [BlockParameters]
     public var normWeight, normBias: FloatBuffer
     /// DINOv3 `cls_norm` (untied norms), applied to the cls and storage tokens.
@@ -67,6 +108,13 @@ public struct Parameters: Sendable {
 
     /// Binds and converts the tensors `config` calls for, checking each name and shape.
     public init(hubStore store: TensorStore, config c: Config) throws {
+        try self.init(stemOf: store, config: c)
+        let b = WeightBinder(store: store)
+        blocks = try (0..<c.depth).map { try BlockParameters(binder: b, block: $0, config: c) }
+    }
+
+    /// Everything but the blocks: the tokens, the patch embedding, the final norms.
+    init(stemOf store: TensorStore, config c: Config) throws {
         let d = c.embedDim, p = c.patchSize, v3 = c.family == .dinov3
         let b = WeightBinder(store: store)
         clsToken = try b.bind(HubNames.clsToken, [1, 1, d])
@@ -77,36 +125,17 @@ public struct Parameters: Sendable {
         patchWeight = try b.bind(HubNames.patchWeight, [d, c.inChannels, p, p])
         patchBias = try b.bind(HubNames.patchBias, [d])
         ropePeriods = v3 ? try RotaryPositions.periods(store: store, binder: b, config: c) : nil
-        let fc1Rows = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
-        blocks = try (0..<c.depth).map { i in
-            func w(_ suffix: String, _ shape: [Int]) throws -> FloatBuffer { try b.bind(HubNames.block(i, suffix), shape) }
-            let fc1Weight: FloatBuffer, fc1Bias: FloatBuffer, fc2: String
-            switch (c.ffn, v3) {
-            case (.mlp, _):
-                (fc1Weight, fc1Bias, fc2) = (try w("mlp.fc1.weight", [fc1Rows, d]), try w("mlp.fc1.bias", [fc1Rows]), "mlp.fc2")
-            case (.swiglu, false):
-                (fc1Weight, fc1Bias, fc2) = (try w("mlp.w12.weight", [fc1Rows, d]), try w("mlp.w12.bias", [fc1Rows]), "mlp.w3")
-            case (.swiglu, true):
-                // w3(silu(w1 x) · w2 x) is DINOv2's silu(x1) · x2 with w12 = [w1; w2].
-                let h = c.ffnHidden
-                fc1Weight = try .stacked(w("mlp.w1.weight", [h, d]), w("mlp.w2.weight", [h, d]))
-                fc1Bias = try .stacked(w("mlp.w1.bias", [h]), w("mlp.w2.bias", [h]))
-                fc2 = "mlp.w3"
-            }
-            return BlockParameters(
-                norm1Weight: try w("norm1.weight", [d]), norm1Bias: try w("norm1.bias", [d]),
-                qkvWeight: try w("attn.qkv.weight", [3 * d, d]), qkvBias: try b.qkvBias(block: i, config: c),
-                projWeight: try w("attn.proj.weight", [d, d]), projBias: try w("attn.proj.bias", [d]),
-                ls1: c.layerScale ? try w("ls1.gamma", [d]) : nil,
-                norm2Weight: try w("norm2.weight", [d]), norm2Bias: try w("norm2.bias", [d]),
-                fc1Weight: fc1Weight, fc1Bias: fc1Bias,
-                fc2Weight: try w(fc2 + ".weight", [d, c.ffnHidden]), fc2Bias: try w(fc2 + ".bias", [d]),
-                ls2: c.layerScale ? try w("ls2.gamma", [d]) : nil)
-        }
+        blocks = []
         normWeight = try b.bind(HubNames.normWeight, [d])
         normBias = try b.bind(HubNames.normBias, [d])
         classNorm = v3 && c.architecture.untiedClassNorm
             ? (try b.bind(HubNames.classNormWeight, [d]), try b.bind(HubNames.classNormBias, [d])) : nil
+    }
+
+    /// Bytes of Float32 held outside the blocks.
+    var stemByteCount: Int {
+        [clsToken, posEmbed, registerTokens, ropePeriods, maskToken, patchWeight, patchBias, normWeight, normBias,
+         classNorm?.weight, classNorm?.bias].reduce(0) { $0 + ($1?.count ?? 0) * 4 }
     }
 }
 
@@ -129,15 +158,21 @@ extension FloatBuffer {
     }
 }
 
-/// Looks a weight up by hub name, checks its shape, converts it to contiguous Float32.
+/// Looks a weight up by hub name, checks its shape, converts it to contiguous Float32. The file
+/// pages a tensor was read from are given back once it is converted (`Tensor.dropResidentPages`):
+/// a model binding a mapped checkpoint then holds its Float32 copy, not the file's pages as well.
+/// With `checkingOnly`, names, shapes and dtypes are checked and nothing is read (the buffers are
+/// empty): how a streamed model checks every block at load and binds each in its forwards.
 struct WeightBinder {
     let store: TensorStore
+    var checkingOnly = false
 
     func bind(_ name: String, _ shape: [Int]) throws -> FloatBuffer {
         let expected = "(" + shape.map(String.init).joined(separator: ", ") + (shape.count == 1 ? ",)" : ")")
         guard let t = store[name] else { throw DINOv2Error.missingWeight(name: name, expected: expected) }
         guard t.shape.dims == shape else { throw DINOv2Error.weightShape(name: name, shape: t.shape.dims, expected: expected) }
         guard t.dtype.isFloatingPoint else { throw DINOv2Error.weightDType(name: name, dtype: t.dtype) }
+        guard !checkingOnly else { return FloatBuffer(count: 0) }
         let buffer = FloatBuffer(count: t.elementCount)
         if t.dtype == .f32 {
             t.withContiguousBytes { raw in
@@ -147,6 +182,7 @@ struct WeightBinder {
             let f = t.floats()
             f.withUnsafeBufferPointer { if let src = $0.baseAddress { buffer.pointer.update(from: src, count: f.count) } }
         }
+        t.dropResidentPages()
         return buffer
     }
 
@@ -155,11 +191,12 @@ struct WeightBinder {
     /// bias itself or zero, bit for bit), or zeros when the model has no qkv bias (7B).
     func qkvBias(block i: Int, config c: Config) throws -> FloatBuffer {
         let rows = 3 * c.embedDim
-        guard c.architecture.qkvBias else { return FloatBuffer(count: rows) }
+        guard c.architecture.qkvBias else { return FloatBuffer(count: checkingOnly ? 0 : rows) }
         let bias = try bind(HubNames.block(i, "attn.qkv.bias"), [rows])
         guard c.architecture.maskedKeyBias else { return bias }
         let maskName = HubNames.block(i, "attn.qkv.bias_mask")
         let mask = try bind(maskName, [rows])
+        guard !checkingOnly else { return bias }
         for j in 0..<rows {
             // The official buffer starts as NaN and is filled when the model is built; a NaN left
             // in a file would turn every output into NaN there.

@@ -137,8 +137,11 @@ public final class AtomicFileWriter {
 
     /// A tensor's elements in C order. A contiguous tensor that is a view of a mapped file is
     /// copied file-to-file inside the kernel (sendfile): no pages of the source are touched, so
-    /// converting a checkpoint does not grow the process by the checkpoint's size.
+    /// converting a checkpoint does not grow the process by the checkpoint's size. Any other
+    /// tensor goes through memory (a deferred one computed just for this), and the source pages
+    /// it read are dropped afterwards (`Tensor.dropResidentPages`), for the same reason.
     public func write(_ tensor: Tensor) throws {
+        defer { tensor.dropResidentPages() }
         #if os(Linux)
         if tensor.isContiguous, tensor.byteCount > 0, case let .mapped(file) = tensor.storage.backing {
             var offset = tensor.storage.fileOffset + tensor.offset * tensor.dtype.size

@@ -62,11 +62,16 @@ public enum DTypeConversion {
         }
     }
 
+    /// Whether `convert` handles the pair: F64, F32, F16 and BF16, either way.
+    public static func converts(from: DType, to: DType) -> Bool {
+        let floats: Set<DType> = [.f64, .f32, .f16, .bf16]
+        return floats.contains(from) && floats.contains(to)
+    }
+
     /// Converts between F64, F32, F16 and BF16. `dst` must hold count × target size bytes.
     public static func convert(_ src: UnsafeRawBufferPointer, from: DType, to: DType,
                                into dst: UnsafeMutableRawBufferPointer) throws {
-        let floats: Set<DType> = [.f64, .f32, .f16, .bf16]
-        guard floats.contains(from), floats.contains(to) else {
+        guard converts(from: from, to: to) else {
             throw TensorStoreError.unsupportedConversion(from: from, to: to)
         }
         let n = src.count / from.size

@@ -70,9 +70,15 @@ public struct Tensor: @unchecked Sendable {
         if byteCount == 0 { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
         if isContiguous {
             let start = offset * dtype.size
-            return try body(UnsafeRawBufferPointer(rebasing: storage.bytes[start..<(start + byteCount)]))
+            return try storage.withBytes(start..<(start + byteCount), body)
         }
         return try contiguous().withContiguousBytes(body)
+    }
+
+    /// Gives back the resident pages of the file bytes this view reads (`Storage.dropResidentPages`):
+    /// called once a tensor of a mapped checkpoint has been bound or written.
+    public func dropResidentPages() {
+        storage.dropResidentPages(isContiguous && byteCount > 0 ? (offset * dtype.size)..<(offset * dtype.size + byteCount) : nil)
     }
 
     /// Self when already contiguous and starting at offset 0 of a storage it fills; otherwise a
@@ -80,9 +86,14 @@ public struct Tensor: @unchecked Sendable {
     public func contiguous() -> Tensor {
         if isContiguous { return self }
         let out = Storage(byteCount: byteCount)
+        storage.withBytes { copyElements(from: $0.baseAddress!, to: out.mutableBytes.baseAddress!) }
+        // Cannot fail: a fresh contiguous storage of exactly byteCount bytes.
+        return try! Tensor(storage: out, dtype: dtype, shape: shape)
+    }
+
+    /// The view's elements from `src` (its storage's bytes) to `dst` in C order.
+    private func copyElements(from src: UnsafeRawPointer, to dst: UnsafeMutableRawPointer) {
         let es = dtype.size
-        let src = storage.bytes.baseAddress!
-        let dst = out.mutableBytes.baseAddress!
         var written = 0
         // Walk the index space; the innermost dimension is copied as a run when its stride is 1.
         func walk(_ dim: Int, _ base: Int) {
@@ -106,8 +117,6 @@ public struct Tensor: @unchecked Sendable {
         } else if elementCount > 0 {
             walk(0, offset)
         }
-        // Cannot fail: a fresh contiguous storage of exactly byteCount bytes.
-        return try! Tensor(storage: out, dtype: dtype, shape: shape)
     }
 
     /// True when both tensors have the same dtype, shape and element bytes (layout may differ).
@@ -129,5 +138,27 @@ public struct Tensor: @unchecked Sendable {
             try DTypeConversion.convert(src, from: dtype, to: target, into: out.mutableBytes)
         }
         return try Tensor(storage: out, dtype: target, shape: shape)
+    }
+
+    /// `converted(to:)` computed each time the elements are read (a deferred storage, see
+    /// `DeferredBytes`) rather than now: what converting a whole checkpoint uses, so that only
+    /// the tensor being written is ever converted in memory. Throws now for a pair of dtypes
+    /// `DTypeConversion` cannot convert. A non-contiguous view is converted now.
+    public func converting(to target: DType) throws -> Tensor {
+        guard target != dtype else { return self }
+        guard DTypeConversion.converts(from: dtype, to: target) else {
+            throw TensorStoreError.unsupportedConversion(from: dtype, to: target)
+        }
+        guard isContiguous else { return try converted(to: target) }
+        let source = self, from = dtype
+        let deferred = DeferredBytes(count: elementCount * target.size, sources: [storage]) { dst, start in
+            // Element-aligned: views of the result address whole elements.
+            let first = start / target.size, n = dst.count / target.size
+            let begin = (source.offset + first) * from.size
+            source.storage.withBytes(begin..<(begin + n * from.size)) { src in
+                try! DTypeConversion.convert(src, from: from, to: target, into: dst)  // the pair was checked above
+            }
+        }
+        return try Tensor(storage: Storage(deferred: deferred), dtype: target, shape: shape)
     }
 }

@@ -37,12 +37,14 @@ public struct TensorStore: Sendable {
     /// Total bytes of all tensors' elements.
     public var byteCount: Int { tensors.values.reduce(0) { $0 + $1.byteCount } }
 
-    /// The store with every floating-point tensor converted to `dtype` (others untouched).
+    /// The store with every floating-point tensor converted to `dtype` (others untouched). The
+    /// conversion happens when a tensor's elements are read (`Tensor.converting(to:)`): writing
+    /// the result converts one tensor at a time.
     public func converted(to dtype: DType) throws -> TensorStore {
         var out = TensorStore()
         out.metadata = metadata
         for (name, t) in tensors {
-            try out.insert(t.dtype.isFloatingPoint && t.dtype != dtype ? t.converted(to: dtype) : t, named: name)
+            try out.insert(t.dtype.isFloatingPoint && t.dtype != dtype ? t.converting(to: dtype) : t, named: name)
         }
         return out
     }

@@ -74,6 +74,8 @@ struct Bench: ParsableCommand {
         var variant: String
         var size: Int
         var threads: Int
+        /// "in-memory", or "streamed" (block by block, --max-weight-memory).
+        var weights: String
         var results: [Result]
     }
 
@@ -104,10 +106,14 @@ struct Bench: ParsableCommand {
         let store: TensorStore
         switch (weights, randomWeights) {
         case let (path?, nil): store = try loadWeights(path: path)
-        case let (nil, variant?): store = try RandomWeights.hubStore(variant: variant)
+        case let (nil, variant?):
+            guard let shape = RandomWeights.variants[variant] else {
+                throw ValidationError("unknown variant '\(variant)'; known: \(RandomWeights.variants.keys.sorted().joined(separator: ", "))")
+            }
+            store = try RandomWeights.hubStore(shape)
         default: throw ValidationError("give exactly one of --weights and --random-weights")
         }
-        let model = try Model(store: store, numHeads: modelOptions.numHeads, parallelism: parallelism)
+        let model = try modelOptions.model(store: store)
         let c = model.config
         guard size > 0, size % c.patchSize == 0 else {
             throw ValidationError("--size \(size) is not a multiple of the patch size \(c.patchSize)")
@@ -155,7 +161,8 @@ struct Bench: ParsableCommand {
                                   imagesPerSecond: Double(b) / median, gflops: flops * Double(b) / median / 1e9,
                                   peakRSSMB: peakResidentMegabytes()))
         }
-        let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads, results: results)
+        let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads,
+                            weights: model.loading == .streamed ? "streamed" : "in-memory", results: results)
         let profileText = profiles.map { b, p in Self.render(profile: p, batch: b, threads: parallelism.threads) }.joined(separator: "\n\n")
         if jsonOption.json {
             try printJSON(report)
@@ -164,6 +171,7 @@ struct Bench: ParsableCommand {
         }
         print("\(report.variant) at \(size)x\(size), \(report.threads) threads, kernels \(KernelDispatch.active.rawValue), " +
               String(format: "%.2f GFLOP per image", flops / 1e9))
+        print(weightsLine(model))
         print(renderTable(
             ["batch", "ms/image median", "min", "max", "images/s", "GFLOP/s", "peak RSS MB"],
             results.map { r in
@@ -240,105 +248,4 @@ func peakResidentMegabytes() -> Double {
     getrusage(RUSAGE_SELF, &usage)
     return Double(usage.ru_maxrss) / 1_048_576
     #endif
-}
-
-/// Seeded random weights in the hub layout of a released variant, for benchmarks without a
-/// checkpoint. Values follow the recipe of Scripts/dinokit_ref (LayerNorm weights near 1,
-/// LayerScale 0.5-0.8, linear weights ~ 1/√fan-in, small biases) so activations stay in range.
-/// DINOv3 variants (hub/backbones.py shapes, up to ViT-H+/16) get storage tokens, the key-bias
-/// mask and separate SwiGLU `w1`/`w2`, and no position table.
-enum RandomWeights {
-    struct VariantShape {
-        let dim: Int, depth: Int, hidden: Int, swiglu: Bool, registers: Int
-        var family: Config.Family = .dinov2
-    }
-
-    static let variants: [String: VariantShape] = {
-        var v: [String: VariantShape] = [:]
-        for (name, dim, depth, hidden, swiglu) in [("dinov2_vits14", 384, 12, 1536, false), ("dinov2_vitb14", 768, 12, 3072, false),
-                                                   ("dinov2_vitl14", 1024, 24, 4096, false), ("dinov2_vitg14", 1536, 40, 4096, true)] {
-            v[name] = VariantShape(dim: dim, depth: depth, hidden: hidden, swiglu: swiglu, registers: 0)
-            v[name + "_reg"] = VariantShape(dim: dim, depth: depth, hidden: hidden, swiglu: swiglu, registers: 4)
-        }
-        for (name, dim, depth, hidden, swiglu) in [("dinov3_vits16", 384, 12, 1536, false), ("dinov3_vits16plus", 384, 12, 1536, true),
-                                                   ("dinov3_vitb16", 768, 12, 3072, false), ("dinov3_vitl16", 1024, 24, 4096, false),
-                                                   ("dinov3_vitl16plus", 1024, 24, 4096, true), ("dinov3_vith16plus", 1280, 32, 5120, true)] {
-            v[name] = VariantShape(dim: dim, depth: depth, hidden: hidden, swiglu: swiglu, registers: 4, family: .dinov3)
-        }
-        return v
-    }()
-
-    static func hubStore(variant: String) throws -> TensorStore {
-        guard let s = variants[variant] else {
-            throw ValidationError("unknown variant '\(variant)'; known: \(variants.keys.sorted().joined(separator: ", "))")
-        }
-        let v3 = s.family == .dinov3
-        let d = s.dim, grid = 37, patch = v3 ? 16 : 14
-        var store = TensorStore()
-        var seed: UInt32 = 1
-        func add(_ name: String, _ shape: [Int], _ fill: (inout SyntheticInput) -> Float) throws {
-            var g = SyntheticInput(seed: seed)
-            seed &+= 1
-            let count = shape.reduce(1, *)
-            var values = [Float](repeating: 0, count: count)
-            for i in 0..<count { values[i] = fill(&g) }
-            try store.insert(Tensor(shape: Shape(shape), floats: values), named: name)
-        }
-        let small: (inout SyntheticInput) -> Float = { 0.05 * $0.nextValue() }
-        let nearOne: (inout SyntheticInput) -> Float = { 1 + 0.05 * $0.nextValue() }
-        let layerScale: (inout SyntheticInput) -> Float = { 0.65 + 0.075 * $0.nextValue() }
-        func linear(_ fanIn: Int) -> (inout SyntheticInput) -> Float {
-            let scale = Float(0.5 / Double(fanIn).squareRoot())  // LCG values have variance ~4/3
-            return { scale * $0.nextValue() }
-        }
-        try add("cls_token", [1, 1, d], small)
-        if v3 {
-            try add("storage_tokens", [1, s.registers, d], small)
-        } else {
-            try add("pos_embed", [1, 1 + grid * grid, d], small)
-            if s.registers > 0 { try add("register_tokens", [1, s.registers, d], small) }
-        }
-        try add("mask_token", [1, d], small)
-        try add("patch_embed.proj.weight", [d, 3, patch, patch], linear(3 * patch * patch))
-        try add("patch_embed.proj.bias", [d], small)
-        for i in 0..<s.depth {
-            let b = "blocks.\(i)."
-            try add(b + "norm1.weight", [d], nearOne)
-            try add(b + "norm1.bias", [d], small)
-            try add(b + "attn.qkv.weight", [3 * d, d], linear(d))
-            try add(b + "attn.qkv.bias", [3 * d], small)
-            if v3 {  // LinearKMaskedBias: 1 on q and v, 0 on k
-                let mask = (0..<(3 * d)).map { $0 >= d && $0 < 2 * d ? Float(0) : 1 }
-                try store.insert(Tensor(shape: [3 * d], floats: mask), named: b + "attn.qkv.bias_mask")
-            }
-            try add(b + "attn.proj.weight", [d, d], linear(d))
-            try add(b + "attn.proj.bias", [d], small)
-            try add(b + "ls1.gamma", [d], layerScale)
-            try add(b + "norm2.weight", [d], nearOne)
-            try add(b + "norm2.bias", [d], small)
-            if s.swiglu && v3 {
-                for w in ["w1", "w2"] {
-                    try add(b + "mlp.\(w).weight", [s.hidden, d], linear(d))
-                    try add(b + "mlp.\(w).bias", [s.hidden], small)
-                }
-                try add(b + "mlp.w3.weight", [d, s.hidden], linear(s.hidden))
-                try add(b + "mlp.w3.bias", [d], small)
-            } else if s.swiglu {
-                try add(b + "mlp.w12.weight", [2 * s.hidden, d], linear(d))
-                try add(b + "mlp.w12.bias", [2 * s.hidden], small)
-                try add(b + "mlp.w3.weight", [d, s.hidden], linear(s.hidden))
-                try add(b + "mlp.w3.bias", [d], small)
-            } else {
-                try add(b + "mlp.fc1.weight", [s.hidden, d], linear(d))
-                try add(b + "mlp.fc1.bias", [s.hidden], small)
-                try add(b + "mlp.fc2.weight", [d, s.hidden], linear(s.hidden))
-                try add(b + "mlp.fc2.bias", [d], small)
-            }
-            try add(b + "ls2.gamma", [d], layerScale)
-        }
-        try add("norm.weight", [d], nearOne)
-        try add("norm.bias", [d], small)
-        store.metadata["num_heads"] = String(d / 64)
-        return store
-    }
 }

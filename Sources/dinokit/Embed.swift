@@ -124,8 +124,7 @@ struct Embed: ParsableCommand {
         let outputs = [out, Embedder.fileListPath(out)] + (labels.map { [$0, Embedder.classesPath(labels: $0)] } ?? [])
         try checkOutputs(files: outputs, inputs: [weightsOption.weights, list, dir] + paths)
 
-        let model = try Model(store: loadWeights(path: weightsOption.weights), numHeads: modelOptions.numHeads,
-                              parallelism: modelOptions.parallelism)
+        let model = try modelOptions.model(weights: weightsOption.weights)
         let meanValues = try parseTriple(mean, option: "--mean") ?? Preprocess.imageNetMean
         let stdValues = try parseTriple(std, option: "--std") ?? Preprocess.imageNetStd
         let preprocess: Preprocess
@@ -177,6 +176,7 @@ struct Embed: ParsableCommand {
             try printJSON(summary)
         } else if !progress.quiet {
             print("\(model.config)")
+            print(weightsLine(model))
             print("preprocessing: \(preprocess.summary)")
             print("wrote \(out) \(summary.shape) (\(output.rawValue)), file list \(listPath)"
                   + (labels.map { ", labels \($0)" } ?? ""))

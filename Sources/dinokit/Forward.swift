@@ -42,6 +42,10 @@ struct Forward: ParsableCommand {
         var out: String
         var variant: String?
         var arrays: [String: [Int]]
+        /// How the weights were held: "in-memory", or "streamed" (block by block, --max-weight-memory).
+        var weights: String
+        /// Streamed: the most weight bytes (float32 and packed) held at once.
+        var peakWeightBytes: Int?
         var seconds: Double
     }
 
@@ -49,8 +53,7 @@ struct Forward: ParsableCommand {
         let start = monotonicSeconds()
         try checkOutputs(files: [out], inputs: [weightsOption.weights, input, masks])
         let blocks = try parseIndexList(intermediate, option: "--intermediate")
-        var model = try Model(store: loadWeights(path: weightsOption.weights), numHeads: modelOptions.numHeads,
-                              parallelism: modelOptions.parallelism)
+        var model = try modelOptions.model(weights: weightsOption.weights)
         model.interpolation = .semantics(interpolation, registerTokens: model.config.registerTokens)
         let x = try NPY.read(path: input)
         let m = try masks.map { try NPY.read(path: $0) }
@@ -70,11 +73,13 @@ struct Forward: ParsableCommand {
         try NPZ.write(result, to: out)
         let summary = Summary(out: out, variant: model.config.variant,
                               arrays: Dictionary(uniqueKeysWithValues: result.tensors.map { ($0.key, $0.value.shape.dims) }),
-                              seconds: monotonicSeconds() - start)
+                              weights: model.loading == .streamed ? "streamed" : "in-memory",
+                              peakWeightBytes: model.peakStreamedWeightBytes, seconds: monotonicSeconds() - start)
         if jsonOption.json {
             try printJSON(summary)
         } else {
             print("\(model.config)")
+            print(weightsLine(model))
             for (name, t) in result.tensors { print("  \(name)  \(t.shape)") }
             print("wrote \(out) in \(String(format: "%.3f", summary.seconds)) s")
         }

@@ -1,6 +1,8 @@
 import ArgumentParser
+import DINOv2
 import Foundation
 import Kernels
+import TensorStore
 
 // Options that several commands share, each defined, explained and validated once here; a
 // command includes the groups it needs with @OptionGroup, so the spelling, the help text and
@@ -59,15 +61,68 @@ struct KernelsOption: ParsableArguments {
     }
 }
 
-/// The options of every command that builds a model from weights: --num-heads, --threads and
-/// --kernels.
+/// --max-weight-memory: how much memory a model's weights may take in memory; above it they are
+/// streamed, one block at a time in each forward (`Model.Loading`).
+struct WeightMemoryOption: ParsableArguments {
+    static let environmentVariable = "DINOKIT_MAX_WEIGHT_MEMORY"
+
+    @Option(name: .customLong("max-weight-memory"),
+            help: "Most memory the model's weights may take, e.g. 12G (K, M, G, T: powers of 1024). Weights that would take more in memory (about twice their float32 size) are streamed: each forward loads one block at a time, same outputs. Default: DINOKIT_MAX_WEIGHT_MEMORY, else the machine's memory less a quarter (at least 2 GiB).")
+    var maxWeightMemory: String?
+
+    func validate() throws { _ = try maxBytes() }
+
+    /// --max-weight-memory, else DINOKIT_MAX_WEIGHT_MEMORY, else `MachineMemory.defaultWeightBudget`;
+    /// sizes read as `ReadLimits` reads them.
+    func maxBytes() throws -> Int {
+        if let maxWeightMemory {
+            guard let bytes = ReadLimits.parseByteCount(maxWeightMemory) else {
+                throw ValidationError("--max-weight-memory: '\(maxWeightMemory)' is not a size; give a positive number of bytes, optionally with K, M, G or T (e.g. 12G)")
+            }
+            return bytes
+        }
+        if let raw = ProcessInfo.processInfo.environment[Self.environmentVariable] {
+            guard let bytes = ReadLimits.parseByteCount(raw) else {
+                throw ValidationError("\(Self.environmentVariable)='\(raw.escapedForMessage)' is not a size; give a positive number of bytes, optionally with K, M, G or T (e.g. 12G), or unset it")
+            }
+            return bytes
+        }
+        return MachineMemory.defaultWeightBudget
+    }
+}
+
+/// The options of every command that runs a model from weights: --num-heads, --threads, --kernels
+/// and --max-weight-memory. (Training takes all but --max-weight-memory: it needs every weight.)
 struct ModelOptions: ParsableArguments {
     @OptionGroup var heads: HeadsOption
     @OptionGroup var threading: ThreadsOption
     @OptionGroup var kernelPath: KernelsOption
+    @OptionGroup var weightMemory: WeightMemoryOption
 
     var numHeads: Int? { heads.numHeads }
     var parallelism: Parallelism { threading.parallelism }
+
+    /// How models load under --max-weight-memory.
+    func loading() throws -> Model.Loading { .automatic(maxWeightBytes: try weightMemory.maxBytes()) }
+
+    /// The model of the weights at `path`, in memory or streamed as --max-weight-memory says.
+    func model(weights path: String) throws -> Model {
+        try model(store: loadWeights(path: path))
+    }
+
+    func model(store: TensorStore) throws -> Model {
+        try Model(store: store, numHeads: numHeads, parallelism: parallelism, loading: loading())
+    }
+}
+
+/// One line saying how a model holds its weights, for the commands' human output.
+func weightsLine(_ model: Model) -> String {
+    switch model.loading {
+    case .streamed:
+        return "weights: streamed, one block at a time" + (model.peakStreamedWeightBytes.map { " (at most \(humanBytes($0)) held at once)" } ?? "")
+    default:
+        return "weights: in memory"
+    }
 }
 
 /// --json: the result as one JSON document on stdout (keys in docs/json-output.md, snake_case).

@@ -114,6 +114,7 @@ struct Probe: ParsableCommand {
         experiment.ks = try parseKs()
         experiment.temperature = temperature
         experiment.parallelism = modelOptions.parallelism
+        experiment.loading = try modelOptions.loading()
         experiment.showProgress = !progress.quiet && ProgressBar.stderrIsTerminal
         let quiet = progress.quiet
         experiment.log = { message in

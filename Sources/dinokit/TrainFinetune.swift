@@ -89,7 +89,10 @@ struct TrainFinetune: ParsableCommand {
     @Option(help: "Shorter-side resize before the evaluation centre crop (default: image size x 256/224).")
     var resize: Int?
 
-    @OptionGroup var modelOptions: ModelOptions
+    // Training needs every weight in memory: no --max-weight-memory (ModelOptions).
+    @OptionGroup var heads: HeadsOption
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var kernelPath: KernelsOption
 
     @OptionGroup var jsonOption: JSONOption
 
@@ -113,10 +116,10 @@ struct TrainFinetune: ParsableCommand {
         s.imageSize = imageSize
         s.resize = resize ?? imageSize * 256 / 224
         try s.validate()
-        let parallelism = modelOptions.parallelism
+        let parallelism = threading.parallelism
         let run = FinetuneRun(weights: weightsOption.weights, data: data, validationData: valData, out: out, settings: s,
                               parallelism: parallelism, showProgress: !progress.quiet && ProgressBar.stderrIsTerminal)
-        run.numHeads = modelOptions.numHeads
+        run.numHeads = heads.numHeads
         let quiet = progress.quiet, json = jsonOption.json
         run.log = { message in
             if !quiet { FileHandle.standardError.write(Data("dinokit: \(message)\n".utf8)) }

@@ -69,7 +69,10 @@ struct TrainSSL: ParsableCommand {
     @Option(help: "Labelled folder (one subfolder per class): k-NN top-1 of the teacher at the start and each epoch end.")
     var knnData: String?
 
-    @OptionGroup var modelOptions: ModelOptions
+    // Training needs every weight in memory: no --max-weight-memory (ModelOptions).
+    @OptionGroup var heads: HeadsOption
+    @OptionGroup var threading: ThreadsOption
+    @OptionGroup var kernelPath: KernelsOption
 
     @Option(help: "Stop after this many steps of the run (the run can be resumed).")
     var stopAfter: Int?
@@ -132,7 +135,7 @@ struct TrainSSL: ParsableCommand {
     }
 
     func run() throws {
-        let parallelism = modelOptions.parallelism
+        let parallelism = threading.parallelism
         let started = monotonicSeconds()
         let run: SSLRun
         var knn: KNNMonitor?
@@ -156,7 +159,7 @@ struct TrainSSL: ParsableCommand {
             if SSLStart.isTrainingState(state) {
                 var teacher = TensorStore()
                 for (n, t) in state.tensors where n.hasPrefix("teacher.backbone.") { try teacher.insert(t, named: String(n.dropFirst(17))) }
-                let (backbone, _) = try SSLStart.backbone(store: teacher, file: weights, numHeads: modelOptions.numHeads)
+                let (backbone, _) = try SSLStart.backbone(store: teacher, file: weights, numHeads: heads.numHeads)
                 let dino = try SSLStart.headConfig(in: state, prefix: "student.dino_head.", inDim: backbone.embedDim, file: weights)
                 c.headPrototypes = dino.outDim
                 c.headHiddenDim = dino.hiddenDim
@@ -174,7 +177,7 @@ struct TrainSSL: ParsableCommand {
                 clean.metadata = [:]
                 model = try SSLModel(config: ssl, store: clean, file: weights)
             } else {
-                let (backbone, hub) = try SSLStart.backbone(store: store, file: weights, numHeads: modelOptions.numHeads)
+                let (backbone, hub) = try SSLStart.backbone(store: store, file: weights, numHeads: heads.numHeads)
                 source = try Self.source(c, data: data, patch: backbone.patchSize, parallelism: parallelism)
                 let ssl = SSLStart.sslConfig(run: c, backbone: backbone, totalSteps: c.epochs * source.stepsPerEpoch)
                 model = try SSLStart.fromBackbone(hub: hub, config: ssl, seed: c.seed, file: weights)

@@ -21,8 +21,9 @@ struct CLIResult {
     }
 }
 
-/// Runs `dinokit arguments` in `directory` (default: the repository root) and waits for it.
-func dinokit(_ arguments: [String], in directory: String = repositoryRoot) throws -> CLIResult {
+/// Runs `dinokit arguments` in `directory` (default: the repository root), with `environment`
+/// added to this process's, and waits for it.
+func dinokit(_ arguments: [String], in directory: String = repositoryRoot, environment extra: [String: String] = [:]) throws -> CLIResult {
     guard FileManager.default.isExecutableFile(atPath: dinokitBinary) else {
         throw XCTSkip("\(dinokitBinary) is not built (swift build --build-tests)")
     }
@@ -32,6 +33,7 @@ func dinokit(_ arguments: [String], in directory: String = repositoryRoot) throw
     process.currentDirectoryURL = URL(fileURLWithPath: directory)
     var environment = ProcessInfo.processInfo.environment
     environment["DINOKIT_NUM_THREADS"] = "1"
+    environment.merge(extra) { $1 }
     process.environment = environment
     // Files rather than pipes: nothing can block on a full pipe, and no reader thread is needed.
     let folder = makeTemporaryDirectory("dinokit-cli-output")

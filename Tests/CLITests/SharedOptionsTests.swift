@@ -2,25 +2,25 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// --json, --num-heads, --threads, --kernels and --quiet are defined once (OptionGroups.swift):
-/// every command that has one shows the same help text and applies the same check.
+/// --json, --num-heads, --threads, --kernels, --max-weight-memory and --quiet are defined once
+/// (OptionGroups.swift): every command that has one shows the same help text and applies the same check.
 final class SharedOptionsTests: XCTestCase {
     /// Each command with the shared options it takes.
     static let commands: [(command: [String], options: Set<String>)] = [
         (["inspect"], ["--json"]),
         (["convert"], ["--json", "--num-heads"]),
-        (["forward"], ["--json", "--num-heads", "--threads", "--kernels"]),
-        (["verify"], ["--json", "--num-heads", "--threads", "--kernels"]),
+        (["forward"], ["--json", "--num-heads", "--threads", "--kernels", "--max-weight-memory"]),
+        (["verify"], ["--json", "--num-heads", "--threads", "--kernels", "--max-weight-memory"]),
         (["export-onnx"], ["--json", "--num-heads"]),
         (["export"], ["--json"]),
-        (["probe"], ["--json", "--num-heads", "--threads", "--kernels", "--quiet"]),
-        (["embed"], ["--json", "--num-heads", "--threads", "--kernels", "--quiet"]),
-        (["pca"], ["--json", "--num-heads", "--threads", "--kernels"]),
-        (["attention"], ["--json", "--num-heads", "--threads", "--kernels"]),
+        (["probe"], ["--json", "--num-heads", "--threads", "--kernels", "--max-weight-memory", "--quiet"]),
+        (["embed"], ["--json", "--num-heads", "--threads", "--kernels", "--max-weight-memory", "--quiet"]),
+        (["pca"], ["--json", "--num-heads", "--threads", "--kernels", "--max-weight-memory"]),
+        (["attention"], ["--json", "--num-heads", "--threads", "--kernels", "--max-weight-memory"]),
         (["train", "ssl"], ["--json", "--num-heads", "--threads", "--kernels", "--quiet"]),
         (["train", "finetune"], ["--json", "--num-heads", "--threads", "--kernels", "--quiet"]),
         (["train", "step"], ["--json", "--threads", "--kernels"]),
-        (["bench"], ["--json", "--num-heads", "--threads", "--kernels"]),
+        (["bench"], ["--json", "--num-heads", "--threads", "--kernels", "--max-weight-memory"]),
     ]
 
     /// The help paragraph of `option` in a --help text, whitespace collapsed; nil when absent.
@@ -48,7 +48,7 @@ final class SharedOptionsTests: XCTestCase {
         for (command, options) in Self.commands {
             let help = try dinokit(command + ["--help"])
             XCTAssertEqual(help.status, 0, "\(command) --help: \(help.stderr)")
-            for option in ["--json", "--num-heads", "--threads", "--kernels", "--quiet"] {
+            for option in ["--json", "--num-heads", "--threads", "--kernels", "--max-weight-memory", "--quiet"] {
                 let text = Self.helpText(of: option, in: help.stdout)
                 XCTAssertEqual(text != nil, options.contains(option), "\(command) \(option)")
                 if let text { texts[option, default: []].insert(text) }

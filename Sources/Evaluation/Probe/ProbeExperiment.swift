@@ -35,6 +35,8 @@ public struct ProbeExperiment {
     public var ks = [20]
     public var temperature = 0.07
     public var parallelism = Parallelism.fromEnvironment
+    /// How the model holds its weights (`Model.Loading`: in memory, or streamed block by block).
+    public var loading = Model.Loading.inMemory
     /// Progress bars on stderr (when it is a terminal).
     public var showProgress = ProgressBar.stderrIsTerminal
     /// One-line status messages (cache reuse, extraction); stderr in the CLI.
@@ -171,7 +173,7 @@ public struct ProbeExperiment {
         guard let weights else {
             throw EvaluationError.invalidArgument(what: "--weights", detail: "image datasets need a model: pass --weights (or give --train-features ... instead)")
         }
-        let model = try Model(store: loadWeights(path: weights), numHeads: numHeads, parallelism: parallelism)
+        let model = try Model(store: loadWeights(path: weights), numHeads: numHeads, parallelism: parallelism, loading: loading)
         let preprocess = self.preprocess ?? ProbeExperiment.defaultPreprocess(for: source)
         let extractor = FeatureExtractor(model: model, preprocess: preprocess, batchSize: batchSize,
                                          decodeThreads: parallelism.threads)

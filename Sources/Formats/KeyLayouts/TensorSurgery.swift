@@ -1,7 +1,8 @@
 import TensorStore
 
 /// The few tensor operations layout translation needs. Splitting is a zero-copy view (a new offset
-/// into the same storage); joining and folding allocate one new owned tensor.
+/// into the same storage); joining copies when read (a deferred storage); folding allocates one
+/// new owned tensor.
 enum TensorSurgery {
     /// Elements `range` of `axis`, as a view on the same storage.
     static func slice(_ t: Tensor, _ range: Range<Int>, axis: Int, name: String) throws -> Tensor {
@@ -14,8 +15,10 @@ enum TensorSurgery {
                           offset: t.offset + range.lowerBound * t.strides[axis])
     }
 
-    /// `parts` joined along `axis` into a new contiguous tensor. All parts must share dtype, rank
-    /// and every other dimension.
+    /// `parts` joined along `axis` into a new contiguous tensor, whose bytes are copied from the
+    /// parts each time they are read (a deferred storage, `DeferredBytes`): translating a layout
+    /// (HF's q, k and v into qkv) then costs no memory until a tensor is bound or written, one at
+    /// a time. All parts must share dtype, rank and every other dimension.
     static func concatenate(_ parts: [(name: String, tensor: Tensor)], axis: Int) throws -> Tensor {
         guard let first = parts.first?.tensor else {
             throw LayoutError.badTensor(name: "(none)", detail: "nothing to concatenate")
@@ -39,23 +42,30 @@ enum TensorSurgery {
         var dims = first.shape.dims
         dims[axis] = total
         let shape = Shape(dims)
-        let out = Storage(byteCount: shape.elementCount * first.dtype.size)
+        // Contiguous parts are read where they are; a strided one is copied once, now.
+        let sources = parts.map { $0.tensor.contiguous() }
         let outer = first.shape.dims[..<axis].reduce(1, *)
         // Each part contributes one contiguous run of `run` bytes per outer index.
-        let runs = parts.map { $0.tensor.shape.dims[axis...].reduce(1, *) * first.dtype.size }
+        let runs = sources.map { $0.shape.dims[axis...].reduce(1, *) * first.dtype.size }
+        let starts = runs.indices.map { runs[..<$0].reduce(0, +) }
         let rowBytes = runs.reduce(0, +)
-        for (p, (_, t)) in parts.enumerated() {
-            let start = runs[..<p].reduce(0, +)
-            let run = runs[p]
-            guard run > 0 else { continue }
-            t.withContiguousBytes { src in
-                for o in 0..<outer {
-                    let dst = UnsafeMutableRawBufferPointer(rebasing: out.mutableBytes[(o * rowBytes + start)...])
-                    dst.copyMemory(from: UnsafeRawBufferPointer(rebasing: src[(o * run)..<((o + 1) * run)]))
+        let deferred = DeferredBytes(count: outer * rowBytes, sources: sources.map(\.storage)) { dst, offset in
+            guard dst.count > 0 else { return }
+            let end = offset + dst.count
+            for (p, part) in sources.enumerated() where runs[p] > 0 {
+                part.withContiguousBytes { src in
+                    // The outer rows whose run of this part overlaps [offset, end).
+                    for o in (offset / rowBytes)...((end - 1) / rowBytes) {
+                        let runStart = o * rowBytes + starts[p]
+                        let lo = Swift.max(runStart, offset), hi = Swift.min(runStart + runs[p], end)
+                        guard lo < hi else { continue }
+                        let from = o * runs[p] + (lo - runStart)
+                        (dst.baseAddress! + (lo - offset)).copyMemory(from: src.baseAddress! + from, byteCount: hi - lo)
+                    }
                 }
             }
         }
-        return try Tensor(storage: out, dtype: first.dtype, shape: shape)
+        return try Tensor(storage: Storage(deferred: deferred), dtype: first.dtype, shape: shape)
     }
 
     /// `a + b` elementwise, rounded as PyTorch rounds on CPU: f32 and f64 natively; f16 and bf16

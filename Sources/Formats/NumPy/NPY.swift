@@ -36,7 +36,7 @@ public enum NPY {
         switch storage.backing {
         case let .mapped(file):
             data = try Storage(file: file, offset: storage.fileOffset + header.dataOffset, length: header.dataLength)
-        case .owned:
+        case .owned, .deferred:
             data = try copiedData(storage.bytes, header, name: name, budget: budget)
         }
         return try makeTensor(header, storage: data, name: name, budget: budget)

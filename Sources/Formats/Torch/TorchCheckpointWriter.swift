@@ -23,8 +23,11 @@ enum TorchCheckpointWriter {
             try zip.addStored(name: "\(root)/.storage_alignment", bytes: Array("64".utf8))
             try zip.addStored(name: "\(root)/byteorder", bytes: Array("little".utf8))
             for (i, tensor) in store.tensors.values.enumerated() {
-                // Streams straight from the (mapped) storage when contiguous; one tensor at a time otherwise.
+                // Streams straight from the (mapped) storage when contiguous; one tensor at a time
+                // otherwise. The pages read for it are then given back, so writing a checkpoint
+                // holds one tensor, not all it has read.
                 try tensor.withContiguousBytes { try zip.addStored(name: "\(root)/data/\(i)", bytes: $0) }
+                tensor.dropResidentPages()
             }
             try zip.addStored(name: "\(root)/version", bytes: Array("3\n".utf8))
             try zip.addStored(name: "\(root)/.data/serialization_id", bytes: Array(serializationID(pickle: pickle, store: store).utf8))
