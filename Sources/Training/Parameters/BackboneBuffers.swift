@@ -9,7 +9,7 @@ import TensorStore
 /// - `blocks.N.attn.qkv.bias_mask` (3D): `LinearKMaskedBias` adds bias · mask, so the key third
 ///   of the bias (mask 0) gets no gradient and keeps its stored values.
 /// DINOv2 backbones have none (everything empty).
-public final class BackboneBuffers: @unchecked Sendable {
+public final class BackboneBuffers: Sendable {
     /// nil for DINOv2.
     public let ropePeriods: [Float]?
     /// One per block; nil when the model has no masked key bias.
