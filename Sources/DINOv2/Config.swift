@@ -144,11 +144,11 @@ public struct Config: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Refuses DINOv3 weights in the paths written for DINOv2 only so far (training, fine-tuning),
-    /// naming the path, before any of them reads a position table the weights do not have.
+    /// Refuses DINOv3 weights in the paths written for DINOv2 only so far (SSL training), naming
+    /// the path, before any of them reads a position table the weights do not have.
     public func requireDINOv2(for purpose: String) throws {
         guard family == .dinov2 else {
-            throw DINOv2Error.unsupportedArchitecture("\(variant ?? "this DINOv3 backbone"): \(purpose) supports DINOv2 backbones only so far (forward, embed, verify, pca, attention, probe, export-onnx and train finetune --mode linear take DINOv3)")
+            throw DINOv2Error.unsupportedArchitecture("\(variant ?? "this DINOv3 backbone"): \(purpose) supports DINOv2 backbones only so far (forward, embed, verify, pca, attention, probe, export-onnx and train finetune take DINOv3)")
         }
     }
 

@@ -13,11 +13,16 @@ import TensorStore
 ///   for k < P = D_head / 4, then tiled twice to D_head; sin and cos of that.
 /// Every operation is the official one in its order and in float32, so the tables differ from
 /// PyTorch's only by the last bit its vectorised sin/cos may round differently.
-public struct RotaryPositions {
+public struct RotaryPositions: Sendable {
     /// (h·w, D_head) each.
-    let sin: FloatBuffer
-    let cos: FloatBuffer
-    let headDim: Int
+    public let sin: FloatBuffer
+    public let cos: FloatBuffer
+    public let headDim: Int
+
+    /// The tables for an h × w grid (Training builds them once per image size).
+    public init(periods: [Float], patchRows h: Int, patchCols w: Int) {
+        self.init(periods: FloatBuffer(periods), patchRows: h, patchCols: w)
+    }
 
     init(periods: FloatBuffer, patchRows h: Int, patchCols w: Int) {
         let p = periods.count, dh = 4 * p
@@ -81,8 +86,27 @@ public struct RotaryPositions {
     /// Rotates the queries and keys of the patch tokens of `batch` images in a (rows, 3D) qkv
     /// buffer in place: for each head, x·cos + rotate_half(x)·sin, rotate_half(x) = (−x₂, x₁) of
     /// the head's two halves.
-    func apply(qkv: UnsafeMutablePointer<Float>, batch: Int, tokens: Int, prefix: Int, heads: Int,
-               parallelism: Parallelism) {
+    public func apply(qkv: UnsafeMutablePointer<Float>, batch: Int, tokens: Int, prefix: Int, heads: Int,
+                      parallelism: Parallelism) {
+        rotate(qkv, transposed: false, batch: batch, tokens: tokens, prefix: prefix, heads: heads, parallelism: parallelism)
+    }
+
+    /// The backward of `apply` on a (rows, 3D) gradient in place: the rotation is linear,
+    /// y = x·cos + rotate_half(x)·sin, so dx is its transpose applied to dy:
+    /// dx = dy·cos + rotate_halfᵀ(dy·sin), rotate_halfᵀ(z) = (z₂, −z₁) — i.e. for k < D_head/2,
+    /// dx_k = dy_k·cos_k + dy_{k+½}·sin_{k+½} and dx_{k+½} = dy_{k+½}·cos_{k+½} − dy_k·sin_k
+    /// (the rotation by −angle, as the halves share their angles). Values (the third part) and the
+    /// prefix tokens are untouched, as in the forward.
+    public func applyTranspose(gradient: UnsafeMutablePointer<Float>, batch: Int, tokens: Int, prefix: Int, heads: Int,
+                               parallelism: Parallelism) {
+        rotate(gradient, transposed: true, batch: batch, tokens: tokens, prefix: prefix, heads: heads,
+               parallelism: parallelism)
+    }
+
+    /// One walk over the q and k of the patch rows for both directions, so the forward and its
+    /// transpose cannot disagree on which elements they touch.
+    private func rotate(_ qkv: UnsafeMutablePointer<Float>, transposed: Bool, batch: Int, tokens: Int, prefix: Int,
+                        heads: Int, parallelism: Parallelism) {
         let dh = headDim, half = dh / 2, d = heads * dh, patches = tokens - prefix
         parallelForDynamic(batch * patches, chunk: 64, parallelism) { range, _ in
             var x = [Float](repeating: 0, count: dh)
@@ -94,8 +118,13 @@ public struct RotaryPositions {
                     for h in 0..<heads {
                         let v = row + part * d + h * dh
                         for k in 0..<dh { x[k] = v[k] }
-                        for k in 0..<half { v[k] = x[k] * c[k] + (-x[half + k]) * s[k] }
-                        for k in half..<dh { v[k] = x[k] * c[k] + x[k - half] * s[k] }
+                        if transposed {
+                            for k in 0..<half { v[k] = x[k] * c[k] + x[half + k] * s[half + k] }
+                            for k in half..<dh { v[k] = x[k] * c[k] + (-x[k - half]) * s[k - half] }
+                        } else {
+                            for k in 0..<half { v[k] = x[k] * c[k] + (-x[half + k]) * s[k] }
+                            for k in half..<dh { v[k] = x[k] * c[k] + x[k - half] * s[k] }
+                        }
                     }
                 }
             }

@@ -61,9 +61,6 @@ public final class FinetuneRun {
         let store = try loadWeights(path: weights)
         let hub = try KeyLayouts.canonicalize(store).store
         let config = try Config.detect(hubStore: hub, numHeads: numHeads ?? store.metadata["num_heads"].flatMap { Int($0) })
-        // The linear mode runs the inference model (both families); the full mode trains through
-        // Training's backward, which has no RoPE yet.
-        if settings.mode == .full { try config.requireDINOv2(for: "full fine-tuning (--mode full; --mode linear takes DINOv3)") }
         try OutputPath.createFolder(out)
         let dataset = try loadDataset()
         for s in dataset.skipped { log("skipped \(s.path): \(s.reason)") }

@@ -5,11 +5,13 @@ import TensorStore
 
 /// A backbone and a linear head trained together with cross-entropy: the backbone's training
 /// forward (Model/Backbone+Backward.swift, no masks, no drop path), the head on its features, and
-/// the gradient carried back through the head into every backbone tensor.
+/// the gradient carried back through the head into every backbone tensor. DINOv2 or DINOv3: a
+/// DINOv3 backbone's buffers (RoPE periods, qkv bias masks) ride along untrained.
 public final class FullFinetuneModel {
     public let config: Config
     public let features: FinetuneFeatureKind
     public let backbone: ParameterBlock
+    public let backboneBuffers: BackboneBuffers
     public let backboneGradients: ParameterBlock
     public let head: LinearHead
     public let headGradients: ParameterBlock
@@ -25,9 +27,9 @@ public final class FullFinetuneModel {
         let features, logits, dlogits, dfeatures, dnorm: FloatBuffer
 
         init(config c: Config, batch: Int, height: Int, width: Int, featureWidth f: Int, classes: Int,
-             parallelism: Parallelism) throws {
+             ropePeriods: [Float]?, parallelism: Parallelism) throws {
             key = [batch, height, width, parallelism.threads]
-            acts = try BackboneActivations(config: c, batch: batch, height: height, width: width)
+            acts = try BackboneActivations(config: c, batch: batch, height: height, width: width, ropePeriods: ropePeriods)
             scratch = BackboneGradScratch(serving: [acts], parallelism: parallelism)
             features = FloatBuffer(count: batch * f)
             logits = FloatBuffer(count: batch * classes)
@@ -42,6 +44,11 @@ public final class FullFinetuneModel {
     public init(hubStore: TensorStore, config: Config, classes: Int, features: FinetuneFeatureKind, file: String) throws {
         self.config = config
         self.features = features
+        // The 7B's attention has no qkv bias at all; the layout always trains one.
+        guard config.architecture.qkvBias else {
+            throw TrainingError.config(file: file, message: "full fine-tuning needs a qkv bias; this backbone has none")
+        }
+        backboneBuffers = try BackboneBuffers(hubStore: hubStore, config: config, file: file)
         let layout = backboneLayout(config)
         backbone = ParameterBlock(layout: layout)
         var store = hubStore
@@ -53,7 +60,7 @@ public final class FullFinetuneModel {
         backboneGradients = ParameterBlock(layout: layout)
         head = LinearHead(classes: classes, features: features.width(embedDim: config.embedDim))
         headGradients = ParameterBlock(layout: head.parameters.layout)
-        tensors = BackboneTensors(backbone, config: config)
+        tensors = BackboneTensors(backbone, config: config, buffers: backboneBuffers)
         gradientTensors = BackboneTensors(backboneGradients, config: config)
     }
 
@@ -61,7 +68,8 @@ public final class FullFinetuneModel {
         if let b = buffers, b.key == [batch, height, width, parallelism.threads] { return b }
         buffers = nil
         let b = try Buffers(config: config, batch: batch, height: height, width: width,
-                            featureWidth: head.features, classes: head.classes, parallelism: parallelism)
+                            featureWidth: head.features, classes: head.classes, ropePeriods: backboneBuffers.ropePeriods,
+                            parallelism: parallelism)
         buffers = b
         return b
     }
@@ -116,11 +124,12 @@ public final class FullFinetuneModel {
         return Array(UnsafeBufferPointer(start: b.logits.pointer, count: count * head.classes))
     }
 
-    /// The backbone under its hub names as Float32 (num_heads in the metadata: widths that are
-    /// not multiples of 64 need it to be read back).
+    /// The backbone under its hub names as Float32, DINOv3's buffers included (num_heads in the
+    /// metadata: widths that are not multiples of 64 need it to be read back).
     public func backboneStore() throws -> TensorStore {
         var store = TensorStore()
         try backbone.export(into: &store, prefix: "")
+        try backboneBuffers.export(into: &store, config: config)
         store.metadata["num_heads"] = String(config.numHeads)
         return store
     }

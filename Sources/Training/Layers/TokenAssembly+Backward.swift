@@ -4,6 +4,8 @@ import Kernels
 // `prepare_tokens_with_masks` (vision_transformer.py; spec §1.5–1.6) after the patch embedding:
 // mask-token substitution, the cls token, the position embedding (interpolated to the patch
 // grid), then the registers after cls. Token order [cls, reg_1…reg_R, patch_0…patch_{hw−1}].
+// DINOv3 assembles the same order ([cls, storage, patches]) without a position table: its
+// positions enter every attention as RoPE instead.
 
 /// The position table resampled to one input size — the global crops as well as the local ones
 /// whenever their grid is not the table's: `interpolate_pos_encoding` as a fixed linear map (a
@@ -88,18 +90,26 @@ public struct PositionResampling {
 
 /// Forward: `tokens` (batch, 1 + R + P, D) from the patch embedding `patchOut` (batch·P, D):
 /// cls + pos[0]; the registers as they are; each patch (or the mask token where `masks` is true)
-/// + pos[1 + n]. `position` is the resampled table (1 + P, D).
+/// + pos[1 + n]. `position` is the resampled table (1 + P, D); nil adds nothing (DINOv3).
 public func assembleTokensForward(tokens: UnsafeMutablePointer<Float>, patchOut: UnsafePointer<Float>,
                                   masks: UnsafePointer<Bool>?, clsToken: UnsafePointer<Float>,
                                   registerTokens: UnsafePointer<Float>?, maskToken: UnsafePointer<Float>,
-                                  position: UnsafePointer<Float>, batch: Int, patches: Int, registers: Int, dim d: Int,
+                                  position: UnsafePointer<Float>?, batch: Int, patches: Int, registers: Int, dim d: Int,
                                   parallelism: Parallelism) {
     let t = 1 + registers + patches
     parallelFor(batch, pieces(batch, work: batch * t * d, parallelism)) { range in
         for b in range {
             let item = tokens + b * t * d
-            for i in 0..<d { item[i] = clsToken[i] + position[i] }
             if let registerTokens { (item + d).update(from: registerTokens, count: registers * d) }
+            guard let position else {
+                item.update(from: clsToken, count: d)
+                for n in 0..<patches {
+                    let src = masks?[b * patches + n] == true ? maskToken : patchOut + (b * patches + n) * d
+                    (item + (1 + registers + n) * d).update(from: src, count: d)
+                }
+                continue
+            }
+            for i in 0..<d { item[i] = clsToken[i] + position[i] }
             for n in 0..<patches {
                 let src = masks?[b * patches + n] == true ? maskToken : patchOut + (b * patches + n) * d
                 let pos = position + (1 + n) * d, dst = item + (1 + registers + n) * d
@@ -110,32 +120,32 @@ public func assembleTokensForward(tokens: UnsafeMutablePointer<Float>, patchOut:
 }
 
 /// Backward of `assembleTokensForward`: `dpatchOut` (batch·P, D) and `dposition` (1 + P, D) are
-/// overwritten (masked patches get zero: the mask token replaced them); `dcls`, `dregisters`,
-/// `dmask` accumulate sums over the batch.
-public func assembleTokensBackward(dpatchOut: UnsafeMutablePointer<Float>, dposition: UnsafeMutablePointer<Float>,
+/// overwritten (masked patches get zero: the mask token replaced them; nil `dposition`: no
+/// table); `dcls`, `dregisters`, `dmask` accumulate sums over the batch.
+public func assembleTokensBackward(dpatchOut: UnsafeMutablePointer<Float>, dposition: UnsafeMutablePointer<Float>?,
                                    dcls: UnsafeMutablePointer<Float>, dregisters: UnsafeMutablePointer<Float>?,
                                    dmask: UnsafeMutablePointer<Float>, dtokens: UnsafePointer<Float>,
                                    masks: UnsafePointer<Bool>?, batch: Int, patches: Int, registers: Int, dim d: Int,
                                    parallelism: Parallelism) {
     let t = 1 + registers + patches
-    dposition.update(repeating: 0, count: (1 + patches) * d)
+    dposition?.update(repeating: 0, count: (1 + patches) * d)
     // Column blocks: each thread owns its features of every sum.
     parallelFor(d, pieces(d, work: batch * t * d, minimum: 8, parallelism)) { cr in
         for b in 0..<batch {
             let item = dtokens + b * t * d
             for i in cr {
                 dcls[i] += item[i]
-                dposition[i] += item[i]
+                dposition?[i] += item[i]
             }
             if let dregisters {
                 for r in 0..<registers { for i in cr { dregisters[r * d + i] += item[(1 + r) * d + i] } }
             }
             for n in 0..<patches {
-                let g = item + (1 + registers + n) * d, dp = dposition + (1 + n) * d
+                let g = item + (1 + registers + n) * d, dp = dposition.map { $0 + (1 + n) * d }
                 let dst = dpatchOut + (b * patches + n) * d
                 let masked = masks?[b * patches + n] == true
                 for i in cr {
-                    dp[i] += g[i]
+                    dp?[i] += g[i]
                     if masked {
                         dmask[i] += g[i]
                         dst[i] = 0

@@ -1,5 +1,6 @@
 import DINOv2
 import Kernels
+import TensorStore
 
 /// Hands out 64-byte-aligned pieces of one allocation, llm.c's `acts_memory`.
 struct BufferCarver {
@@ -38,6 +39,10 @@ public struct SavedBlock {
     public var ffnSubset: BranchSubset
     public var attentionInput: UnsafeMutablePointer<Float>
     public var ffnInput: UnsafeMutablePointer<Float>
+    /// DINOv3: the grid's RoPE tables (shared by every block) and the (3D) scratch for the
+    /// masked qkv bias; nil for DINOv2.
+    public var rotary: RotaryPositions?
+    public var maskedQKVBias: UnsafeMutablePointer<Float>
 }
 
 /// Everything a backbone's training forward keeps for one batch size and image size
@@ -49,7 +54,11 @@ public final class BackboneActivations {
     public var patches: Int { patchRows * patchCols }
     public let tokens: Int
     public var rows: Int { batch * tokens }
-    public let resampling: PositionResampling
+    /// DINOv2: the position table's resampling to this grid; nil for DINOv3 (no table).
+    public let resampling: PositionResampling?
+    /// DINOv3: the RoPE tables of this grid, applied to q and k of the patch tokens in every
+    /// block; nil for DINOv2.
+    public let rotary: RotaryPositions?
 
     public let memory: FloatBuffer
     /// (batch·P, C·p·p) unfolded pixels; (batch·P, D) patch embedding.
@@ -66,8 +75,10 @@ public final class BackboneActivations {
     public var hasMasks = false
 
     /// `stochasticDepth`: room for drop path's gathered branch inputs (two (rows, D) buffers per
-    /// block); without it the forward runs every branch on every image.
-    public init(config c: Config, batch: Int, height: Int, width: Int, stochasticDepth: Bool = false) throws {
+    /// block); without it the forward runs every branch on every image. `ropePeriods`: a DINOv3
+    /// model's `rope_embed.periods` (`BackboneBuffers`); nil means the official formula.
+    public init(config c: Config, batch: Int, height: Int, width: Int, stochasticDepth: Bool = false,
+                ropePeriods: [Float]? = nil) throws {
         let p = c.patchSize
         guard batch > 0, height >= p, width >= p, height % p == 0, width % p == 0 else {
             throw TrainingError.numeric("crops of \(height)x\(width) are not positive multiples of the patch size \(p)")
@@ -79,13 +90,21 @@ public final class BackboneActivations {
         patchRows = height / p
         patchCols = width / p
         tokens = 1 + c.registerTokens + patchRows * patchCols
-        resampling = try PositionResampling(config: c, patchRows: patchRows, patchCols: patchCols,
-                                            imageHeight: height, imageWidth: width)
+        if c.family == .dinov3 {
+            resampling = nil
+            let periods = try ropePeriods ?? RotaryPositions.periods(hubStore: TensorStore(), config: c)
+            rotary = RotaryPositions(periods: periods, patchRows: patchRows, patchCols: patchCols)
+        } else {
+            resampling = try PositionResampling(config: c, patchRows: patchRows, patchCols: patchCols,
+                                                imageHeight: height, imageWidth: width)
+            rotary = nil
+        }
         let d = c.embedDim, rows = batch * tokens, np = batch * patchRows * patchCols
         let fc1Width = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
         var k = BufferCarver()
         let iUnfolded = k.reserve(np * c.inChannels * p * p), iPatchOut = k.reserve(np * d)
-        let iPosition = k.reserve((1 + patchRows * patchCols) * d), iPosScratch = k.reserve(resampling.scratchCount)
+        let iPosition = k.reserve(c.family == .dinov3 ? 0 : (1 + patchRows * patchCols) * d)
+        let iPosScratch = k.reserve(resampling?.scratchCount ?? 0), iMaskedBias = k.reserve(3 * d)
         let iEmbedded = k.reserve(rows * d)
         var blockPieces: [[Int]] = []
         for _ in 0..<c.depth {
@@ -115,7 +134,8 @@ public final class BackboneActivations {
                                norm2: q[8], norm2Mean: q[9], norm2Rstd: q[10],
                                hidden: q[11], gated: q[12], ffnBranch: q[13], output: q[14],
                                attentionSubset: BranchSubset(capacity: batch), ffnSubset: BranchSubset(capacity: batch),
-                               attentionInput: q[15], ffnInput: q[16])
+                               attentionInput: q[15], ffnInput: q[16], rotary: rotary,
+                               maskedQKVBias: k.pointer(iMaskedBias, in: m))
             saved.append(b)
             input = b.output
         }
@@ -153,6 +173,8 @@ public final class BackboneGradScratch {
     public let dpatchOut, dposition, positionScratch: UnsafeMutablePointer<Float>
     /// (rows, D) each: a subset branch's scaled output gradient and its input gradient.
     public let dsubsetOut, dsubsetIn: UnsafeMutablePointer<Float>
+    /// (3D): the gradient of DINOv3's masked qkv bias, before the mask carries it to the bias.
+    public let dmaskedQKVBias: UnsafeMutablePointer<Float>
 
     public init(serving passes: [BackboneActivations], parallelism: Parallelism) {
         let c = passes[0].config, d = c.embedDim
@@ -162,13 +184,13 @@ public final class BackboneGradScratch {
                                                               parallelism: parallelism) }.max() ?? 0
         let np = passes.map { $0.batch * $0.patches }.max() ?? 0
         let pos = passes.map { 1 + $0.patches }.max() ?? 0
-        let rs = passes.map(\.resampling.scratchCount).max() ?? 0
+        let rs = passes.map { $0.resampling?.scratchCount ?? 0 }.max() ?? 0
         var k = BufferCarver()
         let pcs = [k.reserve(rows * d), k.reserve(rows * d), k.reserve(rows * d), k.reserve(rows * d),
                    k.reserve(rows * 3 * d), k.reserve(rows * fc1Width), k.reserve(rows * c.ffnHidden), k.reserve(attn),
                    k.reserve(np * d), k.reserve(pos * d), k.reserve(rs),
                    k.reserve(passes.contains { $0.supportsStochasticDepth } ? rows * d : 0),
-                   k.reserve(passes.contains { $0.supportsStochasticDepth } ? rows * d : 0)]
+                   k.reserve(passes.contains { $0.supportsStochasticDepth } ? rows * d : 0), k.reserve(3 * d)]
         let m = FloatBuffer(count: k.total)
         memory = m
         let q = pcs.map { k.pointer($0, in: m) }
@@ -176,7 +198,7 @@ public final class BackboneGradScratch {
         dx = q[0]; dbranch = q[1]; dnorm = q[2]; dattention = q[3]
         dqkv = q[4]; dhidden = q[5]; dgated = q[6]; attentionScratch = q[7]
         dpatchOut = q[8]; dposition = q[9]; positionScratch = q[10]
-        dsubsetOut = q[11]; dsubsetIn = q[12]
+        dsubsetOut = q[11]; dsubsetIn = q[12]; dmaskedQKVBias = q[13]
     }
 
     public var byteCount: Int { memory.count * 4 }

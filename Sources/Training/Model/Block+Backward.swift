@@ -1,8 +1,10 @@
 import DINOv2
 import Kernels
 
-// One pre-norm block (`NestedTensorBlock`, block.py):
+// One pre-norm block (`NestedTensorBlock`, block.py; DINOv3's `SelfAttentionBlock`):
 //   x = x + ls1(attn(norm1(x)));  x = x + ls2(ffn(norm2(x)))
+// DINOv3's attention adds qkv bias · bias_mask and rotates q and k of the patch tokens (RoPE)
+// between the qkv linear and the attention; everything else is the same block.
 // Each residual branch runs on every image, or — with stochastic depth — on the images of its
 // `BranchSubset`, whose rows are gathered first and whose output is added back with the
 // subset's factors: x[img] += scale · ls(branch(x[img])).
@@ -74,8 +76,16 @@ func attentionBranchForward(_ w: BlockTensors, _ s: SavedBlock, input: UnsafePoi
     let d = c.embedDim, rows = images * tokens
     layerNormForward(out: s.norm1, mean: s.norm1Mean, rstd: s.norm1Rstd, inp: input, weight: w.norm1Weight,
                      bias: w.norm1Bias, rows: rows, cols: d, eps: c.layerNormEps, parallelism: parallelism)
-    linearForward(out: s.qkv, inp: s.norm1, weight: w.qkvWeight, bias: w.qkvBias, rows: rows, inFeatures: d,
+    var qkvBias = UnsafePointer(w.qkvBias)
+    if let mask = w.qkvBiasMask {
+        maskedBiasForward(out: s.maskedQKVBias, bias: w.qkvBias, mask: mask, count: 3 * d)
+        qkvBias = UnsafePointer(s.maskedQKVBias)
+    }
+    linearForward(out: s.qkv, inp: s.norm1, weight: w.qkvWeight, bias: qkvBias, rows: rows, inFeatures: d,
                   outFeatures: 3 * d, parallelism: parallelism)
+    // s.qkv keeps the rotated q and k: the attention's input, which its backward reads.
+    s.rotary?.apply(qkv: s.qkv, batch: images, tokens: tokens, prefix: 1 + c.registerTokens, heads: c.numHeads,
+                    parallelism: parallelism)
     attentionForward(out: s.attention, probs: .keep(s.probabilities), qkv: s.qkv, batch: images, tokens: tokens,
                      heads: c.numHeads, headDim: c.headDim, parallelism: parallelism)
     linearForward(out: s.attentionBranch, inp: s.attention, weight: w.projWeight, bias: w.projBias, rows: rows,
@@ -111,8 +121,14 @@ func attentionBranchBackward(_ w: BlockTensors, _ dw: BlockTensors, _ s: SavedBl
                    weight: w.projWeight, rows: rows, inFeatures: d, outFeatures: d, parallelism: parallelism)
     attentionBackward(dqkv: g.dqkv, dout: g.dattention, qkv: s.qkv, probs: s.probabilities, scratch: g.attentionScratch,
                       batch: images, tokens: tokens, heads: c.numHeads, headDim: c.headDim, parallelism: parallelism)
-    linearBackward(dinp: g.dnorm, dweight: dw.qkvWeight, dbias: dw.qkvBias, dout: g.dqkv, inp: s.norm1,
-                   weight: w.qkvWeight, rows: rows, inFeatures: d, outFeatures: 3 * d, parallelism: parallelism)
+    s.rotary?.applyTranspose(gradient: g.dqkv, batch: images, tokens: tokens, prefix: 1 + c.registerTokens,
+                             heads: c.numHeads, parallelism: parallelism)
+    let mask = w.qkvBiasMask
+    if mask != nil { g.dmaskedQKVBias.update(repeating: 0, count: 3 * d) }
+    linearBackward(dinp: g.dnorm, dweight: dw.qkvWeight, dbias: mask == nil ? dw.qkvBias : g.dmaskedQKVBias,
+                   dout: g.dqkv, inp: s.norm1, weight: w.qkvWeight, rows: rows, inFeatures: d, outFeatures: 3 * d,
+                   parallelism: parallelism)
+    if let mask { maskedBiasBackward(dbias: dw.qkvBias, dmasked: g.dmaskedQKVBias, mask: mask, count: 3 * d) }
     layerNormBackward(dinp: dinput, dweight: dw.norm1Weight, dbias: dw.norm1Bias, dout: g.dnorm, inp: input,
                       mean: s.norm1Mean, rstd: s.norm1Rstd, weight: w.norm1Weight, rows: rows, cols: d,
                       parallelism: parallelism)

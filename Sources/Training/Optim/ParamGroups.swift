@@ -15,7 +15,8 @@ public enum ParamGroups {
     /// layer: multiplier 1).
     ///
     /// Layer ids follow `get_vit_lr_decay_rate` with names relative to the module: 0 for names
-    /// containing `pos_embed`, `patch_embed`, `mask_token`, `cls_token` or `register_tokens`;
+    /// containing `pos_embed`, `patch_embed`, `mask_token`, `cls_token`, `register_tokens` or
+    /// DINOv3's `storage_tokens` (dinov3/train/param_groups.py lists it with them);
     /// i + 1 for `blocks.i.…`; depth + 1 otherwise (the final `norm`). `register_tokens` is in
     /// layer 0 as upstream HEAD has it (`ad5a262`); the PyPI snapshot, which predates registers,
     /// would give it the final norm's multiplier. Multiplier decay^(depth + 1 − layer id), times `patchEmbedLRMultiplier`
@@ -27,7 +28,7 @@ public enum ParamGroups {
             let name = slot.name
             var layerID = depth + 1
             if depth > 0 {
-                if ["pos_embed", "patch_embed", "mask_token", "cls_token", "register_tokens"].contains(where: { name.contains($0) }) {
+                if ["pos_embed", "patch_embed", "mask_token", "cls_token", "register_tokens", "storage_tokens"].contains(where: { name.contains($0) }) {
                     layerID = 0
                 } else if name.contains("blocks."), !name.contains("residual.") {
                     let parts = name[name.range(of: "blocks.")!.lowerBound...].split(separator: ".")

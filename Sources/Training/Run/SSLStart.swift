@@ -42,7 +42,7 @@ public enum SSLStart {
         var hub = try KeyLayouts.canonicalize(store, which: .teacher).store
         if let numHeads { hub.metadata["num_heads"] = String(numHeads) }
         let config = try Config.detect(hubStore: hub, numHeads: numHeads)
-        try config.requireDINOv2(for: "training")
+        try config.requireDINOv2(for: "SSL training (train ssl)")
         if hub["mask_token"] == nil {
             try hub.insert(try Tensor(shape: [1, config.embedDim], floats: [Float](repeating: 0, count: config.embedDim)),
                            named: "mask_token")
