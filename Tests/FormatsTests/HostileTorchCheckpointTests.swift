@@ -60,6 +60,18 @@ final class HostileTorchCheckpointTests: XCTestCase {
         }
     }
 
+    /// A dict shared under 1000-character keys at 14 levels spells out ~450 MB of names from 28 KB
+    /// (the long fuzz campaign's `fuzz-pth-zip` timeouts built such names under ASan); the walk
+    /// stops at 64 bytes of names per pickle byte (+ 1 MiB), far above any real checkpoint's.
+    func testNamesOfASharedTreeStopAtTheNamesLimit() throws {
+        guard case let .namesTooLong(_, limit) = readError("pth-long-names.pth") else { return XCTFail() }
+        let archive = try ZipArchive(path: fixturePath("hostile/pth-long-names.pth"))
+        let pickle = try archive.contents(of: try XCTUnwrap(archive.entries.first { $0.name.hasSuffix("data.pkl") }))
+        XCTAssertEqual(limit, 64 * pickle.count + (1 << 20))
+        // A real checkpoint's names stay far below it: the mini ViT's hub .pth.
+        XCTAssertNoThrow(try TorchCheckpoint.read(path: fixturePath("models/mini-plain.pth")))
+    }
+
     // 3. Recursion driven by the input.
 
     func testRebuildFromTypeChainHitsTheDepthLimit() {

@@ -18,6 +18,8 @@ public enum TorchCheckpointError: Error, CustomStringConvertible, Equatable {
     case unsupportedDType(path: String, tensor: String, dtype: String)
     case invalidTensor(path: String, tensor: String, detail: String)
     case duplicateTensorName(path: String, name: String)
+    /// The object tree's names, all together, would exceed `limit` bytes (`nameBytesLimit`).
+    case namesTooLong(path: String, limit: Int)
     /// Reading would allocate more than the read's memory limit (`ReadLimits`).
     case store(path: String, TensorStoreError)
 
@@ -37,6 +39,8 @@ public enum TorchCheckpointError: Error, CustomStringConvertible, Equatable {
             return "\(path): tensor '\(tensor.escapedForMessage)' has dtype torch.\(dtype.escapedForMessage), which DinoKit does not store"
         case let .invalidTensor(path, tensor, detail): return "\(path): tensor '\(tensor.escapedForMessage)': \(detail)"
         case let .duplicateTensorName(path, name): return "\(path): two tensors are named '\(name.escapedForMessage)'"
+        case let .namesTooLong(path, limit):
+            return "\(path): the object tree's names exceed \(limit) bytes (64 × the pickle's size + 1 MiB): a pickle that shares containers under long keys?"
         case let .store(path, error): return "\(path): \(error)"
         }
     }

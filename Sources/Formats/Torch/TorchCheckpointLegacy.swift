@@ -29,7 +29,9 @@ extension TorchCheckpointReader {
         guard case .dict = try next("sys_info") else {
             throw TorchCheckpointError.legacyHeader(path: path, detail: "sys_info is not a dict")
         }
+        let objectStart = position
         let value = try next("object pickle")
+        let objectBytes = position - objectStart
         guard let keyValues = try next("storage key list").sequenceItems else {
             throw TorchCheckpointError.legacyHeader(path: path, detail: "the storage key list is not a list")
         }
@@ -77,7 +79,7 @@ extension TorchCheckpointReader {
             guard let s = storages[key] else { throw TorchCheckpointError.missingStorage(path: path, key: key) }
             return s
         }
-        let store = try collect(value, materializer: &materializer)
+        let store = try collect(value, pickleBytes: objectBytes, materializer: &materializer)
         return TorchCheckpointContents(kind: .legacy, store: store, root: value)
     }
 

@@ -52,7 +52,7 @@ enum TorchCheckpointReader {
             guard let data = entry("data/\(key)") else { throw TorchCheckpointError.missingStorage(path: path, key: key) }
             return try zipErrors(path: path) { try archive.storage(for: data) }
         }
-        let store = try collect(value, materializer: &materializer)
+        let store = try collect(value, pickleBytes: pickle.count, materializer: &materializer)
         return TorchCheckpointContents(kind: .zip, store: store, root: value)
     }
 
@@ -81,14 +81,27 @@ enum TorchCheckpointReader {
         }
     }
 
+    /// Bytes of names the object tree may spell out, all names together, for a pickle of
+    /// `pickleBytes`: a real checkpoint's names are about as long as the keys its pickle holds,
+    /// while a small pickle that shares a dict under long keys at many levels spells out
+    /// gigabytes, each name built by copying its parent's (seconds of work before the memory
+    /// budget would stop it).
+    static func nameBytesLimit(pickleBytes: Int) -> Int { Checked.sum(Checked.product(pickleBytes, 64) ?? Int.max, 1 << 20) ?? Int.max }
+
     /// Walks the object tree: tensors into the store under their path, scalars into the metadata.
-    /// Every path built is charged to the read's memory budget: a small pickle that shares a dict
-    /// under long keys at many levels would otherwise spell out terabytes of names.
-    static func collect(_ root: PickleValue, materializer: inout TensorMaterializer) throws -> TensorStore {
+    /// Every path is counted against `nameBytesLimit` before it is built, and charged to the
+    /// read's memory budget.
+    static func collect(_ root: PickleValue, pickleBytes: Int, materializer: inout TensorMaterializer) throws -> TensorStore {
         var store = TensorStore()
         let budget = materializer.budget
+        let limit = nameBytesLimit(pickleBytes: pickleBytes)
+        var nameBytes = 0
         func visit(_ value: PickleValue, _ path: String, isRoot: Bool) throws {
             func child(_ component: String) throws -> String {
+                nameBytes += isRoot ? component.utf8.count : path.utf8.count + 1 + component.utf8.count
+                guard nameBytes <= limit else {
+                    throw TorchCheckpointError.namesTooLong(path: materializer.path, limit: limit)
+                }
                 let name = isRoot ? component : path + "." + component
                 do {
                     try budget.charge(name.utf8.count, for: "the names of the object tree")
