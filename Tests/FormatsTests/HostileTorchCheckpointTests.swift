@@ -72,6 +72,24 @@ final class HostileTorchCheckpointTests: XCTestCase {
         XCTAssertNoThrow(try TorchCheckpoint.read(path: fixturePath("models/mini-plain.pth")))
     }
 
+    /// 338 bytes of legacy checkpoint (as the long campaign's `fuzz-pth-legacy` found it) whose one
+    /// tensor is a 1048576×16 view of a 16-element storage (stride 0 outside): materialising it
+    /// copied 16 M elements one by one (> 1 s under ASan); now the broadcast is written once and
+    /// doubled. Its values are the gather the view defines.
+    func testALegacyBroadcastViewMaterialisesAsItsGather() throws {
+        let store = try TorchCheckpoint.read(path: fixturePath("hostile/pth-legacy-broadcast.pth")).store
+        let w = try XCTUnwrap(store["w"])
+        XCTAssertEqual(w.shape.dims, [1_048_576, 16])
+        XCTAssertFalse(w.isContiguous)
+        let all = w.contiguous().floats()
+        let source = try Tensor(storage: w.storage, dtype: w.dtype, shape: [w.storage.count / 4]).floats()
+        for row in [0, 1, 777, 1_048_575] {
+            for col in 0..<16 {
+                XCTAssertEqual(all[row * 16 + col].bitPattern, source[w.offset + row * w.strides[0] + col * w.strides[1]].bitPattern)
+            }
+        }
+    }
+
     // 3. Recursion driven by the input.
 
     func testRebuildFromTypeChainHitsTheDepthLimit() {
