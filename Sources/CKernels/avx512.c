@@ -123,10 +123,120 @@ static ATTR void dk512_pack_transposed(float *dst, const float *w, int n, int k,
     }
 }
 
+#define V_BF16_LO(w) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(w), 16))
+#define V_BF16_HI(w) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(w), _mm512_set1_epi32((int)0xffff0000u)))
+
 #define DK_TILE_ROWS 6
 // 24 accumulators, two B vectors and a broadcast: 27 of the 32 zmm registers.
 #define DK_PACKED_ROWS 12
+// The widening bf16 tile: 24 accumulators, four widened B vectors, two broadcasts.
+#define DK_BF16_ROWS 12
 #include "simd_body.h"
+
+// ---- bf16 ------------------------------------------------------------------------------------
+
+// torch's bf16 rounding of 16 floats, in the low half of each 32-bit lane.
+static inline __attribute__((always_inline)) ATTR __m512i dk512_bf16_round(__m512 x) {
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    return _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7fc0));
+}
+
+// dk_pack_a_bf16 for whole tiles of mr ≤ 16 rows: per 16 pairs (32 floats) of each row, rounded
+// and narrowed to 16 words, then a 16 × 16 register transpose and one masked store per pair. An
+// odd k's last pair and partial tiles go element by element.
+static ATTR void dk512_pack_a_bf16(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr) {
+    const __mmask16 keep = dk512_mask(mr);
+    for (int t0 = 0; t0 < m; t0 += mr) {
+        const int rows = m - t0 < mr ? m - t0 : mr;
+        uint32_t *d = dst + (long)t0 * qc;
+        const float *src = a + (long)t0 * lda;
+        int q = 0;
+        if (rows == mr && mr <= 16) {
+            for (; q + 16 <= qc && 2 * (q0 + q + 16) <= k; q += 16) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++) {
+                    if (i < rows) {
+                        const float *x = src + i * lda + 2 * (q0 + q);
+                        const __m256i lo = _mm512_cvtepi32_epi16(dk512_bf16_round(_mm512_loadu_ps(x)));
+                        const __m256i hi = _mm512_cvtepi32_epi16(dk512_bf16_round(_mm512_loadu_ps(x + 16)));
+                        r[i] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+                    } else {
+                        r[i] = _mm512_setzero_ps();
+                    }
+                }
+                dk512_transpose16(r);
+                for (int j = 0; j < 16; j++) _mm512_mask_storeu_ps((float *)(d + (long)(q + j) * rows), keep, r[j]);
+            }
+        }
+        if (q < qc) dk_pack_a_bf16_portable(d + (long)q * rows, src, lda, rows, k, q0 + q, qc - q, rows);
+    }
+}
+
+#define ATTR_BF16 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512bf16,avx2,fma")))
+
+// One pair of k steps of the native tile: each vdpbf16ps adds, per column, a[2q]·b[2q] +
+// a[2q+1]·b[2q+1] (exact products, float sums) to the accumulator.
+static inline __attribute__((always_inline)) ATTR_BF16 void dk512_bf16_step(const int MR, __m512 *acc0, __m512 *acc1,
+                                                                            const uint32_t *a, const uint32_t *b) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + 16);
+#pragma unroll
+    for (int i = 0; i < MR; i++) {
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+        acc0[i] = _mm512_dpbf16_ps(acc0[i], ai, b0);
+        acc1[i] = _mm512_dpbf16_ps(acc1[i], ai, b1);
+    }
+}
+
+static inline __attribute__((always_inline)) ATTR_BF16 void
+dk512_bf16_native_part(const int MR_, int cols, int kp, const uint32_t *a, const uint32_t *b, float *c, long ldc,
+                       int flags, const dk_epilogue *e, long row0, long col0, const char *pf, const char *pf_end) {
+    const int MR = MR_ > DK_PACKED_ROWS ? DK_PACKED_ROWS : MR_;
+    __m512 acc0[DK_PACKED_ROWS], acc1[DK_PACKED_ROWS];
+    const int n0 = cols < 16 ? cols : 16, n1 = cols - n0;
+    dk512_tile_start(MR, acc0, acc1, n0, n1, c, ldc, flags, e, col0);
+    int q = 0;
+    for (; q + 2 <= kp; q += 2) {
+        if (pf < pf_end) {
+            __builtin_prefetch(pf, 0, 2);
+            pf += 64;
+        }
+        dk512_bf16_step(MR, acc0, acc1, a, b);
+        dk512_bf16_step(MR, acc0, acc1, a + MR, b + DK_NR);
+        a += 2 * MR;
+        b += 2 * DK_NR;
+    }
+    if (q < kp) dk512_bf16_step(MR, acc0, acc1, a, b);
+    dk512_tile_finish(MR, acc0, acc1, cols, c, ldc, flags, e, row0, col0);
+}
+
+static ATTR_BF16 void dk512_tile_bf16_native(int mr, int nr, int kp, const uint32_t *a, const uint32_t *b, float *c,
+                                             long ldc, int flags, const dk_epilogue *e, long row0, long col0,
+                                             const char *pf, const char *pf_end) {
+    switch (mr > DK_PACKED_ROWS ? DK_PACKED_ROWS : mr) {
+#define DK_NATIVE_CASE(R) \
+    case R: dk512_bf16_native_part(R, nr, kp, a, b, c, ldc, flags, e, row0, col0, pf, pf_end); break;
+        DK_NATIVE_CASE(12) DK_NATIVE_CASE(11) DK_NATIVE_CASE(10) DK_NATIVE_CASE(9) DK_NATIVE_CASE(8) DK_NATIVE_CASE(7)
+        DK_NATIVE_CASE(6) DK_NATIVE_CASE(5) DK_NATIVE_CASE(4) DK_NATIVE_CASE(3) DK_NATIVE_CASE(2)
+#undef DK_NATIVE_CASE
+    default: dk512_bf16_native_part(1, nr, kp, a, b, c, ldc, flags, e, row0, col0, pf, pf_end); break;
+    }
+}
+
+const dk_bf16_ops dk_bf16_ops_avx512 = {
+    .name = "avx512: bf16 widened to f32 FMA",
+    .rows = DK_BF16_ROWS,
+    .tile = dk512_tile_bf16,
+    .pack_a = dk512_pack_a_bf16,
+};
+
+const dk_bf16_ops dk_bf16_ops_avx512_native = {
+    .name = "avx512_bf16: vdpbf16ps",
+    .rows = DK_PACKED_ROWS,
+    .tile = dk512_tile_bf16_native,
+    .pack_a = dk512_pack_a_bf16,
+};
 
 const dk_ops dk_ops_avx512 = {
     .rows = DK_TILE_ROWS,

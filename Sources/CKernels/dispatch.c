@@ -117,3 +117,43 @@ void dk_residual(float *x, const float *branch, const float *gamma, int rows, in
 }
 
 long dk_fetch_add(long *counter, long delta) { return __atomic_fetch_add(counter, delta, __ATOMIC_RELAXED); }
+
+// ---- bf16 -----------------------------------------------------------------------------------
+
+int dk_bf16_native_supported(void) {
+#if defined(__x86_64__)
+    if (dk_supported_path() != DK_PATH_AVX512) return 0;
+    if (__get_cpuid_max(0, 0) < 7) return 0;
+    unsigned a, b, c, d;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 5) & 1; // CPUID.(EAX=7, ECX=1):EAX bit 5: AVX512_BF16
+#else
+    return 0;
+#endif
+}
+
+static int dk_bf16_native_allowed = 1;
+
+const dk_bf16_ops *dk_current_bf16_ops(void) {
+    switch (dk_active_path()) {
+#if defined(__x86_64__)
+    case DK_PATH_AVX512:
+        return __atomic_load_n(&dk_bf16_native_allowed, __ATOMIC_ACQUIRE) && dk_bf16_native_supported()
+                   ? &dk_bf16_ops_avx512_native
+                   : &dk_bf16_ops_avx512;
+    case DK_PATH_AVX2: return &dk_bf16_ops_avx2;
+#endif
+    default: return &dk_bf16_ops_scalar;
+    }
+}
+
+int dk_set_bf16_native(int allowed) {
+    __atomic_store_n(&dk_bf16_native_allowed, allowed ? 1 : 0, __ATOMIC_RELEASE);
+#if defined(__x86_64__)
+    return dk_current_bf16_ops() == &dk_bf16_ops_avx512_native;
+#else
+    return 0;
+#endif
+}
+
+const char *dk_bf16_kernel_name(void) { return dk_current_bf16_ops()->name; }
