@@ -15,25 +15,29 @@ public struct Model: Sendable {
     public let parameters: Parameters
     /// The linear weights packed for the GEMM micro-kernel, made once here.
     let packed: PackedParameters
+    /// The linear layers' GEMM format, chosen at init (the packed weights are made in it).
+    public var precision: Precision { packed.precision }
     /// Threads for BLAS and DinoKit's own loops.
     public var parallelism: Parallelism
 
     /// Builds the model a store's weights describe. Heads default to the store's `num_heads`
     /// metadata or D/64; interpolation to the official semantics for the variant.
     public init(store: TensorStore, numHeads: Int? = nil, interpolation: PositionInterpolation? = nil,
-                parallelism: Parallelism = .fromEnvironment) throws {
+                precision: Precision = .f32, parallelism: Parallelism = .fromEnvironment) throws {
         let hub = try canonicalHubStore(store)
         var config = try Config.detect(hubStore: hub, numHeads: numHeads)
         if let interpolation { config.interpolation = interpolation }
-        try self.init(hubStore: hub, config: config, parallelism: parallelism)
+        try self.init(hubStore: hub, config: config, precision: precision, parallelism: parallelism)
     }
 
-    /// Binds hub-named weights to an explicit config.
-    public init(hubStore: TensorStore, config: Config, parallelism: Parallelism = .fromEnvironment) throws {
+    /// Binds hub-named weights to an explicit config. `precision` is the linear layers' GEMM
+    /// format (`Precision`); `.f32`, the default, is DinoKit's exact numerics.
+    public init(hubStore: TensorStore, config: Config, precision: Precision = .f32,
+                parallelism: Parallelism = .fromEnvironment) throws {
         try config.validate()
         self.config = config
         self.parameters = try Parameters(hubStore: hubStore, config: config)
-        self.packed = PackedParameters(parameters, config: config)
+        self.packed = PackedParameters(parameters, config: config, precision: precision)
         self.parallelism = parallelism
     }
 

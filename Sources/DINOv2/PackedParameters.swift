@@ -15,16 +15,21 @@ final class PackedParameters: Sendable {
     /// The patch embedding as a linear layer (D, C·p·p).
     let patch: PackedLinearWeights
     let blocks: [Block]
+    /// f32, or bf16: every linear layer (patch embedding included) rounded to bf16 once here.
+    /// Weights read from a bf16 file were widened exactly, so rounding gives back their bits.
+    let precision: Precision
 
-    init(_ p: Parameters, config c: Config) {
+    init(_ p: Parameters, config c: Config, precision: Precision = .f32) {
         let d = c.embedDim
-        patch = PackedLinearWeights(p.patchWeight, outFeatures: d, inFeatures: c.inChannels * c.patchSize * c.patchSize)
+        self.precision = precision
+        func pack(_ w: FloatBuffer, _ out: Int, _ inp: Int) -> PackedLinearWeights {
+            PackedLinearWeights(w, outFeatures: out, inFeatures: inp, precision: precision)
+        }
+        patch = pack(p.patchWeight, d, c.inChannels * c.patchSize * c.patchSize)
         let fc1Rows = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
         blocks = p.blocks.map { b in
-            Block(qkv: PackedLinearWeights(b.qkvWeight, outFeatures: 3 * d, inFeatures: d),
-                  proj: PackedLinearWeights(b.projWeight, outFeatures: d, inFeatures: d),
-                  fc1: PackedLinearWeights(b.fc1Weight, outFeatures: fc1Rows, inFeatures: d),
-                  fc2: PackedLinearWeights(b.fc2Weight, outFeatures: d, inFeatures: c.ffnHidden))
+            Block(qkv: pack(b.qkvWeight, 3 * d, d), proj: pack(b.projWeight, d, d), fc1: pack(b.fc1Weight, fc1Rows, d),
+                  fc2: pack(b.fc2Weight, d, c.ffnHidden))
         }
     }
 

@@ -74,7 +74,15 @@ struct Bench: ParsableCommand {
         var variant: String
         var size: Int
         var threads: Int
+        var precision: String
+        /// The GEMM kernel that ran: the path for f32, the bf16 tile for bf16.
+        var gemmKernel: String
         var results: [Result]
+
+        enum CodingKeys: String, CodingKey {
+            case variant, size, threads, precision, results
+            case gemmKernel = "gemm_kernel"
+        }
     }
 
     struct GEMMReport: Encodable {
@@ -107,7 +115,8 @@ struct Bench: ParsableCommand {
         case let (nil, variant?): store = try RandomWeights.hubStore(variant: variant)
         default: throw ValidationError("give exactly one of --weights and --random-weights")
         }
-        let model = try Model(store: store, numHeads: modelOptions.numHeads, parallelism: parallelism)
+        let model = try Model(store: store, numHeads: modelOptions.numHeads, precision: modelOptions.precision,
+                              parallelism: parallelism)
         let c = model.config
         guard size > 0, size % c.patchSize == 0 else {
             throw ValidationError("--size \(size) is not a multiple of the patch size \(c.patchSize)")
@@ -155,7 +164,9 @@ struct Bench: ParsableCommand {
                                   imagesPerSecond: Double(b) / median, gflops: flops * Double(b) / median / 1e9,
                                   peakRSSMB: peakResidentMegabytes()))
         }
-        let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads, results: results)
+        let gemmKernel = model.precision == .bf16 ? KernelDispatch.bf16Kernel : KernelDispatch.active.rawValue
+        let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads,
+                            precision: model.precision.rawValue, gemmKernel: gemmKernel, results: results)
         let profileText = profiles.map { b, p in Self.render(profile: p, batch: b, threads: parallelism.threads) }.joined(separator: "\n\n")
         if jsonOption.json {
             try printJSON(report)
@@ -163,6 +174,7 @@ struct Bench: ParsableCommand {
             return
         }
         print("\(report.variant) at \(size)x\(size), \(report.threads) threads, kernels \(KernelDispatch.active.rawValue), " +
+              "precision \(report.precision) (GEMM: \(gemmKernel)), " +
               String(format: "%.2f GFLOP per image", flops / 1e9))
         print(renderTable(
             ["batch", "ms/image median", "min", "max", "images/s", "GFLOP/s", "peak RSS MB"],

@@ -125,7 +125,7 @@ struct Embed: ParsableCommand {
         try checkOutputs(files: outputs, inputs: [weightsOption.weights, list, dir] + paths)
 
         let model = try Model(store: loadWeights(path: weightsOption.weights), numHeads: modelOptions.numHeads,
-                              parallelism: modelOptions.parallelism)
+                              precision: modelOptions.precision, parallelism: modelOptions.parallelism)
         let meanValues = try parseTriple(mean, option: "--mean") ?? Preprocess.imageNetMean
         let stdValues = try parseTriple(std, option: "--std") ?? Preprocess.imageNetStd
         let preprocess: Preprocess

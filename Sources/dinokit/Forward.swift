@@ -50,7 +50,7 @@ struct Forward: ParsableCommand {
         try checkOutputs(files: [out], inputs: [weightsOption.weights, input, masks])
         let blocks = try parseIndexList(intermediate, option: "--intermediate")
         var model = try Model(store: loadWeights(path: weightsOption.weights), numHeads: modelOptions.numHeads,
-                              parallelism: modelOptions.parallelism)
+                              precision: modelOptions.precision, parallelism: modelOptions.parallelism)
         model.interpolation = .semantics(interpolation, registerTokens: model.config.registerTokens)
         let x = try NPY.read(path: input)
         let m = try masks.map { try NPY.read(path: $0) }

@@ -39,6 +39,13 @@ struct WeightsOption: ParsableArguments {
 }
 
 extension KernelPath: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
+
+/// --precision: the number format of the model's linear layers (`Precision`).
+struct PrecisionOption: ParsableArguments {
+    @Option(help: "Linear layers' GEMM precision: f32 (exact, default) or bf16 (bf16 weights and GEMM inputs, float accumulation; norms, softmax, GELU, attention and residuals stay f32).")
+    var precision: Precision = .f32
+}
 
 /// --kernels: the instruction set DinoKit's kernels use, as DINOKIT_KERNELS chooses it (which the
 /// option overrides). A path this CPU cannot run falls back to the best one below it, as the
@@ -59,14 +66,21 @@ struct KernelsOption: ParsableArguments {
     }
 }
 
-/// The options of every command that builds a model from weights: --num-heads, --threads and
-/// --kernels.
+/// The options of every command that builds a model from weights: --num-heads, --threads,
+/// --kernels and --precision (commands that train ignore the precision: they run f32).
 struct ModelOptions: ParsableArguments {
     @OptionGroup var heads: HeadsOption
     @OptionGroup var threading: ThreadsOption
     @OptionGroup var kernelPath: KernelsOption
+    @OptionGroup var precisionOption: PrecisionOption
 
     var numHeads: Int? { heads.numHeads }
+    var precision: Precision { precisionOption.precision }
+
+    /// For the commands that do not run reduced precision yet (they would ignore it).
+    func requireF32(_ command: String) throws {
+        if precision != .f32 { throw ValidationError("\(command) runs f32 only; --precision \(precision.rawValue) is not supported here yet") }
+    }
     var parallelism: Parallelism { threading.parallelism }
 }
 

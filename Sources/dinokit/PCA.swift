@@ -90,7 +90,8 @@ struct PCA: ParsableCommand {
 
 /// The model for a picture command.
 func pictureModel(weights: String, options: ModelOptions) throws -> Model {
-    try Model(store: loadWeights(path: weights), numHeads: options.numHeads, parallelism: options.parallelism)
+    try Model(store: loadWeights(path: weights), numHeads: options.numHeads, precision: options.precision,
+              parallelism: options.parallelism)
 }
 
 /// An image resized for a picture (`FeaturePictures.inputSize`), and its normalised (1, 3, H, W) tensor.

@@ -96,6 +96,7 @@ struct TrainFinetune: ParsableCommand {
     @OptionGroup var progress: QuietOption
 
     func run() throws {
+        try modelOptions.requireF32("train finetune")
         var s = FinetuneSettings.defaults(for: mode)
         if let epochs { s.epochs = epochs }
         if let lr { s.lr = lr }

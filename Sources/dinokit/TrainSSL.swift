@@ -132,6 +132,7 @@ struct TrainSSL: ParsableCommand {
     }
 
     func run() throws {
+        try modelOptions.requireF32("train ssl")
         let parallelism = modelOptions.parallelism
         let started = monotonicSeconds()
         let run: SSLRun
