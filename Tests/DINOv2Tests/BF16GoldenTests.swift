@@ -62,7 +62,7 @@ final class BF16GoldenTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for name in try FileManager.default.contentsOfDirectory(atPath: source) where name != "manifest.json" {
-            try FileManager.default.createSymbolicLink(atPath: dir + "/" + name, withDestinationPath: source + "/" + name)
+            try FileManager.default.copyItem(atPath: source + "/" + name, toPath: dir + "/" + name)
         }
         let data = try Data(contentsOf: URL(fileURLWithPath: source + "/manifest.json"))
         var manifest = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
