@@ -290,7 +290,7 @@ static void dk_columns_run(int m, int n, int k, const float *a, long lda, const 
         j.bp16 = bp16;
         j.kp = k > 0 ? (k + 1) / 2 : 0;
         if (j.kp > 0) {
-            j.ap16 = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A_SHARED, (size_t)m * j.kp);
+            j.ap16 = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A_SHARED, (size_t)m * j.kp + DK_BF16_A_PAD);
             j.kblocks = (j.kp + DK_KCP - 1) / DK_KCP;
             j.pack_tasks = (m + DK_PACK_ROWS - 1) / DK_PACK_ROWS * j.kblocks;
         }
@@ -421,7 +421,7 @@ void dk_gemm_bf16_packed(int m, int n, int k, const float *a, long lda, const ui
     const int kp = k > 0 ? (k + 1) / 2 : 0;
     uint32_t *ap = 0;
     if (kp > 0) {
-        ap = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A, (size_t)m * kp);
+        ap = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A, (size_t)m * kp + DK_BF16_A_PAD);
         const int kc = dk_kp_block(kp);
         for (int p0 = 0; p0 < kp; p0 += kc) {
             const int kcur = kp - p0 < kc ? kp - p0 : kc;

@@ -75,7 +75,10 @@ extern const dk_bf16_ops dk_bf16_ops_scalar;
 extern const dk_bf16_ops dk_bf16_ops_avx2;
 extern const dk_bf16_ops dk_bf16_ops_avx512;        // widening
 extern const dk_bf16_ops dk_bf16_ops_avx512_native; // vdpbf16ps
+extern const dk_bf16_ops dk_bf16_ops_avx512_amx;    // AMX tdpbf16ps
 #endif
+// Bytes the AMX tile may read past the end of a packed A (rows past a partial tile).
+#define DK_BF16_A_PAD (16 * 16)
 const dk_bf16_ops *dk_current_bf16_ops(void);
 void dk_pack_a_bf16_portable(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr);
 

@@ -7,8 +7,8 @@ public enum Precision: String, CaseIterable, Sendable {
     case f32
     /// bfloat16 weights (rounded once at load as torch's `.to(torch.bfloat16)`; bf16 files keep
     /// their bits) and bf16-rounded activations as GEMM inputs, accumulated in float32 from the
-    /// bias (AVX512_BF16 `vdpbf16ps`, or bf16 widened to float on other CPUs and paths), with the
-    /// float32 epilogues.
+    /// bias (AMX `tdpbf16ps` or AVX512_BF16 `vdpbf16ps` where the CPU has them, else bf16 widened
+    /// to float), with the float32 epilogues.
     case bf16
 }
 
@@ -28,16 +28,39 @@ public enum BFloat16 {
     public static func round(_ x: Float) -> Float { float(bits(x)) }
 }
 
+/// The bf16 GEMM tiles of the AVX-512 path, fastest first (other paths widen bf16 to float).
+public enum BF16Tile: Int32, CaseIterable, Sendable, Comparable {
+    /// bf16 widened to float in registers, float FMAs (also the avx2 and scalar paths' way).
+    case widened = 0
+    /// AVX512_BF16 `vdpbf16ps`.
+    case vdpbf16ps = 1
+    /// AMX-BF16 `tdpbf16ps` on 16 × 16 tiles (Sapphire Rapids and later).
+    case amx = 2
+
+    public static func < (a: BF16Tile, b: BF16Tile) -> Bool { a.rawValue < b.rawValue }
+}
+
 extension KernelDispatch {
     /// Whether this CPU has AVX512_BF16 (`vdpbf16ps`).
     public static var bf16NativeSupported: Bool { dk_bf16_native_supported() != 0 }
 
-    /// Which bf16 GEMM tile the active path runs: "avx512_bf16: vdpbf16ps", or the widening
-    /// fallback of the avx512, avx2 or scalar path.
+    /// Whether this CPU has AMX-BF16 and the OS lets DinoKit use the tiles.
+    public static var bf16AMXSupported: Bool { dk_bf16_amx_supported() != 0 }
+
+    /// The bf16 tiles this CPU can run on the AVX-512 path.
+    public static var supportedBF16Tiles: [BF16Tile] {
+        guard supported == .avx512 else { return [] }
+        return [.widened] + (bf16NativeSupported ? [.vdpbf16ps] : []) + (bf16AMXSupported ? [.amx] : [])
+    }
+
+    /// Which bf16 GEMM tile the active path runs: "amx_bf16: tdpbf16ps", "avx512_bf16: vdpbf16ps",
+    /// or the widening fallback of the avx512, avx2 or scalar path.
     public static var bf16Kernel: String { String(cString: dk_bf16_kernel_name()) }
 
-    /// Allows or forbids the AVX512_BF16 tile (tests run the AVX-512 path's widening fallback on
-    /// CPUs that have it); returns whether the native tile is now used. Process-wide, like `select`.
+    /// Lets the AVX-512 path use bf16 tiles up to `tile` (default: `.amx`, the fastest the CPU has),
+    /// so that tests run each one; returns the tile now used there. Process-wide, like `select`.
     @discardableResult
-    public static func allowBF16Native(_ allowed: Bool) -> Bool { dk_set_bf16_native(allowed ? 1 : 0) != 0 }
+    public static func limitBF16Tile(_ tile: BF16Tile) -> BF16Tile {
+        BF16Tile(rawValue: dk_set_bf16_level(tile.rawValue)) ?? .widened
+    }
 }

@@ -7,8 +7,8 @@ import XCTest
 /// `Precision.bf16` against the float32 goldens of the official PyTorch code: every golden set
 /// (DINOv2 and DINOv3 tiny sets) passes `Verifier` at bf16's tolerance (mean cosine ≥ 0.999 per
 /// output, max abs ≤ 0.05 + 0.05·max |golden|) on the active kernel path (run the suite with
-/// DINOKIT_KERNELS=avx512|avx2|scalar), and on the AVX-512 path also with the widening fallback of
-/// CPUs without AVX512_BF16. A manifest's "tolerances" replace the defaults.
+/// DINOKIT_KERNELS=avx512|avx2|scalar), on the AVX-512 path with every bf16 tile the CPU has (AMX,
+/// AVX512_BF16, the widening fallback). A manifest's "tolerances" replace the defaults.
 final class BF16GoldenTests: XCTestCase {
     func verifyAll(_ label: String) throws {
         let dirs = try GoldenSetVerificationTests.goldenDirectories()
@@ -33,11 +33,14 @@ final class BF16GoldenTests: XCTestCase {
     }
 
     func testEveryGoldenSetPassesAtBF16Tolerance() throws {
-        try verifyAll("\(KernelDispatch.active.rawValue) (\(KernelDispatch.bf16Kernel))")
-        if KernelDispatch.active == .avx512 && KernelDispatch.bf16NativeSupported {
-            KernelDispatch.allowBF16Native(false)
-            defer { KernelDispatch.allowBF16Native(true) }
-            try verifyAll("avx512 fallback (\(KernelDispatch.bf16Kernel))")
+        guard KernelDispatch.active == .avx512 else {
+            try verifyAll("\(KernelDispatch.active.rawValue) (\(KernelDispatch.bf16Kernel))")
+            return
+        }
+        defer { KernelDispatch.limitBF16Tile(.amx) }
+        for tile in KernelDispatch.supportedBF16Tiles {
+            XCTAssertEqual(KernelDispatch.limitBF16Tile(tile), tile)
+            try verifyAll("avx512 \(tile) (\(KernelDispatch.bf16Kernel))")
         }
     }
 

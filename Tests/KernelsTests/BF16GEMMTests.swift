@@ -5,9 +5,9 @@ import TestSupport
 import XCTest
 
 /// The bf16 GEMM (`PackedLinearWeights` at `.bf16`): its rounding is torch's (Fixtures/conversion
-/// holds torch's own f32 → bf16 conversions), and on every kernel path — and on the AVX-512 path's
-/// widening fallback where the CPU has AVX512_BF16 — it equals a reference computed here from the
+/// holds torch's own f32 → bf16 conversions), and on every kernel path it equals a reference computed here from the
 /// rounding rule: inputs and weights rounded to bf16, products and sums in double, from the bias.
+/// On the AVX-512 path every bf16 tile the CPU has runs: AMX, AVX512_BF16 and the widening one.
 final class BF16GEMMTests: XCTestCase {
     func load(_ name: String) throws -> [Float] { try NPY.read(path: fixturePath("conversion/\(name).npy")).floats() }
 
@@ -102,12 +102,15 @@ final class BF16GEMMTests: XCTestCase {
 
     func testBF16GEMMMatchesRoundedReferenceOnEveryPath() {
         KernelPaths.each { path in
-            check("\(path.rawValue) (\(KernelDispatch.bf16Kernel))")
-            if path == .avx512 && KernelDispatch.bf16NativeSupported {
-                XCTAssertTrue(KernelDispatch.bf16Kernel.contains("vdpbf16ps"))
-                XCTAssertFalse(KernelDispatch.allowBF16Native(false))
-                defer { KernelDispatch.allowBF16Native(true) }
-                check("avx512 fallback (\(KernelDispatch.bf16Kernel))")
+            guard path == .avx512 else {
+                check("\(path.rawValue) (\(KernelDispatch.bf16Kernel))")
+                return
+            }
+            // Every bf16 tile this CPU has: AMX, vdpbf16ps, the widening fallback.
+            defer { KernelDispatch.limitBF16Tile(.amx) }
+            for tile in KernelDispatch.supportedBF16Tiles {
+                XCTAssertEqual(KernelDispatch.limitBF16Tile(tile), tile)
+                check("avx512 \(tile) (\(KernelDispatch.bf16Kernel))")
             }
         }
     }

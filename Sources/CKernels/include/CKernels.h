@@ -103,9 +103,9 @@ void dk_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 /// `.to(torch.bfloat16)`), and packed in pairs of k: panel p holds, for each pair q of the k
 /// inputs, DK_NR 32-bit words (bf16 of w[p·DK_NR + j][2q + 1] << 16) | bf16 of w[..][2q], zero past
 /// n and past k. The activations (A) are rounded the same way as they are packed for the
-/// micro-kernel; products are exact in float and are accumulated in float, from the bias; the
-/// epilogue is the float one. With AVX512_BF16 the tile runs `vdpbf16ps`; other CPUs and paths
-/// widen the bf16 values to float in registers and use float FMAs (the same products).
+/// micro-kernel; products are exact in float and are accumulated in float; the epilogue is the
+/// float one. With AMX-BF16 the tile runs TDPBF16PS, with AVX512_BF16 `vdpbf16ps`; other CPUs and
+/// paths widen the bf16 values to float in registers and use float FMAs (the same products).
 
 /// torch's float → bfloat16 rounding, n values.
 void dk_f32_to_bf16(uint16_t *dst, const float *src, long n);
@@ -123,11 +123,15 @@ void dk_gemm_bf16_packed_columns(int m, int n, int k, const float *a, long lda, 
                                  long ldc, const dk_epilogue *e, int threads);
 /// Whether this CPU (and OS) has AVX512_BF16 (`vdpbf16ps`).
 int dk_bf16_native_supported(void);
-/// Allows (1) or forbids (0) the AVX512_BF16 tile, so that tests can run the widening fallback of
-/// the AVX-512 path on a CPU that has it; returns whether the native tile is now in use (on the
-/// active path). Not for use while kernels run.
-int dk_set_bf16_native(int allowed);
-/// Which bf16 tile the active path runs, e.g. "avx512_bf16 vdpbf16ps" or "avx2: bf16 widened to f32 FMA".
+/// Whether this CPU has AMX-BF16 and the OS lets this process use the tiles (Linux: asked once).
+int dk_bf16_amx_supported(void);
+/// The fastest bf16 tile the AVX-512 path may use: 2 AMX (TDPBF16PS, the default), 1 AVX512_BF16
+/// (vdpbf16ps), 0 the widening fallback — so that tests run every one on a CPU that has them.
+/// Returns the level of the tile now in use on the active path (0 on other paths). Not for use
+/// while kernels run.
+int dk_set_bf16_level(int level);
+/// Which bf16 tile the active path runs, e.g. "amx_bf16: tdpbf16ps", "avx512_bf16: vdpbf16ps" or
+/// "avx2: bf16 widened to f32 FMA".
 const char *dk_bf16_kernel_name(void);
 
 /// LayerNorm over each of `rows` rows of `cols` (biased variance): y = (x − mean)·rstd·w + b.
