@@ -59,8 +59,20 @@ static inline __attribute__((always_inline)) ATTR __m256 dk256_pow2(__m256 p, __
 #define V_HSUM(v) dk256_hsum(v)
 #define V_HMAX(v) dk256_hmax(v)
 
+#define V_BF16_LO(w) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(w), 16))
+#define V_BF16_HI(w) _mm256_and_ps((w), _mm256_castsi256_ps(_mm256_set1_epi32((int)0xffff0000u)))
+
 #define DK_TILE_ROWS 6
+// bf16 tile: 8 accumulators, four widened B vectors and two broadcasts: 14 of the 16 ymm registers.
+#define DK_BF16_ROWS 4
 #include "simd_body.h"
+
+const dk_bf16_ops dk_bf16_ops_avx2 = {
+    .name = "avx2: bf16 widened to f32 FMA",
+    .rows = DK_BF16_ROWS,
+    .tile = dk256_tile_bf16,
+    .pack_a = 0,
+};
 
 const dk_ops dk_ops_avx2 = {
     .rows = DK_TILE_ROWS,

@@ -123,10 +123,241 @@ static ATTR void dk512_pack_transposed(float *dst, const float *w, int n, int k,
     }
 }
 
+#define V_BF16_LO(w) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(w), 16))
+#define V_BF16_HI(w) _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(w), _mm512_set1_epi32((int)0xffff0000u)))
+
 #define DK_TILE_ROWS 6
 // 24 accumulators, two B vectors and a broadcast: 27 of the 32 zmm registers.
 #define DK_PACKED_ROWS 12
+// The widening bf16 tile: 24 accumulators, four widened B vectors, two broadcasts.
+#define DK_BF16_ROWS 12
 #include "simd_body.h"
+
+// ---- bf16 ------------------------------------------------------------------------------------
+
+// torch's bf16 rounding of 16 floats, in the low half of each 32-bit lane.
+static inline __attribute__((always_inline)) ATTR __m512i dk512_bf16_round(__m512 x) {
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+    return _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7fc0));
+}
+
+// dk_pack_a_bf16 for whole tiles of mr ≤ 16 rows: per 16 pairs (32 floats) of each row, rounded
+// and narrowed to 16 words, then a 16 × 16 register transpose and one masked store per pair. An
+// odd k's last pair and partial tiles go element by element.
+static ATTR void dk512_pack_a_bf16(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr) {
+    const __mmask16 keep = dk512_mask(mr);
+    for (int t0 = 0; t0 < m; t0 += mr) {
+        const int rows = m - t0 < mr ? m - t0 : mr;
+        uint32_t *d = dst + (long)t0 * qc;
+        const float *src = a + (long)t0 * lda;
+        int q = 0;
+        if (rows == mr && mr <= 16) {
+            for (; q + 16 <= qc && 2 * (q0 + q + 16) <= k; q += 16) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++) {
+                    if (i < rows) {
+                        const float *x = src + i * lda + 2 * (q0 + q);
+                        const __m256i lo = _mm512_cvtepi32_epi16(dk512_bf16_round(_mm512_loadu_ps(x)));
+                        const __m256i hi = _mm512_cvtepi32_epi16(dk512_bf16_round(_mm512_loadu_ps(x + 16)));
+                        r[i] = _mm512_castsi512_ps(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+                    } else {
+                        r[i] = _mm512_setzero_ps();
+                    }
+                }
+                dk512_transpose16(r);
+                for (int j = 0; j < 16; j++) _mm512_mask_storeu_ps((float *)(d + (long)(q + j) * rows), keep, r[j]);
+            }
+        }
+        if (q < qc) dk_pack_a_bf16_portable(d + (long)q * rows, src, lda, rows, k, q0 + q, qc - q, rows);
+    }
+}
+
+#define ATTR_BF16 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512bf16,avx2,fma")))
+
+// One pair of k steps of the native tile: each vdpbf16ps adds, per column, a[2q]·b[2q] +
+// a[2q+1]·b[2q+1] (exact products, float sums) to the accumulator.
+static inline __attribute__((always_inline)) ATTR_BF16 void dk512_bf16_step(const int MR, __m512 *acc0, __m512 *acc1,
+                                                                            const uint32_t *a, const uint32_t *b) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + 16);
+#pragma unroll
+    for (int i = 0; i < MR; i++) {
+        const __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+        acc0[i] = _mm512_dpbf16_ps(acc0[i], ai, b0);
+        acc1[i] = _mm512_dpbf16_ps(acc1[i], ai, b1);
+    }
+}
+
+static inline __attribute__((always_inline)) ATTR_BF16 void
+dk512_bf16_native_part(const int MR_, int cols, int kp, const uint32_t *a, const uint32_t *b, float *c, long ldc,
+                       int flags, const dk_epilogue *e, long row0, long col0, const char *pf, const char *pf_end) {
+    const int MR = MR_ > DK_PACKED_ROWS ? DK_PACKED_ROWS : MR_;
+    __m512 acc0[DK_PACKED_ROWS], acc1[DK_PACKED_ROWS];
+    const int n0 = cols < 16 ? cols : 16, n1 = cols - n0;
+    dk512_tile_start(MR, acc0, acc1, n0, n1, c, ldc, flags, e, col0);
+    int q = 0;
+    for (; q + 2 <= kp; q += 2) {
+        if (pf < pf_end) {
+            __builtin_prefetch(pf, 0, 2);
+            pf += 64;
+        }
+        dk512_bf16_step(MR, acc0, acc1, a, b);
+        dk512_bf16_step(MR, acc0, acc1, a + MR, b + DK_NR);
+        a += 2 * MR;
+        b += 2 * DK_NR;
+    }
+    if (q < kp) dk512_bf16_step(MR, acc0, acc1, a, b);
+    dk512_tile_finish(MR, acc0, acc1, cols, c, ldc, flags, e, row0, col0);
+}
+
+static ATTR_BF16 void dk512_tile_bf16_native(int mr, int nr, int kp, const uint32_t *a, const uint32_t *b, float *c,
+                                             long ldc, int flags, const dk_epilogue *e, long row0, long col0,
+                                             const char *pf, const char *pf_end) {
+    switch (mr > DK_PACKED_ROWS ? DK_PACKED_ROWS : mr) {
+#define DK_NATIVE_CASE(R) \
+    case R: dk512_bf16_native_part(R, nr, kp, a, b, c, ldc, flags, e, row0, col0, pf, pf_end); break;
+        DK_NATIVE_CASE(12) DK_NATIVE_CASE(11) DK_NATIVE_CASE(10) DK_NATIVE_CASE(9) DK_NATIVE_CASE(8) DK_NATIVE_CASE(7)
+        DK_NATIVE_CASE(6) DK_NATIVE_CASE(5) DK_NATIVE_CASE(4) DK_NATIVE_CASE(3) DK_NATIVE_CASE(2)
+#undef DK_NATIVE_CASE
+    default: dk512_bf16_native_part(1, nr, kp, a, b, c, ldc, flags, e, row0, col0, pf, pf_end); break;
+    }
+}
+
+// ---- bf16 with AMX (TDPBF16PS) -----------------------------------------------------------------
+//
+// A tile of up to 16 rows × one panel (32 columns) as two 16 × 16 AMX accumulator tiles: per 16
+// pairs of k (32 k steps), one A tile (16 rows × 16 words) and two B tiles (16 pairs × 16
+// columns, straight from the panel with a 128-byte row stride) and two TDPBF16PS. A is packed
+// for it (`dk512_pack_a_amx`): per row tile, each block of 16 pairs as rows × 16 words (row-major),
+// the pairs past the last whole block in the ordinary layout, which the vdpbf16ps step finishes
+// in registers. Rows past the tile's own are read from whatever follows (the buffers are padded)
+// and their sums thrown away: a row of C depends on its row of A only. The sums go through
+// memory into the float accumulators, which then start from the bias or C's partial sums as in
+// every other tile, and the float epilogue follows.
+
+#define ATTR_AMX __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512bf16,avx2,fma,amx-tile,amx-bf16")))
+
+static ATTR void dk512_pack_a_amx(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr) {
+    const int blocks = qc / 16;
+    for (int t0 = 0; t0 < m; t0 += mr) {
+        const int rows = m - t0 < mr ? m - t0 : mr;
+        uint32_t *d = dst + (long)t0 * qc;
+        const float *src = a + (long)t0 * lda;
+        for (int blk = 0; blk < blocks; blk++) {
+            const int kk = 2 * (q0 + 16 * blk);
+            for (int i = 0; i < rows; i++) {
+                uint32_t *row = d + ((long)blk * rows + i) * 16;
+                if (kk + 32 <= k) {
+                    const float *x = src + i * lda + kk;
+                    const __m256i lo = _mm512_cvtepi32_epi16(dk512_bf16_round(_mm512_loadu_ps(x)));
+                    const __m256i hi = _mm512_cvtepi32_epi16(dk512_bf16_round(_mm512_loadu_ps(x + 16)));
+                    _mm512_storeu_si512(row, _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1));
+                } else {
+                    for (int q = 0; q < 16; q++) {
+                        const float *x = src + i * lda + kk + 2 * q;
+                        row[q] = (uint32_t)dk_bf16_round(x[0]) | (kk + 2 * q + 1 < k ? (uint32_t)dk_bf16_round(x[1]) << 16 : 0u);
+                    }
+                }
+            }
+        }
+        if (blocks * 16 < qc)
+            dk_pack_a_bf16_portable(d + (long)blocks * 16 * rows, src, lda, rows, k, q0 + 16 * blocks, qc - 16 * blocks,
+                                    rows);
+    }
+}
+
+typedef struct {
+    unsigned char palette, start_row, reserved[14];
+    unsigned short colsb[16];
+    unsigned char rows[16];
+} dk_amx_config;
+
+static _Thread_local int dk_amx_configured;
+
+static inline __attribute__((always_inline)) ATTR_AMX void dk512_amx_configure(void) {
+    if (dk_amx_configured) return;
+    dk_amx_config cfg;
+    __builtin_memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 5; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    _tile_loadconfig(&cfg);
+    dk_amx_configured = 1;
+}
+
+static inline __attribute__((always_inline)) ATTR_BF16 void
+dk512_amx_finish(const int MR, const float *sums, int tail, const uint32_t *a, const uint32_t *b, int cols, float *c,
+                 long ldc, int flags, const dk_epilogue *e, long row0, long col0) {
+    __m512 acc0[16], acc1[16];
+    const int n0 = cols < 16 ? cols : 16, n1 = cols - n0;
+    dk512_tile_start(MR, acc0, acc1, n0, n1, c, ldc, flags, e, col0);
+#pragma unroll
+    for (int i = 0; i < MR; i++) {
+        acc0[i] = _mm512_add_ps(acc0[i], _mm512_loadu_ps(sums + i * 32));
+        acc1[i] = _mm512_add_ps(acc1[i], _mm512_loadu_ps(sums + i * 32 + 16));
+    }
+    for (int q = 0; q < tail; q++) dk512_bf16_step(MR, acc0, acc1, a + q * MR, b + q * DK_NR);
+    dk512_tile_finish(MR, acc0, acc1, cols, c, ldc, flags, e, row0, col0);
+}
+
+static ATTR_AMX void dk512_tile_bf16_amx(int mr, int nr, int kp, const uint32_t *a, const uint32_t *b, float *c,
+                                         long ldc, int flags, const dk_epilogue *e, long row0, long col0,
+                                         const char *pf, const char *pf_end) {
+    float sums[16 * 32] __attribute__((aligned(64)));
+    const int blocks = kp / 16, tail = kp - 16 * blocks;
+    if (blocks > 0) {
+        dk512_amx_configure();
+        _tile_zero(0);
+        _tile_zero(1);
+        for (int blk = 0; blk < blocks; blk++) {
+            for (int l = 0; l < 4 && pf < pf_end; l++, pf += 64) __builtin_prefetch(pf, 0, 2);
+            _tile_loadd(2, a + (long)blk * mr * 16, 64);
+            _tile_loadd(3, b + (long)blk * 16 * DK_NR, 128);
+            _tile_loadd(4, b + (long)blk * 16 * DK_NR + 16, 128);
+            _tile_dpbf16ps(0, 2, 3);
+            _tile_dpbf16ps(1, 2, 4);
+        }
+        _tile_stored(0, sums, 128);
+        _tile_stored(1, sums + 16, 128);
+    } else {
+        __builtin_memset(sums, 0, sizeof sums);
+    }
+    for (; pf < pf_end; pf += 64) __builtin_prefetch(pf, 0, 2);
+    const uint32_t *ta = a + (long)blocks * 16 * mr, *tb = b + (long)blocks * 16 * DK_NR;
+    switch (mr > 16 ? 16 : mr) {
+#define DK_AMX_CASE(R) \
+    case R: dk512_amx_finish(R, sums, tail, ta, tb, nr, c, ldc, flags, e, row0, col0); break;
+        DK_AMX_CASE(16) DK_AMX_CASE(15) DK_AMX_CASE(14) DK_AMX_CASE(13) DK_AMX_CASE(12) DK_AMX_CASE(11) DK_AMX_CASE(10)
+        DK_AMX_CASE(9) DK_AMX_CASE(8) DK_AMX_CASE(7) DK_AMX_CASE(6) DK_AMX_CASE(5) DK_AMX_CASE(4) DK_AMX_CASE(3)
+        DK_AMX_CASE(2)
+#undef DK_AMX_CASE
+    default: dk512_amx_finish(1, sums, tail, ta, tb, nr, c, ldc, flags, e, row0, col0); break;
+    }
+}
+
+const dk_bf16_ops dk_bf16_ops_avx512_amx = {
+    .name = "amx_bf16: tdpbf16ps",
+    .rows = 16,
+    .tile = dk512_tile_bf16_amx,
+    .pack_a = dk512_pack_a_amx,
+};
+
+const dk_bf16_ops dk_bf16_ops_avx512 = {
+    .name = "avx512: bf16 widened to f32 FMA",
+    .rows = DK_BF16_ROWS,
+    .tile = dk512_tile_bf16,
+    .pack_a = dk512_pack_a_bf16,
+};
+
+const dk_bf16_ops dk_bf16_ops_avx512_native = {
+    .name = "avx512_bf16: vdpbf16ps",
+    .rows = DK_PACKED_ROWS,
+    .tile = dk512_tile_bf16_native,
+    .pack_a = dk512_pack_a_bf16,
+};
 
 const dk_ops dk_ops_avx512 = {
     .rows = DK_TILE_ROWS,

@@ -6,6 +6,8 @@
 
 #if defined(__x86_64__)
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static unsigned long long dk_xgetbv0(void) {
     unsigned eax, edx;
@@ -117,3 +119,68 @@ void dk_residual(float *x, const float *branch, const float *gamma, int rows, in
 }
 
 long dk_fetch_add(long *counter, long delta) { return __atomic_fetch_add(counter, delta, __ATOMIC_RELAXED); }
+
+// ---- bf16 -----------------------------------------------------------------------------------
+
+int dk_bf16_native_supported(void) {
+#if defined(__x86_64__)
+    if (dk_supported_path() != DK_PATH_AVX512) return 0;
+    if (__get_cpuid_max(0, 0) < 7) return 0;
+    unsigned a, b, c, d;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 5) & 1; // CPUID.(EAX=7, ECX=1):EAX bit 5: AVX512_BF16
+#else
+    return 0;
+#endif
+}
+
+// AMX: the CPU has AMX-TILE and AMX-BF16 (CPUID 7.0 EDX bits 24, 22), the OS manages the tile
+// state (XCR0 bits 17, 18), and Linux grants this process the tile data (arch_prctl
+// ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), asked once.
+static int dk_amx_state = -1;
+
+int dk_bf16_amx_supported(void) {
+    int s = __atomic_load_n(&dk_amx_state, __ATOMIC_ACQUIRE);
+    if (s >= 0) return s;
+    s = 0;
+#if defined(__x86_64__) && defined(__linux__)
+    if (dk_bf16_native_supported()) {
+        unsigned a, b, c, d;
+        __cpuid_count(7, 0, a, b, c, d);
+        const int tile = (d >> 24) & 1, bf16 = (d >> 22) & 1;
+        if (tile && bf16 && (dk_xgetbv0() & 0x60000) == 0x60000)
+            s = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+    }
+#endif
+    __atomic_store_n(&dk_amx_state, s, __ATOMIC_RELEASE);
+    return s;
+}
+
+// The fastest bf16 tile allowed: 2 AMX, 1 vdpbf16ps, 0 the widening fallback.
+static int dk_bf16_level = 2;
+
+const dk_bf16_ops *dk_current_bf16_ops(void) {
+    switch (dk_active_path()) {
+#if defined(__x86_64__)
+    case DK_PATH_AVX512: {
+        const int level = __atomic_load_n(&dk_bf16_level, __ATOMIC_ACQUIRE);
+        if (level >= 2 && dk_bf16_amx_supported()) return &dk_bf16_ops_avx512_amx;
+        return level >= 1 && dk_bf16_native_supported() ? &dk_bf16_ops_avx512_native : &dk_bf16_ops_avx512;
+    }
+    case DK_PATH_AVX2: return &dk_bf16_ops_avx2;
+#endif
+    default: return &dk_bf16_ops_scalar;
+    }
+}
+
+int dk_set_bf16_level(int level) {
+    __atomic_store_n(&dk_bf16_level, level < 0 ? 0 : level > 2 ? 2 : level, __ATOMIC_RELEASE);
+#if defined(__x86_64__)
+    const dk_bf16_ops *ops = dk_current_bf16_ops();
+    return ops == &dk_bf16_ops_avx512_amx ? 2 : ops == &dk_bf16_ops_avx512_native ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+const char *dk_bf16_kernel_name(void) { return dk_current_bf16_ops()->name; }

@@ -8,6 +8,15 @@
 // 384-deep blocks that accumulate in C.
 #include "internal.h"
 
+#define DK_KCP 384 // bf16 k block, in pairs
+
+static void dk_gemm_bf16_run(const dk_bf16_ops *ops, int m, int n, int kp, const uint32_t *ap, int ap_rows,
+                             int ap_row0, const uint32_t *b, float *c, long ldc, const dk_epilogue *e,
+                             const uint32_t *after);
+static void dk_pack_a_bf16(const dk_bf16_ops *ops, uint32_t *dst, const float *a, long lda, int m, int k, int q0,
+                           int qc, int mr);
+static int dk_kp_block(int kp);
+
 size_t dk_packed_count(int n, int k) {
     if (n <= 0 || k <= 0) return 0;
     return (size_t)((n + DK_NR - 1) / DK_NR) * DK_NR * (size_t)k;
@@ -167,6 +176,11 @@ typedef struct {
     float *ap;              // the packed A (NULL: read in place)
     int pack_tasks, kblocks, mr;
     long pack_next, packed; // packing tasks claimed, finished (atomic)
+    // bf16 (b16 not NULL): B packed in pairs (bp16, kp pairs), A packed in pairs into ap16 (always).
+    const dk_bf16_ops *b16;
+    const uint32_t *bp16;
+    uint32_t *ap16;
+    int kp;
     // GEMM tasks: worker w owns the range up to end[w] and claims it in order through next[w] (so
     // the panel it prefetches at the end of a task is the one its next task reads); a worker whose
     // range is done claims from the others' (atomic).
@@ -175,6 +189,14 @@ typedef struct {
 } dk_cols_job;
 
 static void dk_cols_pack(dk_cols_job *j, long t) {
+    if (j->b16) {
+        const int kb = (int)(t % j->kblocks), r0 = (int)(t / j->kblocks) * DK_PACK_ROWS;
+        const int kc = dk_kp_block(j->kp), p0 = kb * kc, kcur = j->kp - p0 < kc ? j->kp - p0 : kc;
+        const int rows = j->m - r0 < DK_PACK_ROWS ? j->m - r0 : DK_PACK_ROWS;
+        dk_pack_a_bf16(j->b16, j->ap16 + (size_t)j->m * p0 + (size_t)r0 * kcur, j->a + (long)r0 * j->lda, j->lda, rows,
+                       j->k, p0, kcur, j->mr);
+        return;
+    }
     const int kb = (int)(t % j->kblocks), r0 = (int)(t / j->kblocks) * DK_PACK_ROWS;
     const int kc = dk_k_block(j->k), p0 = kb * kc, kcur = j->k - p0 < kc ? j->k - p0 : kc;
     const int rows = j->m - r0 < DK_PACK_ROWS ? j->m - r0 : DK_PACK_ROWS;
@@ -199,8 +221,15 @@ static void dk_cols_run(dk_cols_job *j, long t) {
         if (e.residual) e.residual += (long)r0 * e.ldr + col0;
         e.ln_out = 0;
     }
-    const dk_packed_a pa = {.base = j->ap, .rows = j->m, .row0 = r0};
     const int panels = (j->n + DK_NR - 1) / DK_NR;
+    if (j->b16) {
+        const long pstride = (long)j->kp * DK_NR;
+        const uint32_t *after16 = p0 + j->group_panels < panels ? j->bp16 + (size_t)(p0 + j->group_panels) * pstride : 0;
+        dk_gemm_bf16_run(j->b16, rows, ncols, j->kp, j->ap16, j->m, r0, j->bp16 + (size_t)p0 * pstride,
+                         j->c + (long)r0 * j->ldc + col0, j->ldc, &e, after16);
+        return;
+    }
+    const dk_packed_a pa = {.base = j->ap, .rows = j->m, .row0 = r0};
     const float *after = p0 + j->group_panels < panels ? j->bp + (size_t)(p0 + j->group_panels) * j->k * DK_NR : 0;
     dk_gemm_run(rows, ncols, j->k, j->a + (long)r0 * j->lda, j->lda, j->ap ? &pa : 0, j->bp + (size_t)p0 * j->k * DK_NR,
                 DK_NR, (long)j->k * DK_NR, j->c + (long)r0 * j->ldc + col0, j->ldc, &e, after);
@@ -220,7 +249,7 @@ static long dk_cols_claim(dk_cols_job *j, int worker) {
 static void dk_cols_task(void *ctx, int worker, int count) {
     (void)count;
     dk_cols_job *j = ctx;
-    if (j->ap) {
+    if (j->ap || j->ap16) {
         for (;;) {
             const long t = __atomic_fetch_add(&j->pack_next, 1, __ATOMIC_RELAXED);
             if (t >= j->pack_tasks) break;
@@ -233,11 +262,13 @@ static void dk_cols_task(void *ctx, int worker, int count) {
     for (long t; (t = dk_cols_claim(j, worker)) >= 0;) dk_cols_run(j, t);
 }
 
-void dk_gemm_packed_columns(int m, int n, int k, const float *a, long lda, const float *bp, float *c, long ldc,
-                            const dk_epilogue *e, int threads) {
+static void dk_columns_run(int m, int n, int k, const float *a, long lda, const float *bp, const uint32_t *bp16,
+                           float *c, long ldc, const dk_epilogue *e, int threads) {
     if (m <= 0 || n <= 0) return;
     const dk_ops *ops = dk_current_ops();
-    const int panels = (n + DK_NR - 1) / DK_NR, mr = ops->tile_packed ? ops->packed_rows : ops->rows;
+    const dk_bf16_ops *b16 = bp16 ? dk_current_bf16_ops() : 0;
+    const int panels = (n + DK_NR - 1) / DK_NR;
+    const int mr = b16 ? b16->rows : ops->tile_packed ? ops->packed_rows : ops->rows;
     // About 32 tasks per thread: panels first (each read once), then row blocks of at least 48
     // rows when there are few panels (proj and fc2: 12). Row blocks of at most DK_COL_ROWS rows,
     // so that a task's rows of A stay in L2 while its panels go by.
@@ -254,7 +285,16 @@ void dk_gemm_packed_columns(int m, int n, int k, const float *a, long lda, const
     dk_cols_job j = {.m = m, .n = n, .k = k, .a = a, .bp = bp, .lda = lda, .ldc = ldc, .c = c, .e = e,
                      .row_blocks = row_blocks, .rows_per_block = rows_per_block, .group_panels = group_panels,
                      .groups = (panels + group_panels - 1) / group_panels, .mr = mr};
-    if (ops->tile_packed && k > 0) {
+    if (b16) {
+        j.b16 = b16;
+        j.bp16 = bp16;
+        j.kp = k > 0 ? (k + 1) / 2 : 0;
+        if (j.kp > 0) {
+            j.ap16 = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A_SHARED, (size_t)m * j.kp + DK_BF16_A_PAD);
+            j.kblocks = (j.kp + DK_KCP - 1) / DK_KCP;
+            j.pack_tasks = (m + DK_PACK_ROWS - 1) / DK_PACK_ROWS * j.kblocks;
+        }
+    } else if (ops->tile_packed && k > 0) {
         j.ap = dk_scratch(DK_SCRATCH_PACKED_A_SHARED, (size_t)m * k);
         j.kblocks = (k + DK_KC - 1) / DK_KC;
         j.pack_tasks = (m + DK_PACK_ROWS - 1) / DK_PACK_ROWS * j.kblocks;
@@ -270,4 +310,133 @@ void dk_gemm_packed_columns(int m, int n, int k, const float *a, long lda, const
     }
     if (workers > 1) dk_parallel(workers, dk_cols_task, &j);
     else dk_cols_task(&j, 0, 1);
+}
+
+// ---- bf16 ------------------------------------------------------------------------------------
+//
+// The same loops over bf16-packed B: A is rounded to bf16 as it is packed (pairs of k per word),
+// k in blocks of at most DK_KCP pairs (a panel block of DK_KCP · DK_NR words is 48 KB, as the
+// float path's), every tile from packed A.
+
+
+void dk_f32_to_bf16(uint16_t *dst, const float *src, long n) {
+    for (long i = 0; i < n; i++) dst[i] = dk_bf16_round(src[i]);
+}
+
+void dk_bf16_to_f32(float *dst, const uint16_t *src, long n) {
+    for (long i = 0; i < n; i++) dst[i] = dk_bf16_lo(src[i]);
+}
+
+size_t dk_packed_bf16_count(int n, int k) {
+    if (n <= 0 || k <= 0) return 0;
+    return (size_t)((n + DK_NR - 1) / DK_NR) * DK_NR * (size_t)((k + 1) / 2);
+}
+
+void dk_pack_transposed_bf16(uint32_t *dst, const uint16_t *w, int n, int k, long ldw) {
+    const int panels = (n + DK_NR - 1) / DK_NR, kp = (k + 1) / 2;
+    for (int p = 0; p < panels; p++) {
+        uint32_t *d = dst + (size_t)p * kp * DK_NR;
+        const int rows = n - p * DK_NR < DK_NR ? n - p * DK_NR : DK_NR;
+        for (int q = 0; q < kp; q++) {
+            uint32_t *row = d + (size_t)q * DK_NR;
+            int j = 0;
+            for (; j < rows; j++) {
+                const uint16_t *src = w + (long)(p * DK_NR + j) * ldw + 2 * q;
+                row[j] = (uint32_t)src[0] | (2 * q + 1 < k ? (uint32_t)src[1] << 16 : 0u);
+            }
+            for (; j < DK_NR; j++) row[j] = 0;
+        }
+    }
+}
+
+void dk_pack_a_bf16_portable(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr) {
+    for (int t0 = 0; t0 < m; t0 += mr) {
+        const int rows = m - t0 < mr ? m - t0 : mr;
+        uint32_t *d = dst + (long)t0 * qc;
+        for (int q = 0; q < qc; q++) {
+            const int kk = 2 * (q0 + q);
+            for (int i = 0; i < rows; i++) {
+                const float *x = a + (long)(t0 + i) * lda + kk;
+                d[(long)q * rows + i] = (uint32_t)dk_bf16_round(x[0]) | (kk + 1 < k ? (uint32_t)dk_bf16_round(x[1]) << 16 : 0u);
+            }
+        }
+    }
+}
+
+static int dk_kp_block(int kp) {
+    const int kblocks = kp > 0 ? (kp + DK_KCP - 1) / DK_KCP : 1;
+    return (kp + kblocks - 1) / kblocks;
+}
+
+static void dk_pack_a_bf16(const dk_bf16_ops *ops, uint32_t *dst, const float *a, long lda, int m, int k, int q0,
+                           int qc, int mr) {
+    (ops->pack_a ? ops->pack_a : dk_pack_a_bf16_portable)(dst, a, lda, m, k, q0, qc, mr);
+}
+
+// Rows [row0, row0 + m) of A packed whole (k block kb of its `rows` rows at ap + rows·q0, as
+// dk_gemm_run's dk_packed_a) against n columns of B (panel stride kp·DK_NR).
+static void dk_gemm_bf16_run(const dk_bf16_ops *ops, int m, int n, int kp, const uint32_t *ap, int ap_rows,
+                             int ap_row0, const uint32_t *b, float *c, long ldc, const dk_epilogue *e,
+                             const uint32_t *after) {
+    if (m <= 0 || n <= 0) return;
+    const int kblocks = kp > 0 ? (kp + DK_KCP - 1) / DK_KCP : 1;
+    const int kc = dk_kp_block(kp);
+    const int panels = (n + DK_NR - 1) / DK_NR, mr_max = ops->rows;
+    const long panel_stride = (long)kp * DK_NR;
+    for (int i0 = 0; i0 < m; i0 += DK_MC) {
+        const int mc = m - i0 < DK_MC ? m - i0 : DK_MC;
+        const int tiles = (mc + mr_max - 1) / mr_max;
+        for (int kb = 0; kb < kblocks; kb++) {
+            const int p0 = kb * kc, kcur = kp - p0 < kc ? kp - p0 : kc;
+            const int flags = (kb > 0 ? DK_TILE_LOAD_C : 0) | (kb == kblocks - 1 ? DK_TILE_FINAL : 0);
+            const uint32_t *apk = ap + (size_t)ap_rows * p0 + (size_t)(ap_row0 + i0) * kcur;
+            for (int jp = 0; jp < panels; jp++) {
+                const int nr = n - jp * DK_NR < DK_NR ? n - jp * DK_NR : DK_NR;
+                const uint32_t *panel = b + jp * panel_stride + (long)p0 * DK_NR;
+                const uint32_t *next = jp + 1 < panels     ? panel + panel_stride
+                                       : kb + 1 < kblocks ? b + (long)(p0 + kc) * DK_NR
+                                       : i0 + DK_MC < m   ? b
+                                                          : after;
+                for (int ir = 0, t = 0; ir < mc; ir += mr_max, t++) {
+                    const int mr = mc - ir < mr_max ? mc - ir : mr_max;
+                    const long row = i0 + ir;
+                    const char *pf, *pf_end;
+                    dk_prefetch_share((const float *)next, kcur, t, tiles, &pf, &pf_end);
+                    ops->tile(mr, nr, kcur, apk + (long)ir * kcur, panel, c + row * ldc + (long)jp * DK_NR, ldc, flags,
+                              e, row, (long)jp * DK_NR, pf, pf_end);
+                }
+            }
+        }
+        if (e && e->kind == DK_EPI_RESIDUAL && e->ln_out) {
+            dk_current_ops()->layernorm(mc, n, e->residual + i0 * e->ldr, e->ldr, e->ln_out + i0 * e->ld_ln, e->ld_ln,
+                                        e->ln_weight, e->ln_bias, e->ln_eps, 0, 0);
+        }
+    }
+}
+
+void dk_gemm_bf16_packed(int m, int n, int k, const float *a, long lda, const uint32_t *bp, float *c, long ldc,
+                         const dk_epilogue *e) {
+    if (m <= 0 || n <= 0) return;
+    const dk_bf16_ops *ops = dk_current_bf16_ops();
+    const int kp = k > 0 ? (k + 1) / 2 : 0;
+    uint32_t *ap = 0;
+    if (kp > 0) {
+        ap = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A, (size_t)m * kp + DK_BF16_A_PAD);
+        const int kc = dk_kp_block(kp);
+        for (int p0 = 0; p0 < kp; p0 += kc) {
+            const int kcur = kp - p0 < kc ? kp - p0 : kc;
+            dk_pack_a_bf16(ops, ap + (size_t)m * p0, a, lda, m, k, p0, kcur, ops->rows);
+        }
+    }
+    dk_gemm_bf16_run(ops, m, n, kp, ap, m, 0, bp, c, ldc, e, 0);
+}
+
+void dk_gemm_packed_columns(int m, int n, int k, const float *a, long lda, const float *bp, float *c, long ldc,
+                            const dk_epilogue *e, int threads) {
+    dk_columns_run(m, n, k, a, lda, bp, 0, c, ldc, e, threads);
+}
+
+void dk_gemm_bf16_packed_columns(int m, int n, int k, const float *a, long lda, const uint32_t *bp, float *c,
+                                 long ldc, const dk_epilogue *e, int threads) {
+    dk_columns_run(m, n, k, a, lda, 0, bp, c, ldc, e, threads);
 }

@@ -53,6 +53,57 @@ extern const dk_ops dk_ops_avx512;
 
 const dk_ops *dk_current_ops(void);
 
+// The bf16 GEMM's kernels for one path (see CKernels.h). `tile` computes an mr × nr block of C
+// (mr ≤ rows) over kp pairs of k: A packed by `pack_a` (the tile's mr words per pair: bf16 of
+// A[i][2q] | bf16 of A[i][2q + 1] << 16), against one panel b (DK_NR words per pair); epilogue and
+// prefetch range as dk_ops.tile_packed.
+typedef void (*dk_tile_bf16_fn)(int mr, int nr, int kp, const uint32_t *a, const uint32_t *b, float *c, long ldc,
+                                int flags, const dk_epilogue *e, long row0, long col0, const char *pf,
+                                const char *pf_end);
+// Packs pairs [q0, q0 + qc) of rows [0, m) of A (k floats per row, row stride lda; the pair past
+// an odd k is zero) as `pack_a`'s layout with pairs for steps: tile t at dst + t·mr·qc.
+typedef void (*dk_pack_a_bf16_fn)(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr);
+typedef struct {
+    const char *name;
+    int rows;
+    dk_tile_bf16_fn tile;
+    dk_pack_a_bf16_fn pack_a; // NULL: dk_pack_a_bf16_portable
+} dk_bf16_ops;
+
+extern const dk_bf16_ops dk_bf16_ops_scalar;
+#if defined(__x86_64__)
+extern const dk_bf16_ops dk_bf16_ops_avx2;
+extern const dk_bf16_ops dk_bf16_ops_avx512;        // widening
+extern const dk_bf16_ops dk_bf16_ops_avx512_native; // vdpbf16ps
+extern const dk_bf16_ops dk_bf16_ops_avx512_amx;    // AMX tdpbf16ps
+#endif
+// Bytes the AMX tile may read past the end of a packed A (rows past a partial tile).
+#define DK_BF16_A_PAD (16 * 16)
+const dk_bf16_ops *dk_current_bf16_ops(void);
+void dk_pack_a_bf16_portable(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr);
+
+// torch's rounding of one float to bfloat16 (round to nearest even; any NaN → 0x7FC0).
+static inline uint16_t dk_bf16_round(float x) {
+    uint32_t u;
+    __builtin_memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fc0;
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+static inline float dk_bf16_lo(uint32_t w) {
+    uint32_t u = w << 16;
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    return f;
+}
+static inline float dk_bf16_hi(uint32_t w) {
+    uint32_t u = w & 0xffff0000u;
+    float f;
+    __builtin_memcpy(&f, &u, 4);
+    return f;
+}
+
+
 // A packed whole for a GEMM: k block kb (columns p0 …) of rows [0, rows) is `pack_a`'s layout at
 // base + rows·p0. `row0` is where the GEMM's first row sits in it (a multiple of the packed tile
 // height).

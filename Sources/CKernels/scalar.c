@@ -134,6 +134,45 @@ static void scalar_residual(float *x, const float *branch, const float *gamma, i
     }
 }
 
+// The bf16 tile: chunks of the packed pairs widened to float (exact), then the float tile over
+// them, chunk after chunk through C's partial sums (the k-block path of the GEMM).
+static void scalar_tile_bf16(int mr, int nr, int kp, const uint32_t *a, const uint32_t *b, float *c, long ldc,
+                             int flags, const dk_epilogue *e, long row0, long col0, const char *pf,
+                             const char *pf_end) {
+    (void)pf;
+    (void)pf_end;
+    enum { CH = 32 };
+    float aw[DK_MR * 2 * CH], bw[2 * CH * DK_NR];
+    if (kp <= 0) {
+        scalar_tile(mr, nr, 0, aw, 2 * CH, bw, DK_NR, c, ldc, flags, e, row0, col0);
+        return;
+    }
+    for (int q0 = 0; q0 < kp; q0 += CH) {
+        const int qc = kp - q0 < CH ? kp - q0 : CH;
+        for (int q = 0; q < qc; q++) {
+            for (int i = 0; i < mr; i++) {
+                const uint32_t w = a[(long)(q0 + q) * mr + i];
+                aw[i * 2 * CH + 2 * q] = dk_bf16_lo(w);
+                aw[i * 2 * CH + 2 * q + 1] = dk_bf16_hi(w);
+            }
+            for (int j = 0; j < DK_NR; j++) {
+                const uint32_t w = b[(long)(q0 + q) * DK_NR + j];
+                bw[(2 * q) * DK_NR + j] = dk_bf16_lo(w);
+                bw[(2 * q + 1) * DK_NR + j] = dk_bf16_hi(w);
+            }
+        }
+        const int f = (q0 > 0 ? DK_TILE_LOAD_C : (flags & DK_TILE_LOAD_C)) | (q0 + qc >= kp ? (flags & DK_TILE_FINAL) : 0);
+        scalar_tile(mr, nr, 2 * qc, aw, 2 * CH, bw, DK_NR, c, ldc, f, e, row0, col0);
+    }
+}
+
+const dk_bf16_ops dk_bf16_ops_scalar = {
+    .name = "scalar: bf16 widened to f32",
+    .rows = 4,
+    .tile = scalar_tile_bf16,
+    .pack_a = 0,
+};
+
 const dk_ops dk_ops_scalar = {
     .rows = 6,
     .tile = scalar_tile,

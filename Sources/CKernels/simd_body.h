@@ -420,3 +420,52 @@ static ATTR void FN(tile)(int mr, int nr, int kc, const float *a, long lda, cons
         }
     }
 }
+
+// ---- the bf16 GEMM tile without AVX512_BF16 ---------------------------------------------------
+//
+// B's words hold two bf16 values (k even in the low half, k odd in the high half): a float with
+// the low half's bits is the word shifted left 16, a float with the high half's bits is the word
+// with its low half cleared. So the bf16 values widen to float in registers, and each pair of k
+// steps is two float FMAs with exact products: k even, then k odd, accumulated in float.
+#ifdef DK_BF16_ROWS
+static inline __attribute__((always_inline)) ATTR void
+FN(bf16_part)(const int MR_, int cols, int kp, const uint32_t *a, int mr, const uint32_t *b, float *c, long ldc,
+              int flags, const dk_epilogue *e, long row0, long col0) {
+    const int MR = MR_ > DK_BF16_ROWS ? DK_BF16_ROWS : MR_;
+    vf acc0[DK_BF16_ROWS], acc1[DK_BF16_ROWS];
+    const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
+    FN(tile_start)(MR, acc0, acc1, n0, n1, c, ldc, flags, e, col0);
+    for (int q = 0; q < kp; q++, a += mr, b += DK_NR) {
+        vf w0 = V_LOAD((const float *)b), w1 = V_LOAD((const float *)b + VL);
+        vf e0 = V_BF16_LO(w0), o0 = V_BF16_HI(w0), e1 = V_BF16_LO(w1), o1 = V_BF16_HI(w1);
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            vf lo = V_SET1(dk_bf16_lo(a[i])), hi = V_SET1(dk_bf16_hi(a[i]));
+            acc0[i] = V_FMA(hi, o0, V_FMA(lo, e0, acc0[i]));
+            acc1[i] = V_FMA(hi, o1, V_FMA(lo, e1, acc1[i]));
+        }
+    }
+    FN(tile_finish)(MR, acc0, acc1, cols, c, ldc, flags, e, row0, col0);
+}
+
+static ATTR void FN(tile_bf16)(int mr, int nr, int kp, const uint32_t *a, const uint32_t *b, float *c, long ldc,
+                               int flags, const dk_epilogue *e, long row0, long col0, const char *pf,
+                               const char *pf_end) {
+    for (; pf < pf_end; pf += 64) __builtin_prefetch(pf, 0, 2);
+    for (int h = 0; h * DK_HALF < nr; h++) {
+        int cols = nr - h * DK_HALF;
+        if (cols > DK_HALF) cols = DK_HALF;
+        const uint32_t *bh = b + h * DK_HALF;
+        float *ch = c + h * DK_HALF;
+        const long colh = col0 + h * DK_HALF;
+        switch (mr > DK_BF16_ROWS ? DK_BF16_ROWS : mr) {
+#define DK_BF16_CASE(R) \
+    case R: FN(bf16_part)(R, cols, kp, a, mr, bh, ch, ldc, flags, e, row0, colh); break;
+            DK_BF16_CASE(12) DK_BF16_CASE(11) DK_BF16_CASE(10) DK_BF16_CASE(9) DK_BF16_CASE(8) DK_BF16_CASE(7)
+            DK_BF16_CASE(6) DK_BF16_CASE(5) DK_BF16_CASE(4) DK_BF16_CASE(3) DK_BF16_CASE(2)
+#undef DK_BF16_CASE
+        default: FN(bf16_part)(1, cols, kp, a, mr, bh, ch, ldc, flags, e, row0, colh); break;
+        }
+    }
+}
+#endif

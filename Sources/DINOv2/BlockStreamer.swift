@@ -28,7 +28,7 @@ final class BlockStreamer: @unchecked Sendable {
         var config = stem.config
         config.depth = 1
         let block = try BlockParameters(binder: WeightBinder(store: hubStore), block: i, config: stem.config)
-        let packed = PackedParameters.Block(block, config: config)
+        let packed = PackedParameters.Block(block, config: config, precision: stem.precision)
         let bytes = block.byteCount + packed.byteCount
         lock.withLock {
             held += bytes
@@ -38,7 +38,8 @@ final class BlockStreamer: @unchecked Sendable {
         var parameters = stem.parameters
         parameters.blocks = [block]
         let model = Model(config: config, parameters: parameters,
-                          packed: PackedParameters(patch: stem.packed.patch, blocks: [packed]), parallelism: stem.parallelism)
+                          packed: PackedParameters(patch: stem.packed.patch, blocks: [packed], precision: stem.precision),
+                          parallelism: stem.parallelism)
         return try body(model)
     }
 }

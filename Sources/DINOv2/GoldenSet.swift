@@ -19,6 +19,9 @@ public struct GoldenSet: Sendable {
     /// The family the manifest says the weights are (`"family"`); the verifier checks the weights
     /// agree, so a DINOv3 set cannot pass with weights read as DINOv2 or the reverse.
     public var family: BackboneArchitecture.Family?
+    /// The manifest's bf16 pass rule (`"tolerances": {"bf16": {"min_cosine", "atol", "rtol"}}`),
+    /// nil for `Verifier.defaultBF16Tolerance`.
+    public var bf16Tolerance: SimilarityTolerance? = nil
     public var cases: [GoldenCase]
 
     /// Reads and checks `directory/manifest.json` (every referenced file must exist).
@@ -95,7 +98,8 @@ public struct GoldenSet: Sendable {
             return GoldenCase(name: c.name, input: input, masksPath: try c.masks.map { try resolve($0, field: "cases[\(c.name)].masks") }, outputs: outputs)
         }
         return GoldenSet(directory: directory, model: manifest.model, weightsPath: try manifest.weights.map { try resolve($0, field: "weights") },
-                         interpolation: interpolation, numHeads: manifest.num_heads, family: family, cases: cases)
+                         interpolation: interpolation, numHeads: manifest.num_heads, family: family,
+                         bf16Tolerance: manifest.tolerances?.bf16, cases: cases)
     }
 
     /// Synthetic inputs hold at most this many floats (256 MB; a 518x518 batch of 64 is 52M).
@@ -143,7 +147,12 @@ public struct GoldenSet: Sendable {
         var interpolation: String?
         var num_heads: Int?
         var family: String?
+        var tolerances: Tolerances?
         var cases: [Case]
+
+        struct Tolerances: Decodable {
+            var bf16: SimilarityTolerance?
+        }
 
         struct Case: Decodable {
             var name: String

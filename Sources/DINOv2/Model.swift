@@ -17,6 +17,8 @@ public struct Model: Sendable {
     public let parameters: Parameters
     /// The linear weights packed for the GEMM micro-kernel, made once here.
     let packed: PackedParameters
+    /// The linear layers' GEMM format, chosen at init (the packed weights are made in it).
+    public var precision: Precision { packed.precision }
     /// Threads for BLAS and DinoKit's own loops.
     public var parallelism: Parallelism
     /// Where a streamed model's blocks come from; nil when they are all in `parameters`.
@@ -25,16 +27,19 @@ public struct Model: Sendable {
     /// Builds the model a store's weights describe. Heads default to the store's `num_heads`
     /// metadata or D/64; interpolation to the official semantics for the variant.
     public init(store: TensorStore, numHeads: Int? = nil, interpolation: PositionInterpolation? = nil,
-                parallelism: Parallelism = .fromEnvironment, loading: Loading = .inMemory) throws {
+                precision: Precision = .f32, parallelism: Parallelism = .fromEnvironment,
+                loading: Loading = .inMemory) throws {
         let hub = try canonicalHubStore(store)
         var config = try Config.detect(hubStore: hub, numHeads: numHeads)
         if let interpolation { config.interpolation = interpolation }
-        try self.init(hubStore: hub, config: config, parallelism: parallelism, loading: loading)
+        try self.init(hubStore: hub, config: config, precision: precision, parallelism: parallelism, loading: loading)
     }
 
-    /// Binds hub-named weights to an explicit config.
-    public init(hubStore: TensorStore, config: Config, parallelism: Parallelism = .fromEnvironment,
-                loading: Loading = .inMemory) throws {
+    /// Binds hub-named weights to an explicit config. `precision` is the linear layers' GEMM
+    /// format (`Precision`); `.f32`, the default, is DinoKit's exact numerics. `loading` says
+    /// whether every block is bound now or one at a time in each forward (`Loading`).
+    public init(hubStore: TensorStore, config: Config, precision: Precision = .f32,
+                parallelism: Parallelism = .fromEnvironment, loading: Loading = .inMemory) throws {
         try config.validate()
         self.config = config
         self.parallelism = parallelism
@@ -45,11 +50,11 @@ public struct Model: Sendable {
             // fail halfway on a missing tensor; their bytes are read in the forwards.
             let check = WeightBinder(store: hubStore, checkingOnly: true)
             for i in 0..<config.depth { _ = try BlockParameters(binder: check, block: i, config: config) }
-            packed = PackedParameters(parameters, config: config)
+            packed = PackedParameters(parameters, config: config, precision: precision)
             streamer = BlockStreamer(hubStore: hubStore, stemBytes: parameters.stemByteCount + packed.byteCount)
         default:
             parameters = try Parameters(hubStore: hubStore, config: config)
-            packed = PackedParameters(parameters, config: config)
+            packed = PackedParameters(parameters, config: config, precision: precision)
             streamer = nil
         }
     }

@@ -11,13 +11,16 @@ final class PackedParameters: Sendable {
         let fc1: PackedLinearWeights
         let fc2: PackedLinearWeights
 
-        init(_ b: BlockParameters, config c: Config) {
+        init(_ b: BlockParameters, config c: Config, precision: Precision) {
             let d = c.embedDim
             let fc1Rows = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
-            qkv = PackedLinearWeights(b.qkvWeight, outFeatures: 3 * d, inFeatures: d)
-            proj = PackedLinearWeights(b.projWeight, outFeatures: d, inFeatures: d)
-            fc1 = PackedLinearWeights(b.fc1Weight, outFeatures: fc1Rows, inFeatures: d)
-            fc2 = PackedLinearWeights(b.fc2Weight, outFeatures: d, inFeatures: c.ffnHidden)
+            func pack(_ w: FloatBuffer, _ out: Int, _ inp: Int) -> PackedLinearWeights {
+                PackedLinearWeights(w, outFeatures: out, inFeatures: inp, precision: precision)
+            }
+            qkv = pack(b.qkvWeight, 3 * d, d)
+            proj = pack(b.projWeight, d, d)
+            fc1 = pack(b.fc1Weight, fc1Rows, d)
+            fc2 = pack(b.fc2Weight, d, c.ffnHidden)
         }
 
         var byteCount: Int { qkv.byteCount + proj.byteCount + fc1.byteCount + fc2.byteCount }
@@ -26,16 +29,22 @@ final class PackedParameters: Sendable {
     /// The patch embedding as a linear layer (D, C·p·p).
     let patch: PackedLinearWeights
     let blocks: [Block]
+    /// f32, or bf16: every linear layer (patch embedding included) rounded to bf16 once here.
+    /// Weights read from a bf16 file were widened exactly, so rounding gives back their bits.
+    let precision: Precision
 
-    init(_ p: Parameters, config c: Config) {
-        patch = PackedLinearWeights(p.patchWeight, outFeatures: c.embedDim, inFeatures: c.inChannels * c.patchSize * c.patchSize)
-        blocks = p.blocks.map { Block($0, config: c) }
+    init(_ p: Parameters, config c: Config, precision: Precision = .f32) {
+        self.precision = precision
+        patch = PackedLinearWeights(p.patchWeight, outFeatures: c.embedDim, inFeatures: c.inChannels * c.patchSize * c.patchSize,
+                                    precision: precision)
+        blocks = p.blocks.map { Block($0, config: c, precision: precision) }
     }
 
     /// `blocks` beside an already packed patch embedding (a streamed model's block, sharing its stem's).
-    init(patch: PackedLinearWeights, blocks: [Block]) {
+    init(patch: PackedLinearWeights, blocks: [Block], precision: Precision) {
         self.patch = patch
         self.blocks = blocks
+        self.precision = precision
     }
 
     var byteCount: Int { blocks.reduce(patch.byteCount) { $0 + $1.byteCount } }

@@ -33,7 +33,9 @@ public enum LinearEpilogue {
 /// (row-major, `weight.inFeatures` wide), y = inp · Wᵀ + bias, then `epilogue`. With more than one
 /// thread the work is split by output columns (panel groups, and row blocks when there are few
 /// panels) handed out from a counter (`dk_gemm_packed_columns`), then the epilogue's LayerNorm runs
-/// over rows; every element is computed the same way either way. Nothing is allocated.
+/// over rows; every element is computed the same way either way. Nothing is allocated. Weights
+/// packed as bf16 run the bf16 GEMM (`inp` rounded to bf16 as it is packed, float accumulation)
+/// with the same epilogues.
 public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: PackedLinearWeights,
                           bias: UnsafePointer<Float>?, rows: Int, epilogue: LinearEpilogue = .store,
                           parallelism: Parallelism) {
@@ -67,12 +69,25 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
             e.ln_eps = target.eps
         }
     }
+    let bf16 = weight.precision == .bf16
     if threads == 1 {
-        dk_gemm_packed(Int32(rows), Int32(n), Int32(k), inp, k, panels, out, n, &e)
+        if bf16 {
+            panels.withMemoryRebound(to: UInt32.self, capacity: weight.panels.count) {
+                dk_gemm_bf16_packed(Int32(rows), Int32(n), Int32(k), inp, k, $0, out, n, &e)
+            }
+        } else {
+            dk_gemm_packed(Int32(rows), Int32(n), Int32(k), inp, k, panels, out, n, &e)
+        }
         return
     }
     BLASThreads.set(1)
-    dk_gemm_packed_columns(Int32(rows), Int32(n), Int32(k), inp, k, panels, out, n, &e, Int32(threads))
+    if bf16 {
+        panels.withMemoryRebound(to: UInt32.self, capacity: weight.panels.count) {
+            dk_gemm_bf16_packed_columns(Int32(rows), Int32(n), Int32(k), inp, k, $0, out, n, &e, Int32(threads))
+        }
+    } else {
+        dk_gemm_packed_columns(Int32(rows), Int32(n), Int32(k), inp, k, panels, out, n, &e, Int32(threads))
+    }
     if let norm, let residual {
         layerNormForward(out: norm.out, mean: nil, rstd: nil, inp: residual, weight: norm.weight, bias: norm.bias,
                          rows: rows, cols: n, eps: norm.eps, parallelism: parallelism)

@@ -76,7 +76,15 @@ struct Bench: ParsableCommand {
         var threads: Int
         /// "in-memory", or "streamed" (block by block, --max-weight-memory).
         var weights: String
+        var precision: String
+        /// The GEMM kernel that ran: the path for f32, the bf16 tile for bf16.
+        var gemmKernel: String
         var results: [Result]
+
+        enum CodingKeys: String, CodingKey {
+            case variant, size, threads, weights, precision, results
+            case gemmKernel = "gemm_kernel"
+        }
     }
 
     struct GEMMReport: Encodable {
@@ -161,8 +169,10 @@ struct Bench: ParsableCommand {
                                   imagesPerSecond: Double(b) / median, gflops: flops * Double(b) / median / 1e9,
                                   peakRSSMB: peakResidentMegabytes()))
         }
+        let gemmKernel = model.precision == .bf16 ? KernelDispatch.bf16Kernel : KernelDispatch.active.rawValue
         let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads,
-                            weights: model.loading == .streamed ? "streamed" : "in-memory", results: results)
+                            weights: model.loading == .streamed ? "streamed" : "in-memory",
+                            precision: model.precision.rawValue, gemmKernel: gemmKernel, results: results)
         let profileText = profiles.map { b, p in Self.render(profile: p, batch: b, threads: parallelism.threads) }.joined(separator: "\n\n")
         if jsonOption.json {
             try printJSON(report)
@@ -170,6 +180,7 @@ struct Bench: ParsableCommand {
             return
         }
         print("\(report.variant) at \(size)x\(size), \(report.threads) threads, kernels \(KernelDispatch.active.rawValue), " +
+              "precision \(report.precision) (GEMM: \(gemmKernel)), " +
               String(format: "%.2f GFLOP per image", flops / 1e9))
         print(weightsLine(model))
         print(renderTable(

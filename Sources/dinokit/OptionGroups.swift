@@ -41,6 +41,13 @@ struct WeightsOption: ParsableArguments {
 }
 
 extension KernelPath: ExpressibleByArgument {}
+extension Precision: ExpressibleByArgument {}
+
+/// --precision: the number format of the model's linear layers (`Precision`).
+struct PrecisionOption: ParsableArguments {
+    @Option(help: "Linear layers' GEMM precision: f32 (exact, default) or bf16 (bf16 weights and GEMM inputs, float accumulation; norms, softmax, GELU, attention and residuals stay f32).")
+    var precision: Precision = .f32
+}
 
 /// --kernels: the instruction set DinoKit's kernels use, as DINOKIT_KERNELS chooses it (which the
 /// option overrides). A path this CPU cannot run falls back to the best one below it, as the
@@ -91,15 +98,23 @@ struct WeightMemoryOption: ParsableArguments {
     }
 }
 
-/// The options of every command that runs a model from weights: --num-heads, --threads, --kernels
-/// and --max-weight-memory. (Training takes all but --max-weight-memory: it needs every weight.)
+/// The options of every command that runs a model from weights: --num-heads, --threads, --kernels,
+/// --max-weight-memory and --precision. (Training takes --num-heads, --threads and --kernels: it
+/// needs every weight, in f32.)
 struct ModelOptions: ParsableArguments {
     @OptionGroup var heads: HeadsOption
     @OptionGroup var threading: ThreadsOption
     @OptionGroup var kernelPath: KernelsOption
     @OptionGroup var weightMemory: WeightMemoryOption
+    @OptionGroup var precisionOption: PrecisionOption
 
     var numHeads: Int? { heads.numHeads }
+    var precision: Precision { precisionOption.precision }
+
+    /// For the commands that do not run reduced precision yet (they would ignore it).
+    func requireF32(_ command: String) throws {
+        if precision != .f32 { throw ValidationError("\(command) runs f32 only; --precision \(precision.rawValue) is not supported here yet") }
+    }
     var parallelism: Parallelism { threading.parallelism }
 
     /// How models load under --max-weight-memory.
@@ -111,7 +126,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     func model(store: TensorStore) throws -> Model {
-        try Model(store: store, numHeads: numHeads, parallelism: parallelism, loading: loading())
+        try Model(store: store, numHeads: numHeads, precision: precision, parallelism: parallelism, loading: loading())
     }
 }
 

@@ -102,6 +102,7 @@ struct Probe: ParsableCommand {
     }
 
     func run() throws {
+        try modelOptions.requireF32("probe")
         var experiment = ProbeExperiment(source: try source())
         experiment.weights = weights
         experiment.numHeads = modelOptions.numHeads

@@ -9,7 +9,10 @@ struct Verify: ParsableCommand {
         discussion: """
         A golden set is a folder with manifest.json (format dinokit-golden/1), inputs and the official \
         outputs as .npy (Scripts/make-goldens writes them). An output passes when \
-        max |dinokit - golden| <= atol + rtol * max |golden|. Exits 0 only if every output passes.
+        max |dinokit - golden| <= atol + rtol * max |golden|. With --precision bf16 an output passes when \
+        the mean cosine similarity of its token vectors with the golden ones is >= --min-cosine and \
+        max |dinokit - golden| <= atol + rtol * max |golden| at bf16's tolerances (the manifest's \
+        "tolerances" or 0.999, 0.05, 0.05). Exits 0 only if every output passes.
         """)
 
     @Argument(help: "Golden-set folder, or its manifest.json.")
@@ -18,11 +21,14 @@ struct Verify: ParsableCommand {
     @Option(help: "Weights to verify (default: the manifest's weights).")
     var weights: String?
 
-    @Option(help: "Absolute tolerance.")
-    var atol: Float = Verifier.defaultAbsoluteTolerance
+    @Option(help: "Absolute tolerance (default 1e-4 at f32; at bf16 the manifest's or 0.05).")
+    var atol: Float?
 
-    @Option(help: "Relative tolerance (times max |golden| of each output).")
-    var rtol: Float = Verifier.defaultRelativeTolerance
+    @Option(help: "Relative tolerance, times max |golden| of each output (default 1e-5 at f32; at bf16 the manifest's or 0.05).")
+    var rtol: Float?
+
+    @Option(help: "Least mean cosine similarity per output at a reduced precision (default: the manifest's or 0.999).")
+    var minCosine: Double?
 
     @Option(help: "Override the manifest's interpolation semantics: official or hf.")
     var interpolation: InterpolationSemantics?
@@ -34,8 +40,18 @@ struct Verify: ParsableCommand {
     func run() throws {
         var set = try GoldenSet.load(directory: Self.folder(golden))
         if let numHeads = modelOptions.numHeads { set.numHeads = numHeads }
-        let report = try Verifier.run(set, weightsPath: weights, atol: atol, rtol: rtol, interpolation: interpolation,
-                                      parallelism: modelOptions.parallelism)
+        let precision = modelOptions.precision
+        var similarity = Verifier.similarityTolerance(for: precision, set: set)
+        if similarity != nil {
+            if let atol { similarity?.atol = atol }
+            if let rtol { similarity?.rtol = rtol }
+            if let minCosine { similarity?.minCosine = minCosine }
+        } else if minCosine != nil {
+            throw ValidationError("--min-cosine applies to a reduced --precision only (f32 passes on atol and rtol)")
+        }
+        let report = try Verifier.run(set, weightsPath: weights, atol: atol ?? Verifier.defaultAbsoluteTolerance,
+                                      rtol: rtol ?? Verifier.defaultRelativeTolerance, interpolation: interpolation,
+                                      precision: precision, similarity: similarity, parallelism: modelOptions.parallelism)
         if jsonOption.json {
             try printJSON(report)
         } else {
@@ -51,13 +67,18 @@ struct Verify: ParsableCommand {
                 rows.append([c.name, o.key, o.maxAbsErr.map { String(format: "%.3g", $0) } ?? "-",
                              o.maxRelErr.map { String(format: "%.3g", $0) } ?? "-",
                              o.maxAbsRef.map { String(format: "%.3g", $0) } ?? "-",
+                             o.cosine.map { String(format: "%.6f", $0) } ?? "-",
                              o.pass ? "pass" : "FAIL" + (o.error.map { ": \($0)" } ?? "")])
             }
         }
-        print(renderTable(["case", "output", "max abs err", "max rel err", "max |golden|", "result"], rows))
+        print(renderTable(["case", "output", "max abs err", "max rel err", "max |golden|", "cosine", "result"], rows))
         let outputs = report.cases.flatMap(\.outputs)
         let failed = outputs.filter { !$0.pass }.count
-        print("\(outputs.count - failed) passed, \(failed) failed (atol \(atol), rtol \(rtol))")
+        if let t = report.tolerance, let p = report.precision {
+            print("\(outputs.count - failed) passed, \(failed) failed (precision \(p): mean cosine >= \(t.minCosine), atol \(t.atol), rtol \(t.rtol))")
+        } else {
+            print("\(outputs.count - failed) passed, \(failed) failed (atol \(atol ?? Verifier.defaultAbsoluteTolerance), rtol \(rtol ?? Verifier.defaultRelativeTolerance))")
+        }
     }
 
     /// The golden set's folder: the argument, or the folder of a manifest file given instead.

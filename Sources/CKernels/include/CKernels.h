@@ -9,6 +9,7 @@
 // or `dk_set_path` force a slower path, for tests and comparisons.
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -95,6 +96,43 @@ void dk_gemm(int m, int n, int k, const float *a, long lda, const float *b, long
 /// the same way whatever the thread count, so results do not depend on it.
 void dk_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, long lda, const float *b,
               long ldb, int accumulate, float *c, long ldc, const float *bias, int threads);
+
+/// ---- bf16 GEMM (the packed linear layers at `--precision bf16`) ----------------------------------
+///
+/// Weights are bfloat16, rounded once (round to nearest even, NaN → 0x7FC0: torch's
+/// `.to(torch.bfloat16)`), and packed in pairs of k: panel p holds, for each pair q of the k
+/// inputs, DK_NR 32-bit words (bf16 of w[p·DK_NR + j][2q + 1] << 16) | bf16 of w[..][2q], zero past
+/// n and past k. The activations (A) are rounded the same way as they are packed for the
+/// micro-kernel; products are exact in float and are accumulated in float; the epilogue is the
+/// float one. With AMX-BF16 the tile runs TDPBF16PS, with AVX512_BF16 `vdpbf16ps`; other CPUs and
+/// paths widen the bf16 values to float in registers and use float FMAs (the same products).
+
+/// torch's float → bfloat16 rounding, n values.
+void dk_f32_to_bf16(uint16_t *dst, const float *src, long n);
+/// bfloat16 → float (exact), n values.
+void dk_bf16_to_f32(float *dst, const uint16_t *src, long n);
+/// 32-bit words needed to pack an n × k weight as bf16 pairs: ceil(n / DK_NR) · ceil(k / 2) · DK_NR.
+size_t dk_packed_bf16_count(int n, int k);
+/// Packs `nn.Linear` weights already in bf16 (`w`: n rows of k, row stride ldw) as described above.
+void dk_pack_transposed_bf16(uint32_t *dst, const uint16_t *w, int n, int k, long ldw);
+/// `dk_gemm_packed` with B packed by `dk_pack_transposed_bf16` (A float, rounded to bf16 here).
+void dk_gemm_bf16_packed(int m, int n, int k, const float *a, long lda, const uint32_t *bp, float *c, long ldc,
+                         const dk_epilogue *e);
+/// `dk_gemm_packed_columns` for bf16-packed B (the epilogue's LayerNorm is left to the caller).
+void dk_gemm_bf16_packed_columns(int m, int n, int k, const float *a, long lda, const uint32_t *bp, float *c,
+                                 long ldc, const dk_epilogue *e, int threads);
+/// Whether this CPU (and OS) has AVX512_BF16 (`vdpbf16ps`).
+int dk_bf16_native_supported(void);
+/// Whether this CPU has AMX-BF16 and the OS lets this process use the tiles (Linux: asked once).
+int dk_bf16_amx_supported(void);
+/// The fastest bf16 tile the AVX-512 path may use: 2 AMX (TDPBF16PS, the default), 1 AVX512_BF16
+/// (vdpbf16ps), 0 the widening fallback — so that tests run every one on a CPU that has them.
+/// Returns the level of the tile now in use on the active path (0 on other paths). Not for use
+/// while kernels run.
+int dk_set_bf16_level(int level);
+/// Which bf16 tile the active path runs, e.g. "amx_bf16: tdpbf16ps", "avx512_bf16: vdpbf16ps" or
+/// "avx2: bf16 widened to f32 FMA".
+const char *dk_bf16_kernel_name(void);
 
 /// LayerNorm over each of `rows` rows of `cols` (biased variance): y = (x − mean)·rstd·w + b.
 /// mean/rstd (length rows) may be NULL.

@@ -1,0 +1,66 @@
+import CKernels
+
+/// The number format of the packed linear layers' GEMMs (`--precision`). LayerNorm, softmax,
+/// GELU, attention and the residual stream stay float32 whatever the precision.
+public enum Precision: String, CaseIterable, Sendable {
+    /// float32 weights and activations: DinoKit's exact numerics, the default.
+    case f32
+    /// bfloat16 weights (rounded once at load as torch's `.to(torch.bfloat16)`; bf16 files keep
+    /// their bits) and bf16-rounded activations as GEMM inputs, accumulated in float32 from the
+    /// bias (AMX `tdpbf16ps` or AVX512_BF16 `vdpbf16ps` where the CPU has them, else bf16 widened
+    /// to float), with the float32 epilogues.
+    case bf16
+}
+
+/// bfloat16 conversions as PyTorch does them.
+public enum BFloat16 {
+    /// torch's float → bfloat16: round to nearest even; any NaN becomes 0x7FC0.
+    public static func bits(_ x: Float) -> UInt16 {
+        var v = x, out: UInt16 = 0
+        dk_f32_to_bf16(&out, &v, 1)
+        return out
+    }
+
+    /// The float a bf16 value stands for (exact).
+    public static func float(_ bits: UInt16) -> Float { Float(bitPattern: UInt32(bits) << 16) }
+
+    /// `x` rounded to the nearest bfloat16, as a float.
+    public static func round(_ x: Float) -> Float { float(bits(x)) }
+}
+
+/// The bf16 GEMM tiles of the AVX-512 path, fastest first (other paths widen bf16 to float).
+public enum BF16Tile: Int32, CaseIterable, Sendable, Comparable {
+    /// bf16 widened to float in registers, float FMAs (also the avx2 and scalar paths' way).
+    case widened = 0
+    /// AVX512_BF16 `vdpbf16ps`.
+    case vdpbf16ps = 1
+    /// AMX-BF16 `tdpbf16ps` on 16 × 16 tiles (Sapphire Rapids and later).
+    case amx = 2
+
+    public static func < (a: BF16Tile, b: BF16Tile) -> Bool { a.rawValue < b.rawValue }
+}
+
+extension KernelDispatch {
+    /// Whether this CPU has AVX512_BF16 (`vdpbf16ps`).
+    public static var bf16NativeSupported: Bool { dk_bf16_native_supported() != 0 }
+
+    /// Whether this CPU has AMX-BF16 and the OS lets DinoKit use the tiles.
+    public static var bf16AMXSupported: Bool { dk_bf16_amx_supported() != 0 }
+
+    /// The bf16 tiles this CPU can run on the AVX-512 path.
+    public static var supportedBF16Tiles: [BF16Tile] {
+        guard supported == .avx512 else { return [] }
+        return [.widened] + (bf16NativeSupported ? [.vdpbf16ps] : []) + (bf16AMXSupported ? [.amx] : [])
+    }
+
+    /// Which bf16 GEMM tile the active path runs: "amx_bf16: tdpbf16ps", "avx512_bf16: vdpbf16ps",
+    /// or the widening fallback of the avx512, avx2 or scalar path.
+    public static var bf16Kernel: String { String(cString: dk_bf16_kernel_name()) }
+
+    /// Lets the AVX-512 path use bf16 tiles up to `tile` (default: `.amx`, the fastest the CPU has),
+    /// so that tests run each one; returns the tile now used there. Process-wide, like `select`.
+    @discardableResult
+    public static func limitBF16Tile(_ tile: BF16Tile) -> BF16Tile {
+        BF16Tile(rawValue: dk_set_bf16_level(tile.rawValue)) ?? .widened
+    }
+}
