@@ -32,7 +32,7 @@ struct Embed: ParsableCommand {
 
         Resuming: rows are written batch by batch to <out>.partial with a record in \
         <out>.partial.json; run the same command again after an interruption and it continues. \
-        Other arguments (weights, output, preset, batch, files) start over.
+        Other arguments (weights, precision, output, preset, batch, files) start over.
         """)
 
     enum Preset: String, ExpressibleByArgument { case eval, resize }

@@ -21,8 +21,8 @@ enum EmbedFixtures {
         "flower_20x30_tiny.jpg",
     ].map { fixturePath("images/" + $0) }
 
-    static func model(threads: Int = 2) throws -> Model {
-        try Model(store: loadWeights(path: fixturePath("embed/model.safetensors")), parallelism: Parallelism(threads: threads))
+    static func model(threads: Int = 2, precision: Precision = .f32) throws -> Model {
+        try Model(store: loadWeights(path: fixturePath("embed/model.safetensors")), precision: precision, parallelism: Parallelism(threads: threads))
     }
 
     /// The script's presets: `eval` (256 -> 224) and `resize112`.

@@ -4,6 +4,7 @@ import Evaluation
 import Formats
 import Foundation
 import Images
+import Kernels
 import TestSupport
 import XCTest
 
@@ -85,5 +86,13 @@ final class EmbedResumeTests: XCTestCase {
         // A different file list is other arguments too.
         XCTAssertNotEqual(cls.key(paths: paths, weightsID: "w"), cls.key(paths: Array(paths.dropLast()), weightsID: "w"))
         XCTAssertNotEqual(cls.key(paths: paths, weightsID: "w"), cls.key(paths: paths, weightsID: "w2"))
+        // So is a precision: rows made at f32 are not continued at bf16, nor the other way.
+        var keys = [cls.key(paths: paths, weightsID: "w")]
+        for precision in Precision.allCases where precision != .f32 {
+            var reduced = cls
+            reduced.model = try EmbedFixtures.model(precision: precision)
+            keys.append(reduced.key(paths: paths, weightsID: "w"))
+        }
+        XCTAssertEqual(Set(keys).count, Precision.allCases.count, "\(keys)")
     }
 }

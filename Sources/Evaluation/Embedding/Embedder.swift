@@ -94,7 +94,7 @@ public struct Embedder {
     public func key(paths: [String], weightsID: String) -> String {
         var h = SHA256()
         h.update(Array(paths.joined(separator: "\n").utf8))
-        return [weightsID, "output=\(output.rawValue)", preprocess.summary, "batch=\(batchSize)",
+        return [weightsID, "precision=\(model.precision.rawValue)", "output=\(output.rawValue)", preprocess.summary, "batch=\(batchSize)",
                 "files=\(paths.count):\(h.hexDigest())"].joined(separator: " | ")
     }
 
