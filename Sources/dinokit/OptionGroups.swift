@@ -111,10 +111,6 @@ struct ModelOptions: ParsableArguments {
     var numHeads: Int? { heads.numHeads }
     var precision: Precision { precisionOption.precision }
 
-    /// For the commands that do not run reduced precision yet (they would ignore it).
-    func requireF32(_ command: String) throws {
-        if precision != .f32 { throw ValidationError("\(command) runs f32 only; --precision \(precision.rawValue) is not supported here yet") }
-    }
     var parallelism: Parallelism { threading.parallelism }
 
     /// How models load under --max-weight-memory.

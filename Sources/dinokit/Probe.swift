@@ -19,9 +19,10 @@ struct Probe: ParsableCommand {
 
         The classifier is sklearn's LogisticRegression(C, max_iter), fitted to the same objective \
         with the same L-BFGS stopping rule; k-NN is DINOv2's protocol (cosine similarity, \
-        softmax(sim / T) over the max(k) nearest neighbours). With --cache, extracted features are \
-        kept and reused only for the same weights bytes, model, preprocessing and images. --report \
-        DIR writes report.json, confusion.png and misclassified.png.
+        softmax(sim / T) over the max(k) nearest neighbours). --precision runs the model's linear \
+        layers at that precision for the features; the classifiers are the same. With --cache, \
+        extracted features are kept and reused only for the same weights bytes, model, precision, \
+        preprocessing and images. --report DIR writes report.json, confusion.png and misclassified.png.
 
         The CIFAR-10 experiment with the official ViT-S/14 weights: dinokit probe --weights \
         dinov2_vits14_pretrain.pth --cifar10 cifar-10-batches-bin/ --cache features/ --report report/
@@ -67,7 +68,7 @@ struct Probe: ParsableCommand {
     @Option(help: "k-NN softmax temperature T.")
     var temperature: Double = 0.07
 
-    @Option(help: "Feature cache folder: features are extracted once and reused while weights, model, preprocessing and images match.")
+    @Option(help: "Feature cache folder: features are extracted once and reused while weights, model, precision, preprocessing and images match.")
     var cache: String?
 
     @Option(help: "Write report.json, confusion.png and misclassified.png into this folder.")
@@ -102,10 +103,13 @@ struct Probe: ParsableCommand {
     }
 
     func run() throws {
-        try modelOptions.requireF32("probe")
         var experiment = ProbeExperiment(source: try source())
+        if case .features = experiment.source, modelOptions.precision != .f32 {
+            throw ValidationError("--precision applies to features extracted from images; --train-features are used as they are")
+        }
         experiment.weights = weights
         experiment.numHeads = modelOptions.numHeads
+        experiment.precision = modelOptions.precision
         experiment.preprocess = try preprocessing(for: experiment.source)
         experiment.batchSize = batch
         experiment.cacheDirectory = cache
@@ -215,7 +219,8 @@ struct Probe: ParsableCommand {
 
     private func printSummary(_ outcome: ProbeExperiment.Outcome) {
         func pct(_ v: Double) -> String { String(format: "%.2f%%", 100 * v) }
-        print("train \(outcome.trainCount), test \(outcome.testCount), features \(outcome.featureDimension)-d, \(outcome.classes.count) classes")
+        print("train \(outcome.trainCount), test \(outcome.testCount), features \(outcome.featureDimension)-d"
+            + (outcome.result.precision.map { " (model at \($0))" } ?? "") + ", \(outcome.classes.count) classes")
         if let r = outcome.result.logreg, let model = outcome.logreg {
             let status = model.converged ? "converged" : model.stop.rawValue
             print("logreg (C \(C)): train \(pct(r.trainAccuracy))  test \(pct(r.testAccuracy))  objective \(String(format: "%.6f", r.objective))  "

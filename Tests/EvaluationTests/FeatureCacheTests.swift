@@ -28,20 +28,45 @@ final class FeatureCacheTests: XCTestCase {
         XCTAssertEqual(second.features, features)
         XCTAssertEqual(calls, 1)
         var changes: [FeatureCacheKey] = []
-        for change in 0..<5 {
+        for change in 0..<6 {
             var k = key
             switch change {
             case 0: k.weightsSHA256 = "other weights"
             case 1: k.model = "other model"
             case 2: k.preprocessing = "Resize(256)"
             case 3: k.datasetFingerprint = "other images"
+            case 4: k.precision = "bf16"
             default: k.split = "test"
             }
             changes.append(k)
             _ = try cache.features(for: k, labels: [0, 1], weightsPath: "w", extract: extract)
         }
-        XCTAssertEqual(calls, 6)
-        XCTAssertEqual(Set(changes.map(\.stem)).count, 5)
+        XCTAssertEqual(calls, 7)
+        XCTAssertEqual(Set(changes.map(\.stem) + [key.stem]).count, 7)
+    }
+
+    /// Entries cached before the key had a precision hold f32 features: their manifests (no
+    /// "precision") read as f32 and their file names are unchanged, so f32 runs keep reusing them.
+    func testEntriesFromBeforeThePrecisionReadAsF32() throws {
+        // hashlib.sha256(b"ab\ntiny\nResize(224)\ncd\ntrain\n2") — the digest the stem had then —
+        // and with "\nprecision bf16" appended.
+        XCTAssertEqual(key.precision, "f32")
+        XCTAssertEqual(key.stem, "train-65a7ab5f8050c45d")
+        var bf16 = key
+        bf16.precision = "bf16"
+        XCTAssertEqual(bf16.stem, "train-1001d6fbde7c08e9")
+
+        let cache = try FeatureCache(directory: directory)
+        try cache.store(features, labels: [0, 1], key: key, weightsPath: "w")
+        let p = cache.paths(for: key)
+        var manifest = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: p.manifest))) as? [String: Any])
+        var stored = try XCTUnwrap(manifest["key"] as? [String: Any])
+        XCTAssertEqual(stored.removeValue(forKey: "precision") as? String, "f32")
+        manifest["key"] = stored
+        try JSONSerialization.data(withJSONObject: manifest).write(to: URL(fileURLWithPath: p.manifest))
+        guard case let .hit(reused) = cache.lookup(key) else { return XCTFail("an f32 entry without a precision is not reused") }
+        XCTAssertEqual(reused, features)
+        guard case .miss = cache.lookup(bf16) else { return XCTFail("f32 features reused for bf16") }
     }
 
     func testDamagedEntriesAreExtractedAgain() throws {

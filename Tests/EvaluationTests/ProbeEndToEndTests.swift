@@ -11,18 +11,8 @@ import XCTest
 /// compared with the official pipeline (torchvision CIFAR10 + transforms, the official model,
 /// sklearn, NumPy k-NN) that Scripts/fixtures/probe.py ran on the same files.
 final class ProbeEndToEndTests: XCTestCase {
-    let weights = fixturePath("golden/tiny-plain/model.safetensors")
-
     func experiment(_ source: ProbeExperiment.Source, cache: String? = nil) -> ProbeExperiment {
-        var e = ProbeExperiment(source: source)
-        e.weights = weights
-        e.numHeads = 2
-        e.ks = [10, 20]
-        e.batchSize = 16
-        e.cacheDirectory = cache
-        e.showProgress = false
-        e.parallelism = Parallelism(threads: 2)
-        return e
+        tinyModelProbe(source, cache: cache)
     }
 
     /// One extraction serves three checks: the binary layout end to end, the features against
@@ -52,6 +42,8 @@ final class ProbeEndToEndTests: XCTestCase {
                 XCTAssertEqual(mine.testAccuracy, theirs.test_accuracy, accuracy: 0.003, "\(layout) k=\(mine.k)")
             }
             XCTAssertEqual(outcome.knn?.predictions, reference.knn_predictions, layout)
+            XCTAssertEqual(outcome.logregTestPredictions, reference.logreg_test_predictions, layout)
+            XCTAssertEqual(r.precision, "f32", layout)
             XCTAssertEqual(r.confusion.flatMap { $0 }.reduce(0, +), reference.test_count)
             print("probe \(layout): logreg train \(logreg.trainAccuracy) (\(reference.logreg.train_accuracy)) test \(logreg.testAccuracy) "
                 + "(\(reference.logreg.test_accuracy)) objective \(logreg.objective) (\(reference.logreg.objective)) iterations "

@@ -2,6 +2,7 @@ import Datasets
 import Evaluation
 import Formats
 import Foundation
+import Kernels
 import TensorStore
 import TestSupport
 
@@ -76,6 +77,7 @@ struct CIFARReference: Decodable {
     var logreg: LogReg
     var knn: [KNNEntry]
     var knn_predictions: [[Int]]
+    var logreg_test_predictions: [Int]
     /// hashlib's SHA-256 of each file of the binary layout.
     var sha256: [String: String]
     /// torchvision's HWC arrays at a few places: [index, row, column, [r, g, b]].
@@ -97,4 +99,19 @@ struct CIFARReference: Decodable {
         let data = try Data(contentsOf: URL(fileURLWithPath: fixturePath("cifar/reference.json")))
         return try JSONDecoder().decode(CIFARReference.self, from: data)
     }
+}
+
+/// The probe as Scripts/fixtures/probe.py ran the official pipeline on the CIFAR-format fixture:
+/// the tiny model (2 heads), k-NN with k = 10 and 20; quiet, two threads.
+func tinyModelProbe(_ source: ProbeExperiment.Source, cache: String? = nil, precision: Precision = .f32) -> ProbeExperiment {
+    var e = ProbeExperiment(source: source)
+    e.weights = fixturePath("golden/tiny-plain/model.safetensors")
+    e.numHeads = 2
+    e.precision = precision
+    e.ks = [10, 20]
+    e.batchSize = 16
+    e.cacheDirectory = cache
+    e.showProgress = false
+    e.parallelism = Parallelism(threads: 2)
+    return e
 }

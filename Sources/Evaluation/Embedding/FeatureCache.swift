@@ -1,35 +1,60 @@
 import Datasets
 import Foundation
 import Formats
+import Kernels
 import TensorStore
 
 /// What extracted features depend on. Cached features are reused only when every field
 /// matches: the weights' bytes (SHA-256), the model as built from them (config and
-/// interpolation), the preprocessing, the dataset's content (`LabeledImages.fingerprint`, so
-/// a moved folder or the other CIFAR layout of the same images still matches), and the split.
+/// interpolation), the precision of its linear layers (`Precision`: bf16 features are not f32
+/// features), the preprocessing, the dataset's content (`LabeledImages.fingerprint`, so a moved
+/// folder or the other CIFAR layout of the same images still matches), and the split.
 public struct FeatureCacheKey: Codable, Equatable, Sendable {
     public var weightsSHA256: String
     public var model: String
+    /// `Precision.rawValue` ("f32", "bf16", ...); kept as text so that a cache written by a build
+    /// with more precisions is read as a miss, not as an error.
+    public var precision: String
     public var preprocessing: String
     public var datasetFingerprint: String
     public var split: String
     public var count: Int
 
-    public init(weightsSHA256: String, model: String, preprocessing: String,
+    public init(weightsSHA256: String, model: String, precision: String = Precision.f32.rawValue, preprocessing: String,
                 datasetFingerprint: String, split: String, count: Int) {
         self.weightsSHA256 = weightsSHA256
         self.model = model
+        self.precision = precision
         self.preprocessing = preprocessing
         self.datasetFingerprint = datasetFingerprint
         self.split = split
         self.count = count
     }
 
+    enum CodingKeys: String, CodingKey {
+        case weightsSHA256, model, precision, preprocessing, datasetFingerprint, split, count
+    }
+
+    /// Manifests written before the key had a precision describe f32 features (the only kind
+    /// there was): they read as f32, so those caches stay valid.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        weightsSHA256 = try c.decode(String.self, forKey: .weightsSHA256)
+        model = try c.decode(String.self, forKey: .model)
+        precision = try c.decodeIfPresent(String.self, forKey: .precision) ?? Precision.f32.rawValue
+        preprocessing = try c.decode(String.self, forKey: .preprocessing)
+        datasetFingerprint = try c.decode(String.self, forKey: .datasetFingerprint)
+        split = try c.decode(String.self, forKey: .split)
+        count = try c.decode(Int.self, forKey: .count)
+    }
+
     /// Files are named `<split>-<first 16 hex digits of the key's digest>`, so caches for
-    /// different weights or preprocessing live side by side.
+    /// different weights, precisions or preprocessing live side by side. f32 adds nothing to the
+    /// digest, so f32 entries keep the names they had before the key had a precision.
     public var stem: String {
         var h = SHA256()
-        h.update(Array("\(weightsSHA256)\n\(model)\n\(preprocessing)\n\(datasetFingerprint)\n\(split)\n\(count)".utf8))
+        let precisionLine = precision == Precision.f32.rawValue ? "" : "\nprecision \(precision)"
+        h.update(Array("\(weightsSHA256)\n\(model)\n\(preprocessing)\n\(datasetFingerprint)\n\(split)\n\(count)\(precisionLine)".utf8))
         let safeSplit = split.filter { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }
         return "\(safeSplit)-\(h.hexDigest().prefix(16))"
     }

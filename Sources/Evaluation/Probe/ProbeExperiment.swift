@@ -25,6 +25,9 @@ public struct ProbeExperiment {
     /// Model weights (any format `loadWeights` reads); required for image sources.
     public var weights: String?
     public var numHeads: Int?
+    /// The precision of the model's linear layers (`Precision`) when it extracts features; part
+    /// of the cache key, stated in the result.
+    public var precision = Precision.f32
     /// Preprocessing for image sources; nil: `ProbeExperiment.defaultPreprocess(for:)`.
     public var preprocess: Preprocess?
     public var batchSize = 64
@@ -116,7 +119,8 @@ public struct ProbeExperiment {
             (source, predictions) = ("knn k=\(p.ks[j])", p.predictions[j])
         }
         let confusion = try ConfusionMatrix(classes: data.classes, actual: data.testLabels, predicted: predictions)
-        let result = ProbeResult(logreg: logregResult, knn: knnResult, classes: data.classes, confusion: confusion.counts)
+        let result = ProbeResult(logreg: logregResult, knn: knnResult, classes: data.classes, confusion: confusion.counts,
+                                 precision: data.precision?.rawValue)
         return Outcome(result: result, classes: data.classes, trainLabels: data.trainLabels, testLabels: data.testLabels,
                        logreg: logregModel, logregTestPredictions: logregPredictions, knn: knnPredictions,
                        confusionSource: source, confusion: confusion, predictions: predictions,
@@ -132,6 +136,8 @@ public struct ProbeExperiment {
         var test: FeatureMatrix
         var testLabels: [Int]
         var testImages: (any LabeledImages)?
+        /// The model's precision, when a model extracted the features.
+        var precision: Precision? = nil
     }
 
     func loadData() throws -> Data {
@@ -173,7 +179,8 @@ public struct ProbeExperiment {
         guard let weights else {
             throw EvaluationError.invalidArgument(what: "--weights", detail: "image datasets need a model: pass --weights (or give --train-features ... instead)")
         }
-        let model = try Model(store: loadWeights(path: weights), numHeads: numHeads, parallelism: parallelism, loading: loading)
+        let model = try Model(store: loadWeights(path: weights), numHeads: numHeads, precision: precision,
+                              parallelism: parallelism, loading: loading)
         let preprocess = self.preprocess ?? ProbeExperiment.defaultPreprocess(for: source)
         let extractor = FeatureExtractor(model: model, preprocess: preprocess, batchSize: batchSize,
                                          decodeThreads: parallelism.threads)
@@ -188,7 +195,7 @@ public struct ProbeExperiment {
             }
             guard let cache, let weightsDigest else { return try run() }
             let key = FeatureCacheKey(weightsSHA256: weightsDigest, model: model.config.description,
-                                      preprocessing: preprocess.summary,
+                                      precision: model.precision.rawValue, preprocessing: preprocess.summary,
                                       datasetFingerprint: try images.fingerprint(), split: split, count: images.count)
             let (matrix, reused, reason) = try cache.features(for: key, labels: images.labels, weightsPath: weights,
                                                               dataset: images.source, extract: run)
@@ -200,7 +207,7 @@ public struct ProbeExperiment {
         let trainFeatures = try features(train, split: "train")
         let testFeatures = try features(test, split: "test")
         return Data(classes: classes, train: trainFeatures, trainLabels: train.labels, test: testFeatures,
-                    testLabels: test.labels, testImages: test)
+                    testLabels: test.labels, testImages: test, precision: model.precision)
     }
 }
 

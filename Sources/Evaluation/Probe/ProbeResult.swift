@@ -1,6 +1,7 @@
 /// What `dinokit probe --json` prints (the schema): accuracies as fractions in 0…1,
 /// only the classifiers that ran, the class names and the confusion matrix (rows actual,
-/// columns predicted) of the logistic regression — or of k-NN when it ran alone.
+/// columns predicted) of the logistic regression — or of k-NN when it ran alone — and, when a
+/// model extracted the features, the precision it ran at.
 public struct ProbeResult: Codable, Sendable, Equatable {
     public struct LogReg: Codable, Sendable, Equatable {
         public var trainAccuracy: Double
@@ -40,11 +41,15 @@ public struct ProbeResult: Codable, Sendable, Equatable {
     public var knn: [KNNAccuracy]?
     public var classes: [String]
     public var confusion: [[Int]]
+    /// `Precision.rawValue` of the model that extracted the features; nil when they were read
+    /// from `.npy` files.
+    public var precision: String?
 
-    public init(logreg: LogReg?, knn: [KNNAccuracy]?, classes: [String], confusion: [[Int]]) {
+    public init(logreg: LogReg?, knn: [KNNAccuracy]?, classes: [String], confusion: [[Int]], precision: String? = nil) {
         self.logreg = logreg
         self.knn = knn
         self.classes = classes
         self.confusion = confusion
+        self.precision = precision
     }
 }
