@@ -94,8 +94,8 @@ public struct Embedder {
     public func key(paths: [String], weightsID: String) -> String {
         var h = SHA256()
         h.update(Array(paths.joined(separator: "\n").utf8))
-        return [weightsID, "precision=\(model.precision.rawValue)", "output=\(output.rawValue)", preprocess.summary, "batch=\(batchSize)",
-                "files=\(paths.count):\(h.hexDigest())"].joined(separator: " | ")
+        return [weightsID, "precision=\(model.precision.rawValue)", "output=\(output.rawValue)", preprocess.summary,
+                "batch=\(batchSize)", "files=\(paths.count):\(h.hexDigest())"].joined(separator: " | ")
     }
 
     /// Embeds `paths` into `out`. `key` is `key(paths:weightsID:)`; `stopAfterBatches` stops
@@ -117,7 +117,7 @@ public struct Embedder {
         if let previous = Embedder.readProgress(record) {
             let partialSize = Embedder.fileSize(partial)
             if previous.key != key {
-                events(.startingOver(reason: "\(record) was made with other arguments (weights, output, preprocessing, batch or files)"))
+                events(.startingOver(reason: "\(record) was made with other arguments (weights, precision, output, preprocessing, batch or files)"))
             } else if previous.rowShape != rowShape || previous.bytes != previous.rows * rowBytes
                         || previous.inputsDone > paths.count || (partialSize ?? -1) < previous.bytes
                         || previous.failedIndices.count != previous.failures.count
