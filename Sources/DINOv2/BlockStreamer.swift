@@ -3,9 +3,10 @@ import Kernels
 import TensorStore
 
 /// Where a streamed model's blocks come from (`Model.Loading.streamed`): the hub-named store,
-/// from which each block is bound (linear weights packed, the rest converted to Float32, its file
-/// pages then given back) when a forward reaches it, and released after. Also counts the weight bytes held at
-/// once, the stem's plus the blocks' bound at that moment, and keeps their high-water mark.
+/// from which each block is bound (linear weights packed, the rest converted to Float32, its
+/// file pages then given back) when a forward reaches it, and released after. Also counts the
+/// weight bytes held at once, the stem's plus the blocks' bound at that moment, and keeps their
+/// high-water mark.
 final class BlockStreamer: @unchecked Sendable {
     let hubStore: TensorStore
     private let lock = NSLock()
@@ -21,8 +22,8 @@ final class BlockStreamer: @unchecked Sendable {
     var peakBytes: Int { lock.withLock { peak } }
 
     /// `body` with a one-block model of block `i` of `stem` (a streamed model): the stem's
-    /// parameters shared, the block bound for this call only. Running it through block 0 is block `i` of the full model: the same code on the
-    /// same weights, so the same numbers.
+    /// parameters shared, the block bound for this call only. Running it through block 0 is
+    /// block `i` of the full model: the same code on the same weights, so the same numbers.
     func withBlock<R>(_ i: Int, of stem: Model, _ body: (Model) throws -> R) throws -> R {
         var config = stem.config
         config.depth = 1

@@ -10,8 +10,8 @@ extension Model {
         /// Only the tokens, the patch embedding and the final norms are kept. Each forward embeds
         /// the whole batch, then binds and packs one block from the store, runs every image
         /// through it and releases it before the next: about one block's weights in memory,
-        /// for weights larger than the machine. The store stays mapped, its
-        /// pages given back after each block is bound. Outputs are bit-identical to `.inMemory`;
+        /// for weights larger than the machine. The store stays mapped, its pages given back
+        /// after each block is bound. Outputs are bit-identical to `.inMemory`;
         /// each forward reads the weights once more, so this pays off for large batches.
         case streamed
         /// `.streamed` when `.inMemory` would hold more than `maxWeightBytes`, else `.inMemory`.
