@@ -342,7 +342,7 @@ void dk_pack_transposed_bf16(uint32_t *dst, const uint16_t *w, int n, int k, lon
             int j = 0;
             for (; j < rows; j++) {
                 const uint16_t *src = w + (long)(p * DK_NR + j) * ldw + 2 * q;
-                row[j] = (uint32_t)src[0] | (2 * q + 1 < k ? (uint32_t)src[1] << 16 : 0u);
+                row[j] = (uint32_t)dk_bf16_canonical(src[0]) | (2 * q + 1 < k ? (uint32_t)dk_bf16_canonical(src[1]) << 16 : 0u);
             }
             for (; j < DK_NR; j++) row[j] = 0;
         }

@@ -90,6 +90,8 @@ static inline uint16_t dk_bf16_round(float x) {
     u += 0x7fffu + ((u >> 16) & 1u);
     return (uint16_t)(u >> 16);
 }
+// A bfloat16 value as `dk_bf16_round` of its float gives it back: itself, or 0x7FC0 for any NaN.
+static inline uint16_t dk_bf16_canonical(uint16_t b) { return (b & 0x7fffu) > 0x7f80u ? 0x7fc0 : b; }
 static inline float dk_bf16_lo(uint32_t w) {
     uint32_t u = w << 16;
     float f;

@@ -3,9 +3,10 @@ import Kernels
 import TensorStore
 
 /// Where a streamed model's blocks come from (`Model.Loading.streamed`): the hub-named store,
-/// from which each block is bound (converted to Float32, its file pages then given back) and
-/// packed when a forward reaches it, and released after. Also counts the weight bytes held at
-/// once, the stem's plus the blocks' bound at that moment, and keeps their high-water mark.
+/// from which each block is bound (linear weights packed, the rest converted to Float32, its
+/// file pages then given back) when a forward reaches it, and released after. Also counts the
+/// weight bytes held at once, the stem's plus the blocks' bound at that moment, and keeps their
+/// high-water mark.
 final class BlockStreamer: @unchecked Sendable {
     let hubStore: TensorStore
     private let lock = NSLock()
@@ -21,15 +22,14 @@ final class BlockStreamer: @unchecked Sendable {
     var peakBytes: Int { lock.withLock { peak } }
 
     /// `body` with a one-block model of block `i` of `stem` (a streamed model): the stem's
-    /// parameters and packed patch embedding shared, the block bound and packed for this call
-    /// only. Running it through block 0 is block `i` of the full model: the same code on the
-    /// same weights, so the same numbers.
+    /// parameters shared, the block bound for this call only. Running it through block 0 is
+    /// block `i` of the full model: the same code on the same weights, so the same numbers.
     func withBlock<R>(_ i: Int, of stem: Model, _ body: (Model) throws -> R) throws -> R {
         var config = stem.config
         config.depth = 1
-        let block = try BlockParameters(binder: WeightBinder(store: hubStore), block: i, config: stem.config)
-        let packed = PackedParameters.Block(block, config: config, precision: stem.precision)
-        let bytes = block.byteCount + packed.byteCount
+        let binder = WeightBinder(store: hubStore, precision: stem.precision)
+        let block = try BlockParameters(binder: binder, block: i, config: stem.config)
+        let bytes = block.byteCount
         lock.withLock {
             held += bytes
             peak = Swift.max(peak, held)
@@ -37,9 +37,7 @@ final class BlockStreamer: @unchecked Sendable {
         defer { lock.withLock { held -= bytes } }
         var parameters = stem.parameters
         parameters.blocks = [block]
-        let model = Model(config: config, parameters: parameters,
-                          packed: PackedParameters(patch: stem.packed.patch, blocks: [packed], precision: stem.precision),
-                          parallelism: stem.parallelism)
+        let model = Model(config: config, parameters: parameters, precision: stem.precision, parallelism: stem.parallelism)
         return try body(model)
     }
 }
@@ -54,7 +52,7 @@ extension Model {
     func runStreamedBlocks(_ x: Tensor, masks: Tensor?, through lastBlock: Int, workspace ws: Workspace,
                            streamer: BlockStreamer,
                            afterBlock: (Int, UnsafeMutablePointer<Float>, Int, Int) throws -> Void) throws -> InputGeometry {
-        let stem = Model(config: config, parameters: parameters, packed: packed, parallelism: parallelism)
+        let stem = Model(config: config, parameters: parameters, precision: precision, parallelism: parallelism)
         let g = try stem.runBlocks(x, masks: masks, through: -1, workspace: ws) { _, _, _, _ in }
         let d = config.embedDim
         let residual = ws.buffer(.residual, g.rows * d).pointer
@@ -72,8 +70,8 @@ extension Model {
         return g
     }
 
-    /// `body` with block `i`'s Float32 weights: from `parameters`, or bound for the call in a
-    /// streamed model.
+    /// `body` with block `i`'s weights: from `parameters`, or bound for the call in a streamed
+    /// model.
     func withBlockParameters<R>(_ i: Int, _ body: (BlockParameters) throws -> R) throws -> R {
         guard let streamer else { return try body(parameters.blocks[i]) }
         return try streamer.withBlock(i, of: self) { try body($0.parameters.blocks[0]) }

@@ -65,9 +65,9 @@ extension Model {
     func qkvStage(_ index: Int, _ range: Range<Int>, _ buf: FusedBuffers, parallel: Parallelism = .serial,
                   profile: ForwardProfile?) {
         let c = config, d = c.embedDim, r0 = range.lowerBound, n = range.count
-        let w = parameters.blocks[index], pw = packed.blocks[index]
+        let w = parameters.blocks[index]
         profile.measure("qkv", flops: 2 * Double(n * d * 3 * d), threads: parallel.threads) {
-            linearForward(out: buf.qkv + r0 * 3 * d, inp: buf.normed + r0 * d, weight: pw.qkv, bias: w.qkvBias.pointer,
+            linearForward(out: buf.qkv + r0 * 3 * d, inp: buf.normed + r0 * d, weight: w.qkv, bias: w.qkvBias.pointer,
                           rows: n, parallelism: parallel)
         }
     }
@@ -87,7 +87,7 @@ extension Model {
     func rowStage(_ index: Int, _ range: Range<Int>, _ buf: FusedBuffers, next: Bool, parallel: Parallelism = .serial,
                   profile: ForwardProfile?) {
         let c = config, d = c.embedDim, eps = c.layerNormEps, r0 = range.lowerBound, n = range.count
-        let w = parameters.blocks[index], pw = packed.blocks[index]
+        let w = parameters.blocks[index]
         let hiddenWidth = c.ffn == .swiglu ? 2 * c.ffnHidden : c.ffnHidden
         let rows = Double(n), dd = Double(d), h = Double(c.ffnHidden)
         let residual = buf.residual + r0 * d, normed = buf.normed + r0 * d, branch = buf.branch + r0 * d
@@ -95,20 +95,20 @@ extension Model {
 
         let norm2 = LayerNormTarget(out: normed, weight: w.norm2Weight.pointer, bias: w.norm2Bias.pointer, eps: eps)
         profile.measure("proj + ls1 residual + norm2", flops: 2 * rows * dd * dd, threads: parallel.threads) {
-            linearForward(out: branch, inp: buf.attention + r0 * d, weight: pw.proj, bias: w.projBias.pointer, rows: n,
+            linearForward(out: branch, inp: buf.attention + r0 * d, weight: w.proj, bias: w.projBias.pointer, rows: n,
                           epilogue: .residual(residual, gamma: w.ls1?.pointer, norm: norm2), parallelism: parallel)
         }
         var gated = hidden
         switch c.ffn {
         case .mlp:
             profile.measure("fc1 + GELU", flops: 2 * rows * dd * h, threads: parallel.threads) {
-                linearForward(out: hidden, inp: normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: n,
+                linearForward(out: hidden, inp: normed, weight: w.fc1, bias: w.fc1Bias.pointer, rows: n,
                               epilogue: .gelu, parallelism: parallel)
             }
         case .swiglu:
             gated = buf.gated + r0 * c.ffnHidden
             profile.measure("w12", flops: 2 * rows * dd * 2 * h, threads: parallel.threads) {
-                linearForward(out: hidden, inp: normed, weight: pw.fc1, bias: w.fc1Bias.pointer, rows: n,
+                linearForward(out: hidden, inp: normed, weight: w.fc1, bias: w.fc1Bias.pointer, rows: n,
                               parallelism: parallel)
             }
             profile.measure("SwiGLU gate", threads: parallel.threads) {
@@ -122,7 +122,7 @@ extension Model {
         }
         profile.measure(c.ffn == .mlp ? "fc2 + ls2 residual + next norm1" : "w3 + ls2 residual + next norm1",
                         flops: 2 * rows * h * dd, threads: parallel.threads) {
-            linearForward(out: branch, inp: gated, weight: pw.fc2, bias: w.fc2Bias.pointer, rows: n,
+            linearForward(out: branch, inp: gated, weight: w.fc2, bias: w.fc2Bias.pointer, rows: n,
                           epilogue: .residual(residual, gamma: w.ls2?.pointer, norm: norm1), parallelism: parallel)
         }
         if next { qkvStage(index + 1, range, buf, parallel: parallel, profile: profile) }

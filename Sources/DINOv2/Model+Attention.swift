@@ -42,8 +42,8 @@ extension Model {
         try withBlockParameters(c.depth - 1) { block in
             layerNormForward(out: normed.pointer, mean: nil, rstd: nil, inp: residual, weight: block.norm1Weight.pointer,
                              bias: block.norm1Bias.pointer, rows: rows, cols: d, eps: c.layerNormEps, parallelism: parallelism)
-            linearForward(out: qkv.pointer, inp: normed.pointer, weight: block.qkvWeight.pointer, bias: block.qkvBias.pointer,
-                          rows: rows, inFeatures: d, outFeatures: 3 * d, parallelism: parallelism)
+            linearForward(out: qkv.pointer, inp: normed.pointer, weight: block.qkv, bias: block.qkvBias.pointer, rows: rows,
+                          parallelism: parallelism)
         }
         rotaryPositions(patchRows: g.patchRows, patchCols: g.patchCols, workspace: ws)?
             .apply(qkv: qkv.pointer, batch: g.batch, tokens: t, prefix: 1 + c.registerTokens, heads: c.numHeads,

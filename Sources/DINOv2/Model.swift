@@ -8,17 +8,16 @@ import TensorStore
 /// share every block; they differ in token assembly (a position table, or none) and in RoPE on
 /// the patch tokens' queries and keys (`RotaryPositions`).
 ///
-/// Weights are bound by their hub names and converted to Float32 once, at init (or, for weights
-/// larger than memory, block by block in every forward: `Loading.streamed`); forwards share
-/// nothing mutable, so one model may serve several threads (each with its own `Workspace`).
+/// Weights are bound by their hub names once, at init (or, for weights larger than memory, block
+/// by block in every forward: `Loading.streamed`): the linear layers' packed for the GEMM in the
+/// model's `precision`, the rest converted to Float32. Forwards share nothing mutable, so one
+/// model may serve several threads (each with its own `Workspace`).
 public struct Model: Sendable {
     public private(set) var config: Config
-    /// Every weight as Float32; a streamed model's has no blocks (see `Loading.streamed`).
+    /// Every weight as the forward reads it; a streamed model's has no blocks (see `Loading.streamed`).
     public let parameters: Parameters
-    /// The linear weights packed for the GEMM micro-kernel, made once here.
-    let packed: PackedParameters
     /// The linear layers' GEMM format, chosen at init (the packed weights are made in it).
-    public var precision: Precision { packed.precision }
+    public let precision: Precision
     /// Threads for BLAS and DinoKit's own loops.
     public var parallelism: Parallelism
     /// Where a streamed model's blocks come from; nil when they are all in `parameters`.
@@ -42,28 +41,27 @@ public struct Model: Sendable {
                 parallelism: Parallelism = .fromEnvironment, loading: Loading = .inMemory) throws {
         try config.validate()
         self.config = config
+        self.precision = precision
         self.parallelism = parallelism
         switch loading.resolved(inMemoryBytes: Model.inMemoryWeightBytes(hubStore: hubStore)) {
         case .streamed:
-            parameters = try Parameters(stemOf: hubStore, config: config)
+            parameters = try Parameters(stemOf: hubStore, config: config, precision: precision)
             // Every block's names, shapes and dtypes are checked now, so that a forward cannot
             // fail halfway on a missing tensor; their bytes are read in the forwards.
             let check = WeightBinder(store: hubStore, checkingOnly: true)
             for i in 0..<config.depth { _ = try BlockParameters(binder: check, block: i, config: config) }
-            packed = PackedParameters(parameters, config: config, precision: precision)
-            streamer = BlockStreamer(hubStore: hubStore, stemBytes: parameters.stemByteCount + packed.byteCount)
+            streamer = BlockStreamer(hubStore: hubStore, stemBytes: parameters.stemByteCount)
         default:
-            parameters = try Parameters(hubStore: hubStore, config: config)
-            packed = PackedParameters(parameters, config: config, precision: precision)
+            parameters = try Parameters(hubStore: hubStore, config: config, precision: precision)
             streamer = nil
         }
     }
 
     /// A model over weights already bound (a streamed model's one-block models).
-    init(config: Config, parameters: Parameters, packed: PackedParameters, parallelism: Parallelism) {
+    init(config: Config, parameters: Parameters, precision: Precision, parallelism: Parallelism) {
         self.config = config
         self.parameters = parameters
-        self.packed = packed
+        self.precision = precision
         self.parallelism = parallelism
         self.streamer = nil
     }

@@ -19,7 +19,7 @@ extension Model {
         }
         ws.profile.measure("patch embed", flops: 2 * Double(g.batch * patchesPerImage * unfoldWidth * d),
                            threads: parallelism.threads) {
-            linearForward(out: patchOut.pointer, inp: patches.pointer, weight: packed.patch,
+            linearForward(out: patchOut.pointer, inp: patches.pointer, weight: parameters.patch,
                           bias: parameters.patchBias.pointer, rows: g.batch * patchesPerImage, parallelism: parallelism)
         }
 

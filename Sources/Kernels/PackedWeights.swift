@@ -5,8 +5,8 @@ import CKernels
 /// Made at model load; every forward then streams the panels without repacking. The same layout
 /// serves every `KernelPath`.
 ///
-/// With `precision` `.bf16` the weight is rounded to bfloat16 once, here (torch's rounding; a
-/// weight that came from a bf16 file is already exact and keeps its bits), and the panels hold
+/// With `precision` `.bf16` the weight is rounded to bfloat16 once, here (torch's rounding), or
+/// taken as it is from a bf16 file's bits (`init(bf16Weight:)`), and the panels hold
 /// pairs of k steps per 32-bit word (`dk_pack_transposed_bf16`): half the bytes. `linearForward`
 /// runs the bf16 GEMM for such weights; nothing else changes.
 public final class PackedLinearWeights: @unchecked Sendable {
@@ -35,7 +35,9 @@ public final class PackedLinearWeights: @unchecked Sendable {
         }
     }
 
-    /// Packs a bf16 weight (raw bfloat16 bits, (outFeatures, inFeatures) row-major) as it is.
+    /// Packs a bf16 weight (raw bfloat16 bits, (outFeatures, inFeatures) row-major) as it is: the
+    /// same panels as its Float32 widening packed at `.bf16` (NaNs become torch's 0x7FC0 in both),
+    /// without that widening.
     public init(bf16Weight: UnsafePointer<UInt16>, outFeatures: Int, inFeatures: Int) {
         precondition(outFeatures > 0 && inFeatures > 0, "empty linear layer")
         self.outFeatures = outFeatures

@@ -44,7 +44,7 @@ struct Forward: ParsableCommand {
         var arrays: [String: [Int]]
         /// How the weights were held: "in-memory", or "streamed" (block by block, --max-weight-memory).
         var weights: String
-        /// Streamed: the most weight bytes (float32 and packed) held at once.
+        /// Streamed: the most weight bytes (linear weights packed, the rest float32) held at once.
         var peakWeightBytes: Int?
         var seconds: Double
     }

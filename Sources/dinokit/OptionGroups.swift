@@ -74,7 +74,7 @@ struct WeightMemoryOption: ParsableArguments {
     static let environmentVariable = "DINOKIT_MAX_WEIGHT_MEMORY"
 
     @Option(name: .customLong("max-weight-memory"),
-            help: "Most memory the model's weights may take, e.g. 12G (K, M, G, T: powers of 1024). Weights that would take more in memory (about twice their float32 size) are streamed: each forward loads one block at a time, same outputs. Default: DINOKIT_MAX_WEIGHT_MEMORY, else the machine's memory less a quarter (at least 2 GiB).")
+            help: "Most memory the model's weights may take, e.g. 12G (K, M, G, T: powers of 1024). Weights that would take more in memory (about their float32 size) are streamed: each forward loads one block at a time, same outputs. Default: DINOKIT_MAX_WEIGHT_MEMORY, else the machine's memory less a quarter (at least 2 GiB).")
     var maxWeightMemory: String?
 
     func validate() throws { _ = try maxBytes() }

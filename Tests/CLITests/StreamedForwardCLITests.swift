@@ -40,7 +40,7 @@ final class StreamedForwardCLITests: XCTestCase {
             XCTAssertLessThan(peak, Model.inMemoryWeightBytes(hubStore: try RandomWeights.hubStore(shape)), name)
 
             // The environment sets the budget when the option does not; the human output says it.
-            let human = try forward("\(name)-env.npz", [], environment: ["DINOKIT_MAX_WEIGHT_MEMORY": "1M"])
+            let human = try forward("\(name)-env.npz", [], environment: ["DINOKIT_MAX_WEIGHT_MEMORY": "256K"])
             XCTAssertTrue(human.stdout.contains("weights: streamed, one block at a time"), human.stdout)
 
             let expected = try NPZ.read(path: dir + "/\(name)-memory.npz")

@@ -132,4 +132,28 @@ final class BF16GEMMTests: XCTestCase {
         XCTAssertEqual(Array(UnsafeBufferPointer(start: fromBits.panels.pointer, count: fromBits.panels.count)).map(\.bitPattern),
                        Array(UnsafeBufferPointer(start: bf16.panels.pointer, count: bf16.panels.count)).map(\.bitPattern))
     }
+
+    /// bf16 bits as a file may hold them (signed zeros, subnormals, infinities, NaNs of either
+    /// sign and any payload) pack as their Float32 widening does when rounded at `.bf16`: the same
+    /// words, every NaN as torch's 0x7FC0. A bf16 checkpoint packed from its bits then runs
+    /// bit for bit as the same weights widened at load.
+    func testBF16BitsPackAsTheirWideningRounded() {
+        let (n, k) = (37, 21)
+        var bits = SyntheticInput.values(seed: 9, count: n * k).map(BFloat16.bits)
+        let special: [UInt16] = [0x0000, 0x8000, 0x0001, 0x807F, 0x7F80, 0xFF80, 0x7FC0, 0xFFC0, 0x7F81, 0xFFFF, 0x7FBF, 0xFFA5]
+        for (j, b) in special.enumerated() { bits[j * 61 % (n * k)] = b }
+        let fromBits = bits.withUnsafeBufferPointer { PackedLinearWeights(bf16Weight: $0.baseAddress!, outFeatures: n, inFeatures: k) }
+        let widened = bits.map(BFloat16.float)
+        let rounded = widened.withUnsafeBufferPointer {
+            PackedLinearWeights(weight: $0.baseAddress!, outFeatures: n, inFeatures: k, precision: .bf16)
+        }
+        func words(_ w: PackedLinearWeights) -> [UInt32] {
+            Array(UnsafeBufferPointer(start: w.panels.pointer, count: w.panels.count)).map(\.bitPattern)
+        }
+        XCTAssertEqual(widened.filter(\.isNaN).count, 6)
+        let a = words(fromBits), b = words(rounded)
+        XCTAssertEqual(a.count, b.count)
+        let differing = a.indices.filter { a[$0] != b[$0] }.map { String(a[$0], radix: 16) + " vs " + String(b[$0], radix: 16) }
+        XCTAssertEqual(differing, [], "packed words from the bits vs from the widened floats")
+    }
 }

@@ -114,6 +114,8 @@ void dk_bf16_to_f32(float *dst, const uint16_t *src, long n);
 /// 32-bit words needed to pack an n × k weight as bf16 pairs: ceil(n / DK_NR) · ceil(k / 2) · DK_NR.
 size_t dk_packed_bf16_count(int n, int k);
 /// Packs `nn.Linear` weights already in bf16 (`w`: n rows of k, row stride ldw) as described above.
+/// NaNs are packed as 0x7FC0, as `dk_f32_to_bf16` of their float makes them: weights read from a
+/// bf16 file pack as their float32 widening rounded back would.
 void dk_pack_transposed_bf16(uint32_t *dst, const uint16_t *w, int n, int k, long ldw);
 /// `dk_gemm_packed` with B packed by `dk_pack_transposed_bf16` (A float, rounded to bf16 here).
 void dk_gemm_bf16_packed(int m, int n, int k, const float *a, long lda, const uint32_t *bp, float *c, long ldc,
