@@ -30,11 +30,17 @@ public enum Int8Quantization {
         precondition(values.count == rows * cols, "perRow: \(values.count) values for \(rows) x \(cols)")
         var q = [Int8](repeating: 0, count: values.count)
         var scales = [Float](repeating: 1, count: rows)
-        for r in 0..<rows {
-            let row = values[(r * cols)..<((r + 1) * cols)]
-            let s = scale(maxAbs: row.reduce(Float(0)) { Swift.max($0, abs($1)) })
-            scales[r] = s
-            for (k, x) in zip(row.indices, row) { q[k] = quantize(x, scale: s) }
+        values.withUnsafeBufferPointer { x in
+            q.withUnsafeMutableBufferPointer { out in
+                for r in 0..<rows {
+                    let start = r * cols
+                    var maxAbs: Float = 0
+                    for k in start..<(start + cols) { maxAbs = Swift.max(maxAbs, abs(x[k])) }
+                    let s = scale(maxAbs: maxAbs)
+                    scales[r] = s
+                    for k in start..<(start + cols) { out[k] = quantize(x[k], scale: s) }
+                }
+            }
         }
         return (q, scales)
     }

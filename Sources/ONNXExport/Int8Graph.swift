@@ -10,7 +10,8 @@ struct Int8Weight {
     let rank: Int
 }
 
-/// A GEMM input quantized per row: INT8 values and their FLOAT scales (…, 1).
+/// A GEMM input quantized per row: the values + 128 as UINT8 (read with zero point 128) and
+/// their FLOAT scales (…, 1).
 struct QuantizedRows {
     let q: String
     let scale: String
@@ -20,11 +21,13 @@ struct QuantizedRows {
 /// (`Int8Quantization`) in standard ops, so ONNX Runtime and the native forward agree closely.
 ///
 ///     s_a = ReduceMax(Abs(x), last axis) / 127 (1 where the row is zero)
-///     q_a = Cast(Clip(Round(x / s_a), −127, 127), INT8)        Round: half to even
-///     y   = (Cast(MatMulInteger(q_a, q_wᵀ), FLOAT) · s_a) · s_w + bias
+///     q_a = Clip(Round(x / s_a), −127, 127)        Round: half to even
+///     y   = (Cast(MatMulInteger(q_a + 128 as UINT8, q_wᵀ, a_zero_point 128), FLOAT) · s_a) · s_w + bias
 ///
 /// The weights are quantized once here (per output channel, the same function the native path
-/// uses); int32 accumulation makes the integer part exact. Attention, norms, GELU and residuals
+/// uses); int32 accumulation makes the integer part exact. MatMulInteger subtracts the zero
+/// point before multiplying, so the +128 offset changes no number: it is there because ONNX
+/// Runtime's CPU kernels for a uint8 A are several times faster than its int8 × int8 one. Attention, norms, GELU and residuals
 /// stay float32 as in the f32 graph. The patch embedding becomes an unfold (Reshape, Transpose)
 /// and the same quantized linear: per-token quantization needs the patch as a row, which Conv
 /// (ConvInteger has no per-row scale) cannot give.
@@ -72,19 +75,21 @@ extension GraphExporter {
                                     b.add("Div", [maxAbs, try b.floats([limit], scalar: true)], scope: s)], scope: s)
         let rounded = b.add("Round", [b.add("Div", [x, scale], scope: s)], scope: s)
         let clipped = b.add("Clip", [rounded, try b.floats([-limit], scalar: true), try b.floats([limit], scalar: true)], scope: s)
-        let q = b.add("Cast", [clipped], scope: s, [.int("to", Int(ONNXDataType.int8))])
+        let shifted = b.add("Add", [clipped, try b.floats([128], scalar: true)], scope: s)
+        let q = b.add("Cast", [shifted], scope: s, [.int("to", Int(ONNXDataType.uint8))])
         let done = QuantizedRows(q: q, scale: scale)
         quantizedActivations[x] = done
         return done
     }
 
-    /// y = (float(q_a q_wᵀ) · s_a) · s_w (+ bias), the int32 product from MatMulInteger.
+    /// y = (float(q_a q_wᵀ) · s_a) · s_w (+ bias), the int32 product from MatMulInteger (whose
+    /// zero point takes the 128 back off q_a).
     func int8Linear(_ x: String, _ w: Int8Weight, bias: String?, scope: String) throws -> String {
         let a = try quantizedRows(x, scope: scope)
         // The patch embedding's (D, C, p, p) weight as (D, C·p·p) rows; runtimes fold this at load.
         let matrix = w.rank == 2 ? w.q : b.add("Reshape", [w.q, try b.int64s([0, -1])], scope: scope)
         let wT = b.add("Transpose", [matrix], scope: scope, [.ints("perm", [1, 0])])
-        let acc = b.add("MatMulInteger", [a.q, wT], scope: scope)
+        let acc = b.add("MatMulInteger", [a.q, wT, try b.uint8(128)], scope: scope)
         let real = b.add("Cast", [acc], scope: scope, [.int("to", Int(ONNXDataType.float))])
         let y = b.add("Mul", [b.add("Mul", [real, a.scale], scope: scope), w.scale], scope: scope)
         return bias.map { b.add("Add", [y, $0], scope: scope) } ?? y

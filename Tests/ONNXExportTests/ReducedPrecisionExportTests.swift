@@ -116,11 +116,18 @@ final class ReducedPrecisionExportTests: XCTestCase {
             let g = try build("tiny-plain") { $0.dtype = .i8; $0.opset = opset; $0.imageSize = .dynamic }.graph
             let mm = try XCTUnwrap(g.nodes.first { $0.opType == "MatMulInteger" && $0.name.hasPrefix("/blocks.0/attn/qkv") })
             let producers = Dictionary(g.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
-            // q_a = Cast<INT8>(Clip(Round(Div(x, s_a)), -127, 127))
+            // q_a = Clip(Round(Div(x, s_a)), -127, 127), read as Cast<UINT8>(q_a + 128) with zero point 128
+            let zeroPoint = try XCTUnwrap(g.initializer(named: mm.inputs[2])).tensor
+            XCTAssertEqual(zeroPoint.dtype, .u8)
+            XCTAssertEqual(zeroPoint.shape.dims, [])
+            XCTAssertEqual(zeroPoint.floats(), [128])
             let cast = try XCTUnwrap(producers[mm.inputs[0]])
             XCTAssertEqual(cast.opType, "Cast")
-            if case let .int(to)? = cast.attributes.first?.value { XCTAssertEqual(Int32(to), ONNXDataType.int8) }
-            let clip = try XCTUnwrap(producers[cast.inputs[0]])
+            if case let .int(to)? = cast.attributes.first?.value { XCTAssertEqual(Int32(to), ONNXDataType.uint8) }
+            let shift = try XCTUnwrap(producers[cast.inputs[0]])
+            XCTAssertEqual(shift.opType, "Add")
+            XCTAssertEqual(g.initializer(named: shift.inputs[1])?.tensor.floats(), [128])
+            let clip = try XCTUnwrap(producers[shift.inputs[0]])
             XCTAssertEqual(clip.opType, "Clip")
             XCTAssertEqual(clip.inputs[1...].map { g.initializer(named: $0)?.tensor.floats() }, [[-127], [127]])
             let round = try XCTUnwrap(producers[clip.inputs[0]])
