@@ -13,12 +13,12 @@ import TensorStore
 /// The hub tensors are the graph's initializers under their hub names and bytes (Linear weights
 /// reach MatMul through a Transpose node, which runtimes fold at load), so importing the file
 /// gives back the source weights bit for bit. Everything else the graph needs is named
-/// `dinokit::...`. `ExportOptions.dtype` I8 quantizes the Linear weights instead (`Int8Graph.swift`):
-/// they are stored as `dinokit::int8/<hub name>` and read back dequantized. A fixed input size bakes DinoKit's own interpolated position grid (DINOv2) or
-/// RoPE sin/cos tables (DINOv3); a dynamic one resamples the table in the graph with Resize,
-/// matching PyTorch's bicubic (see `positionGridDynamic`), or computes the RoPE tables from the
-/// input's shape (see `ropeTablesDynamic`). DINOv3 storage tokens take the registers' output
-/// (x_norm_regtokens).
+/// `dinokit::...`; `ExportOptions.dtype` I8 stores the Linear weights quantized instead, as
+/// `dinokit::int8/<hub name>` (`Int8Graph.swift`), read back dequantized. A fixed input size bakes
+/// DinoKit's own interpolated position grid (DINOv2) or RoPE sin/cos tables (DINOv3); a dynamic
+/// one resamples the table in the graph with Resize, matching PyTorch's bicubic (see
+/// `positionGridDynamic`), or computes the RoPE tables from the input's shape (see
+/// `ropeTablesDynamic`). DINOv3 storage tokens take the registers' output (x_norm_regtokens).
 public enum DINOv2ONNXExporter {
     public static let producerName = "DinoKit"
 
