@@ -27,10 +27,10 @@ struct QuantizedRows {
 /// The weights are quantized once here (per output channel, the same function the native path
 /// uses); int32 accumulation makes the integer part exact. MatMulInteger subtracts the zero
 /// point before multiplying, so the +128 offset changes no number: it is there because ONNX
-/// Runtime's CPU kernels for a uint8 A are several times faster than its int8 × int8 one. Attention, norms, GELU and residuals
-/// stay float32 as in the f32 graph. The patch embedding becomes an unfold (Reshape, Transpose)
-/// and the same quantized linear: per-token quantization needs the patch as a row, which Conv
-/// (ConvInteger has no per-row scale) cannot give.
+/// Runtime's CPU kernels for a uint8 A are several times faster than its int8 × int8 one.
+/// Attention, norms, GELU and residuals stay float32 as in the f32 graph. The patch embedding
+/// becomes an unfold (Reshape, Transpose) and the same quantized linear: per-token quantization
+/// needs the patch as a row, which Conv (ConvInteger has no per-row scale) cannot give.
 extension GraphExporter {
     /// The Linear weights an int8 export quantizes: those DinoKit packs for its GEMMs.
     static let int8LinearModules: Set<String> = [
