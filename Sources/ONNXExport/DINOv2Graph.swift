@@ -16,6 +16,10 @@ final class GraphExporter {
     /// folded bias and RoPE tables) are computed from, so they agree with the file's weights.
     private(set) var weights = TensorStore()
     private var asFloat: [String: String] = [:]
+    /// An int8 export's quantized Linear weights by hub name (`Int8Graph.swift`).
+    var int8Weights: [String: Int8Weight] = [:]
+    /// Activations already quantized, by value name: DINOv3's w1 and w2 share norm2's output.
+    var quantizedActivations: [String: QuantizedRows] = [:]
     /// The input's batch size as a 1-D int64 (made at first use).
     private lazy var batchSize = b.add("Shape", ["pixel_values"], scope: "/embeddings", [.int("start", 0), .int("end", 1)])
 
@@ -24,10 +28,16 @@ final class GraphExporter {
         self.options = options
         b = ONNXGraphBuilder(name: config.family.rawValue)
         try Self.checkShapes(hub, config)
-        // Initializers in hub order, under hub names: importing the file gives back these bytes.
+        // Initializers in hub order, under hub names: importing the file gives back these bytes
+        // (an int8 export's quantized Linear weights: the float32 weights its graph computes with).
+        let floatDType = options.dtype == .i8 ? DType.f32 : options.dtype
         for (name, t) in hub.tensors {
             guard Self.isBackbone(name, depth: config.depth) else { ignored.append(name); continue }
-            let stored = t.dtype.isFloatingPoint && t.dtype != options.dtype ? try t.converted(to: options.dtype) : t.contiguous()
+            if options.dtype == .i8, Self.isInt8Linear(name) {
+                try addInt8Weight(name, t)
+                continue
+            }
+            let stored = t.dtype.isFloatingPoint && t.dtype != floatDType ? try t.converted(to: floatDType) : t.contiguous()
             try weights.insert(stored, named: name)
             b.addInitializer(name, stored)
         }
@@ -111,10 +121,15 @@ final class GraphExporter {
         }
 
         let s = "/embeddings"
-        let conv = b.add("Conv", ["pixel_values", try f32(HubNames.patchWeight), try f32(HubNames.patchBias)], scope: s + "/patch_embed",
-                         [.ints("kernel_shape", [p, p]), .ints("strides", [p, p])])
-        let flat = b.add("Reshape", [conv, try b.int64s([0, d, -1])], scope: s + "/patch_embed")
-        let patches = b.add("Transpose", [flat], scope: s + "/patch_embed", [.ints("perm", [0, 2, 1])])
+        let patches: String
+        if int8Weights[HubNames.patchWeight] != nil {
+            patches = try int8PatchEmbedding()
+        } else {
+            let conv = b.add("Conv", ["pixel_values", try f32(HubNames.patchWeight), try f32(HubNames.patchBias)], scope: s + "/patch_embed",
+                             [.ints("kernel_shape", [p, p]), .ints("strides", [p, p])])
+            let flat = b.add("Reshape", [conv, try b.int64s([0, d, -1])], scope: s + "/patch_embed")
+            patches = b.add("Transpose", [flat], scope: s + "/patch_embed", [.ints("perm", [0, 2, 1])])
+        }
         var x: String
         var rope: RopeTables?
         switch c.family {
@@ -185,8 +200,9 @@ final class GraphExporter {
         try linear(x, weight: module + ".weight", bias: try f32(module + ".bias"), scope: scope)
     }
 
-    /// y = x Wᵀ (+ bias when there is one).
+    /// y = x Wᵀ (+ bias when there is one); int8 weights go through `int8Linear`.
     func linear(_ x: String, weight: String, bias: String?, scope: String) throws -> String {
+        if let w = int8Weights[weight] { return try int8Linear(x, w, bias: bias, scope: scope) }
         let wT = b.add("Transpose", [try f32(weight)], scope: scope, [.ints("perm", [1, 0])])
         let y = b.add("MatMul", [x, wT], scope: scope)
         return bias.map { b.add("Add", [y, $0], scope: scope) } ?? y

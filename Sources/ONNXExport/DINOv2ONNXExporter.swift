@@ -13,11 +13,12 @@ import TensorStore
 /// The hub tensors are the graph's initializers under their hub names and bytes (Linear weights
 /// reach MatMul through a Transpose node, which runtimes fold at load), so importing the file
 /// gives back the source weights bit for bit. Everything else the graph needs is named
-/// `dinokit::...`. A fixed input size bakes DinoKit's own interpolated position grid (DINOv2) or
-/// RoPE sin/cos tables (DINOv3); a dynamic one resamples the table in the graph with Resize,
-/// matching PyTorch's bicubic (see `positionGridDynamic`), or computes the RoPE tables from the
-/// input's shape (see `ropeTablesDynamic`). DINOv3 storage tokens take the registers' output
-/// (x_norm_regtokens).
+/// `dinokit::...`; `ExportOptions.dtype` I8 stores the Linear weights quantized instead, as
+/// `dinokit::int8/<hub name>` (`Int8Graph.swift`), read back dequantized. A fixed input size bakes
+/// DinoKit's own interpolated position grid (DINOv2) or RoPE sin/cos tables (DINOv3); a dynamic
+/// one resamples the table in the graph with Resize, matching PyTorch's bicubic (see
+/// `positionGridDynamic`), or computes the RoPE tables from the input's shape (see
+/// `ropeTablesDynamic`). DINOv3 storage tokens take the registers' output (x_norm_regtokens).
 public enum DINOv2ONNXExporter {
     public static let producerName = "DinoKit"
 
@@ -110,6 +111,7 @@ public enum DINOv2ONNXExporter {
             ("dinokit.weights_dtype", options.dtype.rawValue),
             ("dinokit.outputs", outputs),
         ]
+        if options.dtype == .i8 { metadata.append(("dinokit.quantization", ExportOptions.int8Scheme)) }
         let doc = "\(v3 ? "DINOv3" : "DINOv2") backbone \(config.variant ?? "custom") exported by DinoKit from its config and weights. "
             + "Input pixel_values float32 [N,3,H,W] (normalized, H and W multiples of \(config.patchSize)); outputs \(outputs)."
         let model = ONNXModel(irVersion: ExportOptions.irVersion(opset: options.opset), opset: options.opset,
@@ -122,8 +124,8 @@ public enum DINOv2ONNXExporter {
         guard ExportOptions.supportedOpsets.contains(o.opset) else {
             throw ONNXExportError.invalidOption("opset \(o.opset) is not supported; use \(ExportOptions.supportedOpsets.lowerBound)...\(ExportOptions.supportedOpsets.upperBound) (LayerNormalization needs 17)")
         }
-        guard o.dtype == .f32 || o.dtype == .f16 else {
-            throw ONNXExportError.invalidOption("dtype \(o.dtype) is not supported; use F32 or F16")
+        guard ExportOptions.supportedDTypes.contains(o.dtype) else {
+            throw ONNXExportError.invalidOption("dtype \(o.dtype) is not supported; use \(ExportOptions.supportedDTypes.map(\.rawValue).joined(separator: ", "))")
         }
         if let outputs = o.outputs {
             guard !outputs.isEmpty else { throw ONNXExportError.invalidOption("no outputs requested") }

@@ -50,9 +50,16 @@ public struct ExportOptions: Sendable {
     public var opset: Int = ExportOptions.defaultOpset
     /// nil: cls and patch, plus reg for register models.
     public var outputs: [Output]?
-    /// Storage type of the weights: F32, or F16 (halves the file; the graph casts to float32 and
-    /// computes in float32).
+    /// Storage type of the weights: F32; F16 or BF16 (halve the file; the graph casts them to
+    /// float32 and computes in float32); or I8: the Linear weights (patch embedding, qkv, proj,
+    /// MLP) quantized per output channel (`Int8Quantization`) with float32 scales, their inputs
+    /// quantized per token in the graph and multiplied with MatMulInteger — DinoKit's
+    /// `--precision int8` — while every other weight and op stays float32.
     public var dtype: DType = .f32
+    /// The weight storage types `dtype` may take.
+    public static let supportedDTypes: [DType] = [.f32, .f16, .bf16, .i8]
+    /// What an I8 export's metadata and summary call its arithmetic.
+    public static let int8Scheme = "int8 (dynamic per-token, MatMulInteger)"
     /// Store tensors of at least `externalDataThreshold` bytes in `<model>.data`.
     public var externalData = false
     public var externalDataThreshold = 1024

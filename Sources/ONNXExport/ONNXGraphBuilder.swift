@@ -77,6 +77,18 @@ final class ONNXGraphBuilder {
 
     func int64(_ v: Int) throws -> String { try int64s([v], scalar: true) }
 
+    /// A uint8 scalar (MatMulInteger's zero point).
+    func uint8(_ v: UInt8) throws -> String {
+        if let root { return try root.uint8(v) }
+        let key = "u8s\(v)"
+        if let name = constants[key] { return name }
+        let name = ONNXModelReader.derivedPrefix + "const/u8(\(v))"
+        let t = try [v].withUnsafeBytes { try Tensor(dtype: .u8, shape: [], bytes: $0) }
+        addInitializer(name, t)
+        constants[key] = name
+        return name
+    }
+
     /// A float constant (scalar or 1-D) of `dtype` F32 or F64.
     func floats(_ values: [Double], dtype: DType = .f32, scalar: Bool = false) throws -> String {
         if let root { return try root.floats(values, dtype: dtype, scalar: scalar) }

@@ -17,7 +17,8 @@ struct ExportONNX: ParsableCommand {
         interpolated position table (DINOv3: its RoPE sin/cos tables); --dynamic-size accepts any H, W \
         (multiples of the patch size) and resamples the table (DINOv3: computes the RoPE tables) in the graph \
         as the official code does. Initializers keep the hub names, so `dinokit convert model.onnx \
-        weights.safetensors` gives the weights back bit for bit.
+        weights.safetensors` gives the weights back bit for bit (in the stored dtype; an int8 export gives \
+        the dequantized float32 weights its graph computes with).
         """)
 
     @OptionGroup var weightsOption: WeightsOption
@@ -37,7 +38,7 @@ struct ExportONNX: ParsableCommand {
     @Option(help: "Comma-separated outputs: cls, patch, reg, prenorm (default: cls,patch, plus reg for register models).")
     var outputs: String?
 
-    @Option(help: "Weight storage: f32 or f16 (f16 halves the file; the graph still computes in float32).")
+    @Option(help: "Weight storage: f32, f16 or bf16 (half the file; the graph still computes in float32), or int8 (Linear layers quantized as --precision int8: per-channel int8 weights, per-token int8 inputs, MatMulInteger).")
     var dtype: String = "f32"
 
     @Flag(name: .customLong("external-data"), help: "Store the weights in <out>.data beside the model (automatic above protobuf's 2 GB limit).")
@@ -75,8 +76,9 @@ struct ExportONNX: ParsableCommand {
                 return o
             }
         }
-        guard let dt = DType(rawValue: dtype.uppercased()), dt == .f32 || dt == .f16 else {
-            throw ValidationError("--dtype must be f32 or f16, not '\(dtype)'")
+        let dtypes: [String: DType] = ["f32": .f32, "f16": .f16, "bf16": .bf16, "int8": .i8]
+        guard let dt = dtypes[dtype.lowercased()] else {
+            throw ValidationError("--dtype must be f32, f16, bf16 or int8, not '\(dtype)'")
         }
         options.dtype = dt
         guard let semantics = InterpolationSemantics(rawValue: interpolation.lowercased()) else {
@@ -92,7 +94,8 @@ struct ExportONNX: ParsableCommand {
             try printJSON(Report(summary: summary, seconds: seconds))
             return
         }
-        print("\(weightsOption.weights) -> \(out): \(summary.variant), opset \(summary.opset), input \(summary.imageSize), \(summary.dtype) weights")
+        let weights = dt == .i8 ? ExportOptions.int8Scheme + " Linear layers" : "\(summary.dtype) weights"
+        print("\(weightsOption.weights) -> \(out): \(summary.variant), opset \(summary.opset), input \(summary.imageSize), \(weights)")
         for i in summary.inputs { print("  input  \(i)") }
         for o in summary.outputs { print("  output \(o)") }
         var sizes = "\(summary.nodes) nodes, \(summary.initializers) initializers, \(humanBytes(summary.modelBytes))"

@@ -156,7 +156,7 @@ final class GraphStructureTests: XCTestCase {
         refused("tiny-plain", { $0.opset = 16 }, "opset 16")
         refused("tiny-plain", { $0.imageSize = .fixed(height: 225, width: 224) }, "multiple of the patch size")
         refused("tiny-reg", { $0.imageSize = .dynamic; $0.opset = 17 }, "opset 18")
-        refused("tiny-plain", { $0.dtype = .bf16 }, "F32 or F16")
+        refused("tiny-plain", { $0.dtype = .f64 }, "use F32, F16, BF16, I8")
         XCTAssertThrowsError(try DINOv2ONNXExporter.build(store: TensorStore(), options: ExportOptions()))
     }
 }

@@ -9,6 +9,11 @@ public enum ONNXModelReader {
     /// Prefix of the initializers a DinoKit export derives (baked position tables, shape
     /// constants): not weights.
     public static let derivedPrefix = "dinokit::"
+    /// An int8 export (`export-onnx --dtype int8`) stores each quantized Linear weight `<hub name>`
+    /// as `dinokit::int8/<hub name>` (INT8, the weight's shape) beside its per-output-channel
+    /// scales `dinokit::int8/<hub name>.scale` (FLOAT, [out]).
+    public static let int8Prefix = derivedPrefix + "int8/"
+    public static let int8ScaleSuffix = ".scale"
 
     /// Metadata keys a DinoKit export writes.
     public enum MetadataKey {
@@ -57,13 +62,19 @@ public enum ONNXModelReader {
     /// The weights `model` carries, under hub names for a DinoKit export, recovered names for a
     /// torch.onnx export of DINOv2, or the initializer names otherwise. The model's metadata props
     /// come along; a DinoKit export's head count is recorded as `num_heads` (what the rest of
-    /// DinoKit reads for widths that are not a multiple of 64).
+    /// DinoKit reads for widths that are not a multiple of 64). The quantized weights of an int8
+    /// export come back as the float32 weights its graph computes with, q · scale (not the
+    /// weights it was exported from: quantization lost the rest).
     public static func weights(of model: ONNXModelFile) throws -> TensorStore {
         var store: TensorStore
         if isDinoKitExport(model) {
             store = TensorStore()
-            for (name, t) in model.initializers.tensors where !name.hasPrefix(derivedPrefix) {
-                try store.insert(t, named: name)
+            for (name, t) in model.initializers.tensors {
+                if name.hasPrefix(int8Prefix) && !name.hasSuffix(int8ScaleSuffix) {
+                    try store.insert(try dequantized(model, name, t), named: String(name.dropFirst(int8Prefix.count)))
+                } else if !name.hasPrefix(derivedPrefix) {
+                    try store.insert(t, named: name)
+                }
             }
         } else if let recovered = try TorchONNXNames.recover(model) {
             store = recovered
@@ -73,5 +84,23 @@ public enum ONNXModelReader {
         for (k, v) in model.metadata where store.metadata[k] == nil { store.metadata[k] = v }
         if let heads = model.metadata[MetadataKey.numHeads] { store.metadata["num_heads"] = heads }
         return store
+    }
+
+    /// q · scale[row] as float32, for the int8 weight `name` and its scales.
+    static func dequantized(_ model: ONNXModelFile, _ name: String, _ q: Tensor) throws -> Tensor {
+        let bad = { (detail: String) in ONNXError.badTensor(path: model.path, tensor: name, detail: detail) }
+        guard q.dtype == .i8, q.shape.rank >= 1 else { throw bad("an int8 weight must be INT8 with at least one dimension, not \(q.dtype) \(q.shape)") }
+        guard let s = model.initializers.tensors[name + int8ScaleSuffix] else { throw bad("its scales '\(name + int8ScaleSuffix)' are missing") }
+        let rows = q.shape[0]
+        guard s.dtype == .f32, s.shape.dims == [rows] else { throw bad("its scales are \(s.dtype) \(s.shape), not F32 [\(rows)]") }
+        let values = q.floats(), scales = s.floats()
+        let cols = rows == 0 ? 0 : values.count / rows
+        var out = [Float](repeating: 0, count: values.count)
+        for r in 0..<rows { for k in 0..<cols { out[r * cols + k] = values[r * cols + k] * scales[r] } }
+        do {
+            return try Tensor(shape: q.shape, floats: out)
+        } catch let e as TensorStoreError {
+            throw ONNXError.store(path: model.path, e)
+        }
     }
 }

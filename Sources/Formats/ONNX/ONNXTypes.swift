@@ -4,6 +4,8 @@ import TensorStore
 /// without a DType (strings, complex, 4-bit and FNUZ floats) are refused by name when read.
 public enum ONNXDataType {
     public static let float: Int32 = 1
+    public static let uint8: Int32 = 2
+    public static let int8: Int32 = 3
     public static let int64: Int32 = 7
     public static let bool: Int32 = 9
     public static let double: Int32 = 11
