@@ -161,9 +161,24 @@ def targets(es: list, batches: list) -> list:
     return out
 
 
-def machine(args, es: list) -> dict:
+def cpu_id() -> str:
+    """"family F model M stepping S" from /proc/cpuinfo: names the CPU generation when the model
+    name does not (a VM's "Intel(R) Xeon(R) Processor")."""
+    found = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("cpu family", "model", "stepping"):
+                    found.setdefault(key.strip(), value.strip())
+    except OSError:
+        return ""
+    return " ".join(f"{k.replace('cpu ', '')} {found[k]}" for k in ("cpu family", "model", "stepping") if k in found)
+
+
+def machine(args) -> dict:
     flags = cpu_flags()
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": args.threads,
+    return {"cpu": cpu_model(), "cpu_id": cpu_id(), "cores": os.cpu_count(), "threads": args.threads,
             "flags": {f: f in flags for f in FLAGS},
             "openblas_env": "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for every engine"}
 
@@ -173,7 +188,7 @@ def fmt(v, spec):
 
 
 def print_table(es: list, batches: list, m: dict, command: str, weights: str, variant: str, size: int) -> None:
-    print(f"Machine: {m['cpu']}, {m['cores']} cores, {m['threads']} threads; flags: " +
+    print(f"Machine: {m['cpu']} ({m['cpu_id']}), {m['cores']} cores, {m['threads']} threads; flags: " +
           " ".join(f"{f}{'' if on else ' (absent)'}" for f, on in m["flags"].items()) + f"; {m['openblas_env']}")
     print(f"Command: {command}  (weights {weights}, {variant} at {size}x{size})")
     print("Engines: " + "; ".join(f"{e.name} {e.precision}: {e.description}" for e in es if e.description))
@@ -216,7 +231,7 @@ def run(args, scripts: str, root: str, command: str) -> None:
         if e.reports:
             first = e.reports[0]
             e.description = first.get("engine") or f"dinokit bench ({first.get('gemm_kernel', '')})"
-    m = machine(args, es)
+    m = machine(args)
     goals = targets(es, batches)
     noise = {f"{e.name} {e.precision}": max((r["noise"] or 0) for r in e.reports) for e in es if e.reports}
     weights = os.path.relpath(args.weights, root)
