@@ -26,6 +26,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 
 from .bench_runs import BenchFailed, child_cpu_seconds, clean_env, combine, cpu_flags, cpu_model, run_json
@@ -88,14 +89,16 @@ def measure_accuracy(es: list, args, work: str, env: dict) -> None:
     job = {"weights": args.weights, "size": args.size, "threads": args.threads, "batch": args.accuracy_batch,
            "work": work, "engines": [{"name": e.name, "precision": e.precision, "forward": e.forward,
                                       "runtime": e.runtime, "skipped": e.skipped} for e in es]}
-    path = os.path.join(work, "accuracy.json")
+    path = os.path.join(work, f"accuracy.{os.path.splitext(os.path.basename(args.weights))[0]}.{args.size}.json")
     with open(path, "w") as f:
         json.dump(job, f)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    t0 = time.perf_counter()
     p = subprocess.run([sys.executable, "-m", "dinokit_ref.precision_accuracy", path], stdout=subprocess.PIPE,
                        text=True, env=dict(env, PYTHONPATH=here))
     if p.returncode != 0:
         raise SystemExit("the accuracy measurement failed (its messages above)")
+    print(f"  accuracy: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     for e, got in zip(es, json.loads(p.stdout)):
         e.accuracy, e.probe, e.skipped = got["accuracy"], got["probe"], got["skipped"]
 
@@ -110,12 +113,14 @@ def time_engines(es: list, args, weights: str, env: dict) -> None:
         for e in es:  # every engine once per round: slow minutes hit all of them
             if e.skipped:
                 continue
+            t0 = time.perf_counter()
             try:
                 e.reports.append(run_json(e.bench + common, env, args.max_noise, args.retries))
             except BenchFailed as failure:
                 lines = [line for line in failure.stderr.strip().splitlines() if line.strip()]
                 e.skipped = "failed: " + (lines[-1].strip() if lines else "no message")
-            print(f"  round {r + 1}: {e.name} {e.precision} " + (e.skipped or "done"), file=sys.stderr)
+            print(f"  round {r + 1}: {e.name} {e.precision} " + (e.skipped or f"done ({time.perf_counter() - t0:.0f} s)"),
+                  file=sys.stderr)
 
 
 def speed(e: Engine) -> dict:

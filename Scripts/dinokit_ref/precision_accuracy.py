@@ -43,6 +43,9 @@ def main(job_path: str) -> None:
     with open(job_path) as f:
         job = json.load(f)
     work, size, threads = job["work"], job["size"], job["threads"]
+    # This model's outputs in a folder of their own; the CIFAR pixels and the tiny model's exports shared.
+    mine = os.path.join(work, f"{os.path.splitext(os.path.basename(job['weights']))[0]}.{size}")
+    os.makedirs(mine, exist_ok=True)
     x = os.path.join(work, f"input.{size}.b{job['batch']}.npy")
     if not os.path.exists(x):
         rng = np.random.default_rng(7)
@@ -55,7 +58,7 @@ def main(job_path: str) -> None:
         os.symlink(precision_probe.WEIGHTS, tiny)
     engines = job["engines"]
     truth = next(e for e in engines if e["runtime"] == "pytorch" and e["precision"] == "f32")
-    ref = forward_to(truth, job["weights"], size, threads, x, os.path.join(work, "reference.npz"))
+    ref = forward_to(truth, job["weights"], size, threads, x, os.path.join(mine, "reference.npz"))
     results = []
     for i, e in enumerate(engines):
         got = {"accuracy": {}, "probe": {}, "skipped": e["skipped"]}
@@ -63,10 +66,10 @@ def main(job_path: str) -> None:
         if e["skipped"]:
             continue
         try:
-            out = forward_to(e, job["weights"], size, threads, x, os.path.join(work, f"out.{i}.npz"))
+            out = forward_to(e, job["weights"], size, threads, x, os.path.join(mine, f"out.{i}.npz"))
             got["accuracy"] = {"cls": precision.compare(out["x_norm_clstoken"], ref["x_norm_clstoken"]),
                                "patch": precision.compare(out["x_norm_patchtokens"], ref["x_norm_patchtokens"])}
-            feats = forward_to(e, tiny, 224, threads, pixels, os.path.join(work, f"cifar.{i}.npz"))
+            feats = forward_to(e, tiny, 224, threads, pixels, os.path.join(mine, f"cifar.{i}.npz"))
             got["probe"] = precision_probe.score(feats["x_norm_clstoken"])
             if e is truth and got["probe"]["feature_max_abs"] > 1e-4:  # the pixels are not the official ones
                 raise SystemExit(f"PyTorch f32 on {pixels} is {got['probe']['feature_max_abs']:.2g} from "
