@@ -144,9 +144,13 @@ def targets(es: list, batches: list) -> list:
     peers = [e for e in es if e.name != "DinoKit" and e.precision in ("bf16", "int8") and e.reports]
     int8_peers = [e for e in peers if e.precision == "int8"]
     for p, need, at in (("bf16", 1.7, [b for b in batches if b in (1, 8)]), ("int8", 2.5, [b for b in batches if b == 8])):
+        listed = next((e for e in es if e.name == "DinoKit" and e.precision == p), None)
+        if listed is None:  # not asked for
+            continue
         mine = find("DinoKit", p)
         if mine is None or f32 is None:
-            out.append((f"DinoKit {p}: not measured", False))
+            why = (listed if mine is None else next(e for e in es if e.name == "DinoKit" and e.precision == "f32")).skipped
+            out.append((f"DinoKit {p}: not measured ({why})", False))
             continue
         for b in at:
             ratio = ms(f32, b) / ms(mine, b)
