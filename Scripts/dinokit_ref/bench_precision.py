@@ -7,8 +7,12 @@ Engines (each a fresh process, as in the f32 table):
   PyTorch f32 / bf16 / int8      Scripts/bench-pytorch --precision P (official DINOv2 module;
                                  autocast bf16; quantize_dynamic on nn.Linear);
   ONNX Runtime f32               Scripts/bench-onnxruntime on DinoKit's export;
-  ONNX Runtime int8, DinoKit's export / torch's export   quantize_dynamic of either graph
-                                 (torch.onnx.export of the official module: DINOv2 only).
+  ONNX Runtime int8, quantize_dynamic of DinoKit's export / of torch's export
+                                 bench-onnxruntime --quantize-dynamic [--torch-export]
+                                 (torch.onnx.export of the official module: DINOv2 only);
+  ONNX Runtime int8, DinoKit's int8 export   bench-onnxruntime --dtype int8 (`dinokit export-onnx
+                                 --dtype int8`: DinoKit's int8 numerics as an ONNX graph; skipped
+                                 when the binary's export-onnx has no int8).
 Per engine:
   speed      ms/image (median) per batch size, GFLOP/s-equivalent = the f32 forward's FLOP count
              (bench.forward_flops, as `dinokit bench` counts it, whatever the precision) / time,
@@ -44,24 +48,29 @@ class Engine:
     forward: list      # argv prefix of one forward to .npz (before --weights ... --out)
     runtime: str       # "dinokit", "pytorch" or "onnxruntime": how forward's options are spelled
     skipped: str = ""  # why it did not run
+    peer: bool = True  # another runtime's own precision mode (the targets compare DinoKit with these)
     description: str = ""
     reports: list = field(default_factory=list)
     accuracy: dict = field(default_factory=dict)
     probe: dict = field(default_factory=dict)
 
 
-def dinokit_precisions(binary: str) -> list:
-    """The values `dinokit bench --help` lists for --precision (["f32"] when it has no such option)."""
-    text = subprocess.run([binary, "bench", "--help"], capture_output=True, text=True).stdout
-    m = re.search(r"--precision <precision>(.*?)(?:\n  --|\Z)", text, re.S)
-    values = re.search(r"values:\s*([^;)]*)", m.group(1)) if m else None
-    return [v.strip() for v in values.group(1).split(",")] if values else ["f32"]
+def listed_values(binary: str, command: str, option: str) -> list:
+    """The values `dinokit COMMAND --help` lists for --OPTION (["f32"] when it lists none)."""
+    text = subprocess.run([binary, command, "--help"], capture_output=True, text=True).stdout
+    m = re.search(rf"\n +--{option} <{option}>(.*?)(?:\n  --|\Z)", text, re.S)  # OPTIONS, not USAGE
+    if not m:
+        return ["f32"]
+    values = re.search(r"values:\s*([^;)]*)", m.group(1))  # "(values: f32, bf16; default: f32)"
+    if values:
+        return [v.strip() for v in values.group(1).split(",")]
+    return list(dict.fromkeys(re.findall(r"\b(f32|f16|bf16|int8)\b", m.group(1)))) or ["f32"]  # "f32 or f16 (...)"
 
 
 def engines(args, scripts: str, family: str) -> list:
     py, dk = sys.executable, args.dinokit
     pt, ort = os.path.join(scripts, "bench-pytorch"), os.path.join(scripts, "bench-onnxruntime")
-    accepted = dinokit_precisions(dk)
+    accepted = listed_values(dk, "bench", "precision")
     out = []
     for p in args.precisions:
         e = Engine("DinoKit", p, [dk, "bench", "--precision", p], [dk, "forward", "--precision", p], "dinokit")
@@ -70,14 +79,19 @@ def engines(args, scripts: str, family: str) -> list:
         out.append(e)
     for p in args.precisions:
         out.append(Engine("PyTorch", p, [py, pt, "--precision", p], [py, pt, "--precision", p], "pytorch"))
-    for p, torch_export in (("f32", False), ("int8", False), ("int8", True)):
+    for name, p, flags in (("ONNX Runtime", "f32", []),
+                           ("ONNX Runtime, quantize_dynamic of DinoKit's export", "int8", ["--quantize-dynamic"]),
+                           ("ONNX Runtime, quantize_dynamic of torch's export", "int8",
+                            ["--quantize-dynamic", "--torch-export"]),
+                           ("ONNX Runtime, DinoKit's int8 export", "int8", ["--dtype", "int8"])):
         if p not in args.precisions:
             continue
-        flags = ["--dinokit", dk, "--precision", p] + (["--torch-export"] if torch_export else [])
-        e = Engine("ONNX Runtime, " + ("torch's export" if torch_export else "DinoKit's export"), p,
-                   [py, ort] + flags, [py, ort] + flags, "onnxruntime")
-        if torch_export and family != "dinov2":
+        argv = [py, ort, "--dinokit", dk] + flags
+        e = Engine(name, p, argv, argv, "onnxruntime", peer="--dtype" not in flags)
+        if "--torch-export" in flags and family != "dinov2":
             e.skipped = "torch.onnx.export here is of the official DINOv2 module (DINOv3 runs transformers')"
+        if "--dtype" in flags and "int8" not in listed_values(dk, "export-onnx", "dtype"):
+            e.skipped = f"{os.path.basename(dk)} export-onnx has no --dtype int8"
         out.append(e)
     return out
 
@@ -141,7 +155,7 @@ def targets(es: list, batches: list) -> list:
 
     out = []
     f32 = find("DinoKit", "f32")
-    peers = [e for e in es if e.name != "DinoKit" and e.precision in ("bf16", "int8") and e.reports]
+    peers = [e for e in es if e.name != "DinoKit" and e.peer and e.precision in ("bf16", "int8") and e.reports]
     int8_peers = [e for e in peers if e.precision == "int8"]
     for p, need, at in (("bf16", 1.7, [b for b in batches if b in (1, 8)]), ("int8", 2.5, [b for b in batches if b == 8])):
         listed = next((e for e in es if e.name == "DinoKit" and e.precision == p), None)

@@ -26,7 +26,6 @@ import os
 import numpy as np
 
 TORCH_PRECISIONS = ("f32", "bf16", "int8")
-ORT_PRECISIONS = ("f32", "int8")
 OUTPUTS = ("x_norm_clstoken", "x_norm_patchtokens")
 
 
