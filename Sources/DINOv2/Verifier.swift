@@ -17,8 +17,11 @@ public enum Verifier {
     public static let defaultBF16Tolerance = SimilarityTolerance(minCosine: 0.999, atol: 0.05, rtol: 0.05)
 
     /// What an int8 model must reach unless the manifest says otherwise (`"tolerances": {"int8":
-    /// {...}}`): mean cosine ≥ 0.99 and max abs ≤ 0.1 + 0.1 · max |golden|.
-    public static let defaultInt8Tolerance = SimilarityTolerance(minCosine: 0.99, atol: 0.1, rtol: 0.1)
+    /// {...}}`): mean cosine ≥ 0.999 and max abs ≤ 0.1 + 0.1 · max |golden|. Measured (per-token
+    /// activations): least mean cosine 0.99953 over every output of the tiny sets and the full-size
+    /// DINOv3 S/16, S+/16, B/16 sets, max abs at most 0.30 of the bound; per-tensor activation
+    /// scales fall below 0.999 (0.99853 on tiny-v3-swiglu, 0.99898 on S+/16).
+    public static let defaultInt8Tolerance = SimilarityTolerance(minCosine: 0.999, atol: 0.1, rtol: 0.1)
 
     /// The tolerance `precision` is verified with for `set` (f32: nil, the atol/rtol rule).
     public static func similarityTolerance(for precision: Precision, set: GoldenSet) -> SimilarityTolerance? {

@@ -12,7 +12,7 @@ struct Verify: ParsableCommand {
         max |dinokit - golden| <= atol + rtol * max |golden|. With --precision bf16 or int8 an output passes \
         when the mean cosine similarity of its token vectors with the golden ones is >= --min-cosine and \
         max |dinokit - golden| <= atol + rtol * max |golden| at that precision's tolerances (the \
-        manifest's "tolerances", else bf16: 0.999, 0.05, 0.05; int8: 0.99, 0.1, 0.1). Exits 0 only if \
+        manifest's "tolerances", else bf16: 0.999, 0.05, 0.05; int8: 0.999, 0.1, 0.1). Exits 0 only if \
         every output passes.
         """)
 
@@ -28,7 +28,7 @@ struct Verify: ParsableCommand {
     @Option(help: "Relative tolerance, times max |golden| of each output (default 1e-5 at f32; at bf16 the manifest's or 0.05, at int8 the manifest's or 0.1).")
     var rtol: Float?
 
-    @Option(help: "Least mean cosine similarity per output at a reduced precision (default: the manifest's, else 0.999 at bf16, 0.99 at int8).")
+    @Option(help: "Least mean cosine similarity per output at a reduced precision (default: the manifest's or 0.999).")
     var minCosine: Double?
 
     @Option(help: "Override the manifest's interpolation semantics: official or hf.")
