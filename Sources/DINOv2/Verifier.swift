@@ -5,8 +5,8 @@ import TensorStore
 
 /// Runs a golden set through DinoKit and compares every output with the PyTorch reference:
 /// an output passes when max |swift − golden| ≤ atol + rtol · max |golden|. A model at a
-/// reduced precision (`Precision.bf16`) is held to that precision's `SimilarityTolerance`
-/// (or `.int8`) instead: the mean cosine similarity of its token vectors with the golden ones, and a looser
+/// reduced precision (`Precision.bf16`, `.int8`) is held to that precision's `SimilarityTolerance`
+/// instead: the mean cosine similarity of its token vectors with the golden ones, and a looser
 /// max abs bound. Every output reports both its max abs error and its cosine.
 public enum Verifier {
     public static let defaultAbsoluteTolerance: Float = 1e-4

@@ -4,7 +4,7 @@ import XCTest
 
 /// `--precision int8` on the commands that run a model: verify holds it to the int8 tolerance (and
 /// --min-cosine overrides it), bench names the int8 tile that ran, forward, embed, pca and
-/// attention run with it, and probe (f32 only) refuses it.
+/// attention run with it (probe's int8 is held to the f32 task by ProbePrecisionTests).
 final class Int8CommandTests: XCTestCase {
     static let model = fixturePath("golden/tiny-plain/model.safetensors")
     static let image = fixturePath("images/china_320x272_q90_420.jpg")
@@ -46,10 +46,5 @@ final class Int8CommandTests: XCTestCase {
             let r = try dinokit(arguments + ["--precision", "int8"])
             XCTAssertEqual(r.status, 0, "\(arguments[0]): \(r.stderr)")
         }
-        let probe = fixturePath("probe/binary")
-        let r = try dinokit(["probe", "--quiet", "--train-features", probe + ".train.npy", "--train-labels", probe + ".train_labels.npy",
-                             "--test-features", probe + ".test.npy", "--test-labels", probe + ".test_labels.npy", "--precision", "int8"])
-        XCTAssertEqual(r.status, 64, r.stderr)
-        XCTAssertTrue(r.stderr.contains("--precision int8"), r.stderr)
     }
 }
