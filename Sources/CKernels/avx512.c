@@ -338,6 +338,267 @@ static ATTR_AMX void dk512_tile_bf16_amx(int mr, int nr, int kp, const uint32_t 
     }
 }
 
+// ---- int8 -------------------------------------------------------------------------------------
+//
+// AVX512_VNNI: `vpdpbusd` adds, per 32-bit lane, the four products of an unsigned byte quad (A)
+// with a signed one (B). A is packed as q_a + 128 (bytes XOR 0x80), so each column's sum carries
+// 128 · Σ_k q_w, which the accumulators start without: they start at −128 · Σ_k q_w (exact in
+// int32). 24 accumulators, two B vectors and a broadcast, as the float tile.
+
+#define ATTR_VNNI __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512vnni,avx2,fma")))
+
+static ATTR void dk512_int8_row_scales(float *s, const float *a, long lda, int m, int k) {
+    const __m512i abs = _mm512_set1_epi32(0x7fffffff);
+    for (int i = 0; i < m; i++) {
+        const float *x = a + (long)i * lda;
+        __m512i mx = _mm512_setzero_si512();
+        int p = 0;
+        for (; p + 16 <= k; p += 16) mx = _mm512_max_epu32(mx, _mm512_and_si512(_mm512_loadu_si512(x + p), abs));
+        if (p < k) mx = _mm512_max_epu32(mx, _mm512_and_si512(_mm512_maskz_loadu_epi32(dk512_mask(k - p), x + p), abs));
+        const uint32_t m32 = (uint32_t)_mm512_reduce_max_epu32(mx);
+        float amax;
+        __builtin_memcpy(&amax, &m32, 4);
+        s[i] = dk_int8_scale(amax);
+    }
+}
+
+// 16 floats quantized with `scale` (dk_int8_quantize's steps: divide, clamp with NaN to −127,
+// round to nearest even) to 16 signed bytes.
+static inline __attribute__((always_inline)) ATTR __m128i dk512_int8_quantize16(__m512 x, __m512 scale) {
+    __m512 q = _mm512_max_ps(_mm512_div_ps(x, scale), _mm512_set1_ps(-127.0f));
+    q = _mm512_min_ps(q, _mm512_set1_ps(127.0f));
+    return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q));
+}
+
+// 16 quads (64 k steps) of one row as 16 words, bytes XOR flip.
+static inline __attribute__((always_inline)) ATTR __m512i dk512_int8_quads16(const float *x, float scale, uint32_t flip) {
+    const __m512 s = _mm512_set1_ps(scale);
+    __m512i w = _mm512_castsi128_si512(dk512_int8_quantize16(_mm512_loadu_ps(x), s));
+    w = _mm512_inserti32x4(w, dk512_int8_quantize16(_mm512_loadu_ps(x + 16), s), 1);
+    w = _mm512_inserti32x4(w, dk512_int8_quantize16(_mm512_loadu_ps(x + 32), s), 2);
+    w = _mm512_inserti32x4(w, dk512_int8_quantize16(_mm512_loadu_ps(x + 48), s), 3);
+    return _mm512_xor_si512(w, _mm512_set1_epi32((int)flip));
+}
+
+// The quad layout with A + 128, for whole tiles of mr ≤ 16 rows: 16 quads of each row, then a
+// 16 × 16 register transpose and one masked store per quad; k tails and partial tiles word by word.
+static ATTR void dk512_pack_a_int8_u8(uint32_t *dst, const float *a, long lda, const float *scale, int m, int k, int q0,
+                                      int qc, int mr) {
+    const __mmask16 keep = dk512_mask(mr);
+    for (int t0 = 0; t0 < m; t0 += mr) {
+        const int rows = m - t0 < mr ? m - t0 : mr;
+        uint32_t *d = dst + (long)t0 * qc;
+        const float *src = a + (long)t0 * lda;
+        int q = 0;
+        if (rows == mr && mr <= 16) {
+            for (; q + 16 <= qc && 4 * (q0 + q + 16) <= k; q += 16) {
+                __m512 r[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = i < rows ? _mm512_castsi512_ps(dk512_int8_quads16(src + i * lda + 4 * (q0 + q), scale[t0 + i], 0x80808080u))
+                                    : _mm512_setzero_ps();
+                dk512_transpose16(r);
+                for (int j = 0; j < 16; j++) _mm512_mask_storeu_ps((float *)(d + (long)(q + j) * rows), keep, r[j]);
+            }
+        }
+        for (; q < qc; q++)
+            for (int i = 0; i < rows; i++)
+                d[(long)q * rows + i] = dk_int8_quad(src + i * lda, 4 * (q0 + q), k, scale[t0 + i], 0x80808080u);
+    }
+}
+
+// Accumulators from C's int32 partial sums, or from −128 · Σ_k q_w (`offset`, the VNNI tile), or 0.
+static inline __attribute__((always_inline)) ATTR void dk512_int8_start(const int MR, __m512i *acc0, __m512i *acc1,
+                                                                        int n0, int n1, const float *c, long ldc,
+                                                                        int flags, const int32_t *offset) {
+    __m512i o0 = _mm512_setzero_si512(), o1 = o0;
+    if (offset && !(flags & DK_TILE_LOAD_C)) {
+        o0 = _mm512_sub_epi32(o0, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(dk512_mask(n0), offset), 7));
+        o1 = _mm512_sub_epi32(o1, _mm512_slli_epi32(_mm512_maskz_loadu_epi32(dk512_mask(n1), offset + 16), 7));
+    }
+#pragma unroll
+    for (int i = 0; i < MR; i++) {
+        acc0[i] = flags & DK_TILE_LOAD_C ? _mm512_maskz_loadu_epi32(dk512_mask(n0), c + i * ldc) : o0;
+        acc1[i] = flags & DK_TILE_LOAD_C ? _mm512_maskz_loadu_epi32(dk512_mask(n1), c + i * ldc + 16) : o1;
+    }
+}
+
+// int32 partial sums to C, or, after the last k block, y = (float(acc) · s_a) · s_w + bias and the
+// float epilogue.
+static inline __attribute__((always_inline)) ATTR void
+dk512_int8_finish(const int MR, __m512i *acc0, __m512i *acc1, int cols, float *c, long ldc, int flags,
+                  const dk_epilogue *e, const dk_int8_scales *s, long row0, long col0) {
+    const int n0 = cols < 16 ? cols : 16, n1 = cols - n0;
+    if (!(flags & DK_TILE_FINAL)) {
+#pragma unroll
+        for (int i = 0; i < MR; i++) {
+            _mm512_mask_storeu_epi32(c + i * ldc, dk512_mask(n0), acc0[i]);
+            _mm512_mask_storeu_epi32(c + i * ldc + 16, dk512_mask(n1), acc1[i]);
+        }
+        return;
+    }
+    const float *bias = e ? e->bias : 0;
+    const __m512 sw0 = _mm512_maskz_loadu_ps(dk512_mask(n0), s->col + col0);
+    const __m512 sw1 = _mm512_maskz_loadu_ps(dk512_mask(n1), s->col + col0 + 16);
+    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(dk512_mask(n0), bias + col0) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_maskz_loadu_ps(dk512_mask(n1), bias + col0 + 16) : _mm512_setzero_ps();
+    __m512 f0[16], f1[16];
+#pragma unroll
+    for (int i = 0; i < MR; i++) {
+        const __m512 sa = _mm512_set1_ps(s->row[row0 + i]);
+        f0[i] = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc0[i]), sa), sw0), b0);
+        f1[i] = _mm512_add_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc1[i]), sa), sw1), b1);
+    }
+    dk512_tile_finish(MR, f0, f1, cols, c, ldc, DK_TILE_FINAL, e, row0, col0);
+}
+
+static inline __attribute__((always_inline)) ATTR_VNNI void dk512_int8_step(const int MR, __m512i *acc0, __m512i *acc1,
+                                                                             const uint32_t *a, const uint32_t *b) {
+    const __m512i b0 = _mm512_loadu_si512(b), b1 = _mm512_loadu_si512(b + 16);
+#pragma unroll
+    for (int i = 0; i < MR; i++) {
+        const __m512i ai = _mm512_set1_epi32((int)a[i]);
+        acc0[i] = _mm512_dpbusd_epi32(acc0[i], ai, b0);
+        acc1[i] = _mm512_dpbusd_epi32(acc1[i], ai, b1);
+    }
+}
+
+static inline __attribute__((always_inline)) ATTR_VNNI void
+dk512_int8_vnni_part(const int MR_, int cols, int kq, const uint32_t *a, const uint32_t *b, float *c, long ldc,
+                     int flags, const dk_epilogue *e, const dk_int8_scales *s, long row0, long col0, const char *pf,
+                     const char *pf_end) {
+    const int MR = MR_ > DK_PACKED_ROWS ? DK_PACKED_ROWS : MR_;
+    __m512i acc0[DK_PACKED_ROWS], acc1[DK_PACKED_ROWS];
+    const int n0 = cols < 16 ? cols : 16, n1 = cols - n0;
+    dk512_int8_start(MR, acc0, acc1, n0, n1, c, ldc, flags, s->col_sum + col0);
+    int q = 0;
+    for (; q + 2 <= kq; q += 2) {
+        if (pf < pf_end) {
+            __builtin_prefetch(pf, 0, 2);
+            pf += 64;
+        }
+        dk512_int8_step(MR, acc0, acc1, a, b);
+        dk512_int8_step(MR, acc0, acc1, a + MR, b + DK_NR);
+        a += 2 * MR;
+        b += 2 * DK_NR;
+    }
+    if (q < kq) dk512_int8_step(MR, acc0, acc1, a, b);
+    dk512_int8_finish(MR, acc0, acc1, cols, c, ldc, flags, e, s, row0, col0);
+}
+
+static ATTR_VNNI void dk512_tile_int8_vnni(int mr, int nr, int kq, const uint32_t *a, const uint32_t *b, float *c,
+                                           long ldc, int flags, const dk_epilogue *e, const dk_int8_scales *s,
+                                           long row0, long col0, const char *pf, const char *pf_end) {
+    switch (mr > DK_PACKED_ROWS ? DK_PACKED_ROWS : mr) {
+#define DK_VNNI_CASE(R) \
+    case R: dk512_int8_vnni_part(R, nr, kq, a, b, c, ldc, flags, e, s, row0, col0, pf, pf_end); break;
+        DK_VNNI_CASE(12) DK_VNNI_CASE(11) DK_VNNI_CASE(10) DK_VNNI_CASE(9) DK_VNNI_CASE(8) DK_VNNI_CASE(7)
+        DK_VNNI_CASE(6) DK_VNNI_CASE(5) DK_VNNI_CASE(4) DK_VNNI_CASE(3) DK_VNNI_CASE(2)
+#undef DK_VNNI_CASE
+    default: dk512_int8_vnni_part(1, nr, kq, a, b, c, ldc, flags, e, s, row0, col0, pf, pf_end); break;
+    }
+}
+
+// ---- int8 with AMX (TDPBSSD) -------------------------------------------------------------------
+//
+// As the bf16 AMX tile: up to 16 rows × one panel as two 16 × 16 int32 accumulator tiles; per 16
+// quads (64 k steps) one A tile (16 rows × 64 signed bytes) and two B tiles straight from the
+// panel (16 quads × 16 columns, 128-byte row stride), two TDPBSSD (signed × signed: no offset).
+// A is packed per row tile as blocks of 16 quads, rows × 16 words each, zero past the k block:
+// so the last block may read B past the block's quads (the next block's, or the panel padding)
+// and add nothing. Rows past the tile's own are read from what follows and thrown away.
+
+#define ATTR_AMX8 \
+    __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx512bf16,avx512vnni,avx2,fma,amx-tile,amx-bf16,amx-int8")))
+
+static ATTR void dk512_pack_a_int8_amx(uint32_t *dst, const float *a, long lda, const float *scale, int m, int k, int q0,
+                                       int qc, int mr) {
+    const int blocks = (qc + 15) / 16;
+    for (int t0 = 0; t0 < m; t0 += mr) {
+        const int rows = m - t0 < mr ? m - t0 : mr;
+        uint32_t *d = dst + (long)t0 * blocks * 16;
+        for (int blk = 0; blk < blocks; blk++) {
+            const int g0 = 16 * blk;
+            for (int i = 0; i < rows; i++) {
+                uint32_t *row = d + ((long)blk * rows + i) * 16;
+                const float *x = a + (long)(t0 + i) * lda;
+                if (g0 + 16 <= qc && 4 * (q0 + g0 + 16) <= k) {
+                    _mm512_storeu_si512(row, dk512_int8_quads16(x + 4 * (q0 + g0), scale[t0 + i], 0));
+                } else {
+                    for (int g = 0; g < 16; g++)
+                        row[g] = g0 + g < qc ? dk_int8_quad(x, 4 * (q0 + g0 + g), k, scale[t0 + i], 0) : 0;
+                }
+            }
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) ATTR void dk512_amx8_finish(const int MR, const int32_t *sums, int cols,
+                                                                         float *c, long ldc, int flags,
+                                                                         const dk_epilogue *e, const dk_int8_scales *s,
+                                                                         long row0, long col0) {
+    __m512i acc0[16], acc1[16];
+    const int n0 = cols < 16 ? cols : 16, n1 = cols - n0;
+    dk512_int8_start(MR, acc0, acc1, n0, n1, c, ldc, flags, 0);
+#pragma unroll
+    for (int i = 0; i < MR; i++) {
+        acc0[i] = _mm512_add_epi32(acc0[i], _mm512_loadu_si512(sums + i * 32));
+        acc1[i] = _mm512_add_epi32(acc1[i], _mm512_loadu_si512(sums + i * 32 + 16));
+    }
+    dk512_int8_finish(MR, acc0, acc1, cols, c, ldc, flags, e, s, row0, col0);
+}
+
+static ATTR_AMX8 void dk512_tile_int8_amx(int mr, int nr, int kq, const uint32_t *a, const uint32_t *b, float *c,
+                                          long ldc, int flags, const dk_epilogue *e, const dk_int8_scales *s,
+                                          long row0, long col0, const char *pf, const char *pf_end) {
+    int32_t sums[16 * 32] __attribute__((aligned(64)));
+    const int blocks = (kq + 15) / 16;
+    if (blocks > 0) {
+        dk512_amx_configure();
+        _tile_zero(0);
+        _tile_zero(1);
+        for (int blk = 0; blk < blocks; blk++) {
+            for (int l = 0; l < 4 && pf < pf_end; l++, pf += 64) __builtin_prefetch(pf, 0, 2);
+            _tile_loadd(2, a + (long)blk * mr * 16, 64);
+            _tile_loadd(3, b + (long)blk * 16 * DK_NR, 128);
+            _tile_loadd(4, b + (long)blk * 16 * DK_NR + 16, 128);
+            _tile_dpbssd(0, 2, 3);
+            _tile_dpbssd(1, 2, 4);
+        }
+        _tile_stored(0, sums, 128);
+        _tile_stored(1, sums + 16, 128);
+    } else {
+        __builtin_memset(sums, 0, sizeof sums);
+    }
+    for (; pf < pf_end; pf += 64) __builtin_prefetch(pf, 0, 2);
+    switch (mr > 16 ? 16 : mr) {
+#define DK_AMX8_CASE(R) \
+    case R: dk512_amx8_finish(R, sums, nr, c, ldc, flags, e, s, row0, col0); break;
+        DK_AMX8_CASE(16) DK_AMX8_CASE(15) DK_AMX8_CASE(14) DK_AMX8_CASE(13) DK_AMX8_CASE(12) DK_AMX8_CASE(11)
+        DK_AMX8_CASE(10) DK_AMX8_CASE(9) DK_AMX8_CASE(8) DK_AMX8_CASE(7) DK_AMX8_CASE(6) DK_AMX8_CASE(5) DK_AMX8_CASE(4)
+        DK_AMX8_CASE(3) DK_AMX8_CASE(2)
+#undef DK_AMX8_CASE
+    default: dk512_amx8_finish(1, sums, nr, c, ldc, flags, e, s, row0, col0); break;
+    }
+}
+
+const dk_int8_ops dk_int8_ops_avx512_vnni = {
+    .name = "avx512_vnni: vpdpbusd",
+    .rows = DK_PACKED_ROWS,
+    .quad_align = 1,
+    .tile = dk512_tile_int8_vnni,
+    .pack_a = dk512_pack_a_int8_u8,
+    .row_scales = dk512_int8_row_scales,
+};
+
+const dk_int8_ops dk_int8_ops_avx512_amx = {
+    .name = "amx_int8: tdpbssd",
+    .rows = 16,
+    .quad_align = 16,
+    .tile = dk512_tile_int8_amx,
+    .pack_a = dk512_pack_a_int8_amx,
+    .row_scales = dk512_int8_row_scales,
+};
+
 const dk_bf16_ops dk_bf16_ops_avx512_amx = {
     .name = "amx_bf16: tdpbf16ps",
     .rows = 16,

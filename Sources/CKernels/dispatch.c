@@ -184,3 +184,67 @@ int dk_set_bf16_level(int level) {
 }
 
 const char *dk_bf16_kernel_name(void) { return dk_current_bf16_ops()->name; }
+
+// ---- int8 -----------------------------------------------------------------------------------
+
+int dk_int8_vnni_supported(void) {
+#if defined(__x86_64__)
+    if (dk_supported_path() != DK_PATH_AVX512) return 0;
+    if (__get_cpuid_max(0, 0) < 7) return 0;
+    unsigned a, b, c, d;
+    __cpuid_count(7, 0, a, b, c, d);
+    return ((b >> 30) & 1) && ((c >> 11) & 1); // AVX512BW, AVX512_VNNI
+#else
+    return 0;
+#endif
+}
+
+// AMX-INT8: AMX-TILE and AMX-INT8 (CPUID 7.0 EDX bits 24, 25), tile state in XCR0, and the Linux
+// permission (the same request as bf16's: one grant covers both).
+static int dk_amx_int8_state = -1;
+
+int dk_int8_amx_supported(void) {
+    int s = __atomic_load_n(&dk_amx_int8_state, __ATOMIC_ACQUIRE);
+    if (s >= 0) return s;
+    s = 0;
+#if defined(__x86_64__) && defined(__linux__)
+    if (dk_int8_vnni_supported()) {
+        unsigned a, b, c, d;
+        __cpuid_count(7, 0, a, b, c, d);
+        const int tile = (d >> 24) & 1, int8 = (d >> 25) & 1;
+        if (tile && int8 && (dk_xgetbv0() & 0x60000) == 0x60000)
+            s = syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) == 0;
+    }
+#endif
+    __atomic_store_n(&dk_amx_int8_state, s, __ATOMIC_RELEASE);
+    return s;
+}
+
+// The fastest int8 tile allowed: 2 AMX, 1 vpdpbusd, 0 the pmaddubsw fallback.
+static int dk_int8_level = 2;
+
+const dk_int8_ops *dk_current_int8_ops(void) {
+    switch (dk_active_path()) {
+#if defined(__x86_64__)
+    case DK_PATH_AVX512: {
+        const int level = __atomic_load_n(&dk_int8_level, __ATOMIC_ACQUIRE);
+        if (level >= 2 && dk_int8_amx_supported()) return &dk_int8_ops_avx512_amx;
+        return level >= 1 && dk_int8_vnni_supported() ? &dk_int8_ops_avx512_vnni : &dk_int8_ops_avx2;
+    }
+    case DK_PATH_AVX2: return &dk_int8_ops_avx2;
+#endif
+    default: return &dk_int8_ops_scalar;
+    }
+}
+
+int dk_set_int8_level(int level) {
+    __atomic_store_n(&dk_int8_level, level < 0 ? 0 : level > 2 ? 2 : level, __ATOMIC_RELEASE);
+#if defined(__x86_64__)
+    const dk_int8_ops *ops = dk_current_int8_ops();
+    return ops == &dk_int8_ops_avx512_amx ? 2 : ops == &dk_int8_ops_avx512_vnni ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+const char *dk_int8_kernel_name(void) { return dk_current_int8_ops()->name; }

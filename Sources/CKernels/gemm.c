@@ -16,6 +16,13 @@ static void dk_gemm_bf16_run(const dk_bf16_ops *ops, int m, int n, int kp, const
 static void dk_pack_a_bf16(const dk_bf16_ops *ops, uint32_t *dst, const float *a, long lda, int m, int k, int q0,
                            int qc, int mr);
 static int dk_kp_block(int kp);
+static void dk_gemm_int8_run(const dk_int8_ops *ops, int m, int n, int kq, const uint32_t *ap, int ap_rows, int ap_row0,
+                             const uint32_t *b, const dk_int8_scales *s, float *c, long ldc, const dk_epilogue *e,
+                             const uint32_t *after);
+static void dk_int8_pack_rows(const dk_int8_ops *ops, uint32_t *ap, float *sa, const float *a, long lda, int m, int k,
+                              int r0, int rows, int scales_ready);
+static int dk_int8_tensor_scales(float *sa, const float *a, long lda, int m, int k);
+static size_t dk_int8_a_words(const dk_int8_ops *ops, int m, int kq);
 
 size_t dk_packed_count(int n, int k) {
     if (n <= 0 || k <= 0) return 0;
@@ -181,6 +188,13 @@ typedef struct {
     const uint32_t *bp16;
     uint32_t *ap16;
     int kp;
+    // int8 (i8 not NULL): B quantized in quads (w8, kq quads), A quantized into ap8 with its row
+    // scales in sa8; a packing task is a block of rows over all of k (the scales need whole rows).
+    const dk_int8_ops *i8;
+    const dk_int8_weights *w8;
+    uint32_t *ap8;
+    float *sa8;
+    int kq, scales_ready;
     // GEMM tasks: worker w owns the range up to end[w] and claims it in order through next[w] (so
     // the panel it prefetches at the end of a task is the one its next task reads); a worker whose
     // range is done claims from the others' (atomic).
@@ -189,6 +203,11 @@ typedef struct {
 } dk_cols_job;
 
 static void dk_cols_pack(dk_cols_job *j, long t) {
+    if (j->i8) {
+        const int r0 = (int)t * DK_PACK_ROWS, rows = j->m - r0 < DK_PACK_ROWS ? j->m - r0 : DK_PACK_ROWS;
+        dk_int8_pack_rows(j->i8, j->ap8, j->sa8, j->a, j->lda, j->m, j->k, r0, rows, j->scales_ready);
+        return;
+    }
     if (j->b16) {
         const int kb = (int)(t % j->kblocks), r0 = (int)(t / j->kblocks) * DK_PACK_ROWS;
         const int kc = dk_kp_block(j->kp), p0 = kb * kc, kcur = j->kp - p0 < kc ? j->kp - p0 : kc;
@@ -222,6 +241,14 @@ static void dk_cols_run(dk_cols_job *j, long t) {
         e.ln_out = 0;
     }
     const int panels = (j->n + DK_NR - 1) / DK_NR;
+    if (j->i8) {
+        const long pstride = (long)j->kq * DK_NR;
+        const uint32_t *after8 = p0 + j->group_panels < panels ? j->w8->panels + (size_t)(p0 + j->group_panels) * pstride : 0;
+        const dk_int8_scales s = {.row = j->sa8 + r0, .col = j->w8->scales + col0, .col_sum = j->w8->sums + col0};
+        dk_gemm_int8_run(j->i8, rows, ncols, j->kq, j->ap8, j->m, r0, j->w8->panels + (size_t)p0 * pstride, &s,
+                         j->c + (long)r0 * j->ldc + col0, j->ldc, &e, after8);
+        return;
+    }
     if (j->b16) {
         const long pstride = (long)j->kp * DK_NR;
         const uint32_t *after16 = p0 + j->group_panels < panels ? j->bp16 + (size_t)(p0 + j->group_panels) * pstride : 0;
@@ -249,7 +276,7 @@ static long dk_cols_claim(dk_cols_job *j, int worker) {
 static void dk_cols_task(void *ctx, int worker, int count) {
     (void)count;
     dk_cols_job *j = ctx;
-    if (j->ap || j->ap16) {
+    if (j->ap || j->ap16 || j->ap8) {
         for (;;) {
             const long t = __atomic_fetch_add(&j->pack_next, 1, __ATOMIC_RELAXED);
             if (t >= j->pack_tasks) break;
@@ -263,12 +290,13 @@ static void dk_cols_task(void *ctx, int worker, int count) {
 }
 
 static void dk_columns_run(int m, int n, int k, const float *a, long lda, const float *bp, const uint32_t *bp16,
-                           float *c, long ldc, const dk_epilogue *e, int threads) {
+                           const dk_int8_weights *w8, float *c, long ldc, const dk_epilogue *e, int threads) {
     if (m <= 0 || n <= 0) return;
     const dk_ops *ops = dk_current_ops();
     const dk_bf16_ops *b16 = bp16 ? dk_current_bf16_ops() : 0;
+    const dk_int8_ops *i8 = w8 ? dk_current_int8_ops() : 0;
     const int panels = (n + DK_NR - 1) / DK_NR;
-    const int mr = b16 ? b16->rows : ops->tile_packed ? ops->packed_rows : ops->rows;
+    const int mr = i8 ? i8->rows : b16 ? b16->rows : ops->tile_packed ? ops->packed_rows : ops->rows;
     // About 32 tasks per thread: panels first (each read once), then row blocks of at least 48
     // rows when there are few panels (proj and fc2: 12). Row blocks of at most DK_COL_ROWS rows,
     // so that a task's rows of A stay in L2 while its panels go by.
@@ -285,7 +313,16 @@ static void dk_columns_run(int m, int n, int k, const float *a, long lda, const 
     dk_cols_job j = {.m = m, .n = n, .k = k, .a = a, .bp = bp, .lda = lda, .ldc = ldc, .c = c, .e = e,
                      .row_blocks = row_blocks, .rows_per_block = rows_per_block, .group_panels = group_panels,
                      .groups = (panels + group_panels - 1) / group_panels, .mr = mr};
-    if (b16) {
+    if (i8) {
+        j.i8 = i8;
+        j.w8 = w8;
+        j.kq = k > 0 ? (k + 3) / 4 : 0;
+        const size_t words = dk_int8_a_words(i8, m, j.kq);
+        j.ap8 = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A_SHARED, words + (size_t)m);
+        j.sa8 = (float *)(j.ap8 + words);
+        j.pack_tasks = (m + DK_PACK_ROWS - 1) / DK_PACK_ROWS;
+        j.scales_ready = dk_int8_tensor_scales(j.sa8, a, lda, m, k);
+    } else if (b16) {
         j.b16 = b16;
         j.bp16 = bp16;
         j.kp = k > 0 ? (k + 1) / 2 : 0;
@@ -433,10 +470,189 @@ void dk_gemm_bf16_packed(int m, int n, int k, const float *a, long lda, const ui
 
 void dk_gemm_packed_columns(int m, int n, int k, const float *a, long lda, const float *bp, float *c, long ldc,
                             const dk_epilogue *e, int threads) {
-    dk_columns_run(m, n, k, a, lda, bp, 0, c, ldc, e, threads);
+    dk_columns_run(m, n, k, a, lda, bp, 0, 0, c, ldc, e, threads);
 }
 
 void dk_gemm_bf16_packed_columns(int m, int n, int k, const float *a, long lda, const uint32_t *bp, float *c,
                                  long ldc, const dk_epilogue *e, int threads) {
-    dk_columns_run(m, n, k, a, lda, 0, bp, c, ldc, e, threads);
+    dk_columns_run(m, n, k, a, lda, 0, bp, 0, c, ldc, e, threads);
+}
+
+// ---- int8 ------------------------------------------------------------------------------------
+//
+// The same loops over int8-packed B: A is quantized as it is packed (its rows' scales first, over
+// the whole row), k in blocks of at most DK_KCQ quads (a panel block of DK_KCQ · DK_NR words is
+// 48 KB, as the float path's); int32 partial sums wait in C between k blocks.
+
+#define DK_KCQ 384
+
+size_t dk_packed_int8_count(int n, int k) {
+    if (n <= 0 || k <= 0) return 0;
+    return (size_t)((n + DK_NR - 1) / DK_NR) * DK_NR * (size_t)((k + 3) / 4) + DK_INT8_B_PAD;
+}
+
+void dk_pack_transposed_int8(uint32_t *panels, float *scales, int32_t *sums, const float *w, int n, int k, long ldw) {
+    const int np = (n + DK_NR - 1) / DK_NR, kq = (k + 3) / 4;
+    for (int o = 0; o < np * DK_NR; o++) {
+        scales[o] = o < n ? dk_int8_scale(dk_int8_abs_max(w + (long)o * ldw, k)) : 1.0f;
+        sums[o] = 0;
+    }
+    for (int p = 0; p < np; p++) {
+        uint32_t *d = panels + (size_t)p * kq * DK_NR;
+        for (int j = 0; j < DK_NR; j++) {
+            const int o = p * DK_NR + j;
+            for (int g = 0; g < kq; g++) {
+                uint32_t word = 0;
+                for (int b = 0; o < n && b < 4 && 4 * g + b < k; b++) {
+                    const int q = dk_int8_quantize(w[(long)o * ldw + 4 * g + b], scales[o]);
+                    sums[o] += q;
+                    word |= (uint32_t)(uint8_t)(int8_t)q << (8 * b);
+                }
+                d[(size_t)g * DK_NR + j] = word;
+            }
+        }
+    }
+    for (size_t i = 0; i < DK_INT8_B_PAD; i++) panels[(size_t)np * kq * DK_NR + i] = 0;
+}
+
+void dk_int8_row_scales_portable(float *s, const float *a, long lda, int m, int k) {
+    for (int i = 0; i < m; i++) s[i] = dk_int8_scale(dk_int8_abs_max(a + (long)i * lda, k));
+}
+
+void dk_int8_row_scales(float *s, const float *a, long lda, int m, int k) {
+    const dk_int8_ops *ops = dk_current_int8_ops();
+    (ops->row_scales ? ops->row_scales : dk_int8_row_scales_portable)(s, a, lda, m, k);
+}
+
+void dk_pack_a_int8_portable(uint32_t *dst, const float *a, long lda, const float *scale, int m, int k, int q0, int qc,
+                             int mr, uint32_t flip) {
+    for (int t0 = 0; t0 < m; t0 += mr) {
+        const int rows = m - t0 < mr ? m - t0 : mr;
+        uint32_t *d = dst + (long)t0 * qc;
+        for (int q = 0; q < qc; q++)
+            for (int i = 0; i < rows; i++)
+                d[(long)q * rows + i] = dk_int8_quad(a + (long)(t0 + i) * lda, 4 * (q0 + q), k, scale[t0 + i], flip);
+    }
+}
+
+static int dk_kq_block(int kq) {
+    const int kblocks = kq > 0 ? (kq + DK_KCQ - 1) / DK_KCQ : 1;
+    return (kq + kblocks - 1) / kblocks;
+}
+
+static inline int dk_round_up(int x, int to) { return (x + to - 1) / to * to; }
+
+// Words of A packed whole for `ops`: every k block rounded up to the path's quad alignment, and the
+// AMX tile's over-read.
+static size_t dk_int8_a_words(const dk_int8_ops *ops, int m, int kq) {
+    const int kblocks = kq > 0 ? (kq + DK_KCQ - 1) / DK_KCQ : 1, kc = dk_kq_block(kq);
+    const int last = kq - (kblocks - 1) * kc;
+    return (size_t)m * ((size_t)(kblocks - 1) * dk_round_up(kc, ops->quad_align) + dk_round_up(last, ops->quad_align)) +
+           DK_INT8_A_PAD;
+}
+
+// Rows [r0, r0 + rows) (r0 a multiple of the tile height) of A: their scales into sa + r0, then every
+// k block of them, quantized, into A packed whole (m rows; block kb at ap + m · kb · kc').
+static int dk_int8_tensor_scale = 0;
+
+int dk_set_int8_tensor_scale(int on) {
+    __atomic_store_n(&dk_int8_tensor_scale, on != 0, __ATOMIC_RELEASE);
+    return on != 0;
+}
+
+// With the per-tensor hook on: every row's scale is the whole A's (max |x| over all rows / 127).
+static int dk_int8_tensor_scales(float *sa, const float *a, long lda, int m, int k) {
+    if (!__atomic_load_n(&dk_int8_tensor_scale, __ATOMIC_ACQUIRE)) return 0;
+    float amax = 0;
+    for (int i = 0; i < m; i++) {
+        const float r = dk_int8_abs_max(a + (long)i * lda, k);
+        amax = r > amax || r != r ? r : amax;
+    }
+    for (int i = 0; i < m; i++) sa[i] = dk_int8_scale(amax);
+    return 1;
+}
+
+static void dk_int8_pack_rows(const dk_int8_ops *ops, uint32_t *ap, float *sa, const float *a, long lda, int m, int k,
+                              int r0, int rows, int scales_ready) {
+    if (!scales_ready)
+        (ops->row_scales ? ops->row_scales : dk_int8_row_scales_portable)(sa + r0, a + (long)r0 * lda, lda, rows, k);
+    const int kq = k > 0 ? (k + 3) / 4 : 0, kc = dk_kq_block(kq), kca = dk_round_up(kc, ops->quad_align);
+    for (int p0 = 0, kb = 0; p0 < kq; p0 += kc, kb++) {
+        const int kcur = kq - p0 < kc ? kq - p0 : kc;
+        ops->pack_a(ap + (size_t)m * kb * kca + (size_t)r0 * dk_round_up(kcur, ops->quad_align), a + (long)r0 * lda, lda,
+                    sa + r0, rows, k, p0, kcur, ops->rows);
+    }
+}
+
+// Rows [row0, row0 + m) of A packed whole (`ap_rows` rows, as dk_int8_pack_rows leaves it) against
+// n columns of B (panel stride kq·DK_NR); s->row is indexed from this call's first row, s->col from
+// its first column.
+static void dk_gemm_int8_run(const dk_int8_ops *ops, int m, int n, int kq, const uint32_t *ap, int ap_rows, int ap_row0,
+                             const uint32_t *b, const dk_int8_scales *s, float *c, long ldc, const dk_epilogue *e,
+                             const uint32_t *after) {
+    if (m <= 0 || n <= 0) return;
+    const int kblocks = kq > 0 ? (kq + DK_KCQ - 1) / DK_KCQ : 1;
+    const int kc = dk_kq_block(kq), kca = dk_round_up(kc, ops->quad_align);
+    const int panels = (n + DK_NR - 1) / DK_NR, mr_max = ops->rows;
+    const long panel_stride = (long)kq * DK_NR;
+    for (int i0 = 0; i0 < m; i0 += DK_MC) {
+        const int mc = m - i0 < DK_MC ? m - i0 : DK_MC;
+        const int tiles = (mc + mr_max - 1) / mr_max;
+        for (int kb = 0; kb < kblocks; kb++) {
+            const int p0 = kb * kc, kcur = kq - p0 < kc ? kq - p0 : kc, kcura = dk_round_up(kcur, ops->quad_align);
+            const int flags = (kb > 0 ? DK_TILE_LOAD_C : 0) | (kb == kblocks - 1 ? DK_TILE_FINAL : 0);
+            const uint32_t *apk = ap + (size_t)ap_rows * kb * kca + (size_t)(ap_row0 + i0) * kcura;
+            for (int jp = 0; jp < panels; jp++) {
+                const int nr = n - jp * DK_NR < DK_NR ? n - jp * DK_NR : DK_NR;
+                const uint32_t *panel = b + jp * panel_stride + (long)p0 * DK_NR;
+                const uint32_t *next = jp + 1 < panels     ? panel + panel_stride
+                                       : kb + 1 < kblocks ? b + (long)(p0 + kc) * DK_NR
+                                       : i0 + DK_MC < m   ? b
+                                                          : after;
+                for (int ir = 0, t = 0; ir < mc; ir += mr_max, t++) {
+                    const int mr = mc - ir < mr_max ? mc - ir : mr_max;
+                    const long row = i0 + ir;
+                    const char *pf, *pf_end;
+                    dk_prefetch_share((const float *)next, kcur, t, tiles, &pf, &pf_end);
+                    ops->tile(mr, nr, kcur, apk + (long)ir * kcura, panel, c + row * ldc + (long)jp * DK_NR, ldc, flags,
+                              e, s, row, (long)jp * DK_NR, pf, pf_end);
+                }
+            }
+        }
+        if (e && e->kind == DK_EPI_RESIDUAL && e->ln_out) {
+            dk_current_ops()->layernorm(mc, n, e->residual + i0 * e->ldr, e->ldr, e->ln_out + i0 * e->ld_ln, e->ld_ln,
+                                        e->ln_weight, e->ln_bias, e->ln_eps, 0, 0);
+        }
+    }
+}
+
+// The int8 scales replace alpha and row_scale: a copy of `e` without them.
+static dk_epilogue dk_int8_epilogue(const dk_epilogue *e) {
+    dk_epilogue out = {.kind = DK_EPI_STORE, .alpha = 1.0f};
+    if (e) out = *e;
+    out.alpha = 1.0f;
+    out.row_scale = 0;
+    return out;
+}
+
+void dk_gemm_int8_packed(int m, int n, int k, const float *a, long lda, const dk_int8_weights *w, float *c, long ldc,
+                         const dk_epilogue *e) {
+    if (m <= 0 || n <= 0) return;
+    const dk_int8_ops *ops = dk_current_int8_ops();
+    const int kq = k > 0 ? (k + 3) / 4 : 0;
+    const size_t words = dk_int8_a_words(ops, m, kq);
+    uint32_t *ap = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A, words + (size_t)m);
+    float *sa = (float *)(ap + words);
+    const int ready = dk_int8_tensor_scales(sa, a, lda, m, k);
+    for (int r0 = 0; r0 < m; r0 += DK_PACK_ROWS)
+        dk_int8_pack_rows(ops, ap, sa, a, lda, m, k, r0, m - r0 < DK_PACK_ROWS ? m - r0 : DK_PACK_ROWS, ready);
+    const dk_epilogue e1 = dk_int8_epilogue(e);
+    const dk_int8_scales s = {.row = sa, .col = w->scales, .col_sum = w->sums};
+    dk_gemm_int8_run(ops, m, n, kq, ap, m, 0, w->panels, &s, c, ldc, &e1, 0);
+}
+
+void dk_gemm_int8_packed_columns(int m, int n, int k, const float *a, long lda, const dk_int8_weights *w, float *c,
+                                 long ldc, const dk_epilogue *e, int threads) {
+    const dk_epilogue e1 = dk_int8_epilogue(e);
+    dk_columns_run(m, n, k, a, lda, 0, 0, w, c, ldc, &e1, threads);
 }

@@ -106,6 +106,92 @@ static inline float dk_bf16_hi(uint32_t w) {
 }
 
 
+// ---- int8 (see CKernels.h) -------------------------------------------------------------------
+//
+// The quantization rule, one definition for every path: a row's (or weight row's) scale is
+// max |x| / 127 (1 when that is 0: an all-zero or all-tiny row), and x becomes
+// clamp(rint(x / scale), -127, 127). max |x| is taken on the bit patterns (|x|'s bits order as the
+// values do, NaN above inf), so a row with a NaN gets a NaN scale and NaN outputs on every path,
+// and the clamp sends NaN to -127 as maxps(q, -127) does.
+static inline float dk_int8_abs_max(const float *x, long n) {
+    uint32_t m = 0;
+    for (long i = 0; i < n; i++) {
+        uint32_t u;
+        __builtin_memcpy(&u, x + i, 4);
+        u &= 0x7fffffffu;
+        m = u > m ? u : m;
+    }
+    float f;
+    __builtin_memcpy(&f, &m, 4);
+    return f;
+}
+static inline float dk_int8_scale(float abs_max) {
+    const float s = abs_max / 127.0f;
+    return s == 0.0f ? 1.0f : s;
+}
+static inline int dk_int8_quantize(float x, float scale) {
+    float q = x / scale;
+    q = q > -127.0f ? q : -127.0f;
+    q = q < 127.0f ? q : 127.0f;
+    return (int)__builtin_rintf(q);
+}
+// One quad of a packed A: x[kk … kk + 3] quantized with `scale` (0 past k), one byte each (low
+// first), XOR `flip` (0x80808080 for vpdpbusd's unsigned operand, else 0).
+static inline uint32_t dk_int8_quad(const float *x, int kk, int k, float scale, uint32_t flip) {
+    uint32_t word = 0;
+    for (int b = 0; b < 4; b++) {
+        const int v = kk + b < k ? dk_int8_quantize(x[kk + b], scale) : 0;
+        word |= (uint32_t)(uint8_t)(int8_t)v << (8 * b);
+    }
+    return word ^ flip;
+}
+
+// What the int8 tile needs besides A and B to finish: y = (float(acc) · row[row0 + i]) ·
+// col[col0 + j] + bias[col0 + j].
+typedef struct {
+    const float *row;       // s_a of each row of the call's A
+    const float *col;       // s_w of each column
+    const int32_t *col_sum; // Σ_k q_w of each column (the u8 offset's correction)
+} dk_int8_scales;
+
+// The int8 GEMM's kernels for one path. `tile` computes an mr × nr block of C (mr ≤ rows) over
+// kq quads of k (4 k steps per 32-bit word) from A packed by `pack_a` against one panel b
+// (DK_NR words per quad); int32 sums go through C between k blocks (flags as dk_ops.tile), the
+// last block converts and runs the float epilogue. `pack_a` quantizes quads [q0, q0 + qc) of
+// rows [0, m) of A (k floats per row, row stride lda; bytes past k are zero) with the rows' scales
+// into the path's layout: tile t at dst + t·mr·qc', qc' = qc rounded up to quad_align; each quad
+// is 4 signed bytes, or 4 bytes + 128 (`vpdpbusd`'s unsigned operand) on the VNNI path.
+typedef void (*dk_tile_int8_fn)(int mr, int nr, int kq, const uint32_t *a, const uint32_t *b, float *c, long ldc,
+                                int flags, const dk_epilogue *e, const dk_int8_scales *s, long row0, long col0,
+                                const char *pf, const char *pf_end);
+typedef void (*dk_pack_a_int8_fn)(uint32_t *dst, const float *a, long lda, const float *scale, int m, int k, int q0,
+                                  int qc, int mr);
+typedef struct {
+    const char *name;
+    int rows;
+    int quad_align; // quads per packed k block rounded up to this (AMX: 16, whole A tiles)
+    dk_tile_int8_fn tile;
+    dk_pack_a_int8_fn pack_a;
+    void (*row_scales)(float *s, const float *a, long lda, int m, int k); // NULL: the portable loop
+} dk_int8_ops;
+
+extern const dk_int8_ops dk_int8_ops_scalar;
+#if defined(__x86_64__)
+extern const dk_int8_ops dk_int8_ops_avx2;        // pmaddubsw on |a| and sign-adjusted b (also avx512 without VNNI)
+extern const dk_int8_ops dk_int8_ops_avx512_vnni; // vpdpbusd
+extern const dk_int8_ops dk_int8_ops_avx512_amx;  // AMX tdpbssd
+#endif
+// Words the AMX tile may read past the end of a packed A (rows past a partial tile) or of a packed
+// B (quads past the last block, multiplied by A's zero padding).
+#define DK_INT8_A_PAD (16 * 16)
+#define DK_INT8_B_PAD (16 * DK_NR)
+const dk_int8_ops *dk_current_int8_ops(void);
+// The portable pack_a (`flip` as dk_int8_quad's).
+void dk_pack_a_int8_portable(uint32_t *dst, const float *a, long lda, const float *scale, int m, int k, int q0, int qc,
+                             int mr, uint32_t flip);
+void dk_int8_row_scales_portable(float *s, const float *a, long lda, int m, int k);
+
+
 // A packed whole for a GEMM: k block kb (columns p0 …) of rows [0, rows) is `pack_a`'s layout at
 // base + rows·p0. `row0` is where the GEMM's first row sits in it (a multiple of the packed tile
 // height).

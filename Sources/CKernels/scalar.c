@@ -173,6 +173,60 @@ const dk_bf16_ops dk_bf16_ops_scalar = {
     .pack_a = 0,
 };
 
+// The int8 tile: the quads' int32 sums, then y = (float(acc) · s_a) · s_w + bias written to C and
+// the float tile's epilogue over it (from C, so without adding the bias again).
+static void scalar_tile_int8(int mr, int nr, int kq, const uint32_t *a, const uint32_t *b, float *c, long ldc,
+                             int flags, const dk_epilogue *e, const dk_int8_scales *s, long row0, long col0,
+                             const char *pf, const char *pf_end) {
+    (void)pf;
+    (void)pf_end;
+    int32_t acc[DK_MR][DK_NR];
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < DK_NR; j++) {
+            acc[i][j] = 0;
+            if ((flags & DK_TILE_LOAD_C) && j < nr) __builtin_memcpy(&acc[i][j], c + i * ldc + j, 4);
+        }
+    for (int q = 0; q < kq; q++) {
+        for (int i = 0; i < mr; i++) {
+            const uint32_t wa = a[(long)q * mr + i];
+            for (int j = 0; j < DK_NR; j++) {
+                const uint32_t wb = b[(long)q * DK_NR + j];
+                int32_t sum = 0;
+                for (int t = 0; t < 4; t++) sum += (int32_t)(int8_t)(wa >> (8 * t)) * (int32_t)(int8_t)(wb >> (8 * t));
+                acc[i][j] += sum;
+            }
+        }
+    }
+    if (!(flags & DK_TILE_FINAL)) {
+        for (int i = 0; i < mr; i++) __builtin_memcpy(c + i * ldc, acc[i], 4 * (size_t)nr);
+        return;
+    }
+    const float *bias = e ? e->bias : 0;
+    for (int i = 0; i < mr; i++)
+        for (int j = 0; j < nr; j++) {
+            // One rounding per operation, in this order, as the SIMD tiles (no contraction to FMA).
+            float y = (float)acc[i][j] * s->row[row0 + i];
+            y = y * s->col[col0 + j];
+            c[i * ldc + j] = y + (bias ? bias[col0 + j] : 0.0f);
+        }
+    float unused;
+    scalar_tile(mr, nr, 0, &unused, 0, &unused, DK_NR, c, ldc, DK_TILE_LOAD_C | DK_TILE_FINAL, e, row0, col0);
+}
+
+static void scalar_pack_a_int8(uint32_t *dst, const float *a, long lda, const float *scale, int m, int k, int q0,
+                               int qc, int mr) {
+    dk_pack_a_int8_portable(dst, a, lda, scale, m, k, q0, qc, mr, 0);
+}
+
+const dk_int8_ops dk_int8_ops_scalar = {
+    .name = "scalar: int8 in int32",
+    .rows = 4,
+    .quad_align = 1,
+    .tile = scalar_tile_int8,
+    .pack_a = scalar_pack_a_int8,
+    .row_scales = 0,
+};
+
 const dk_ops dk_ops_scalar = {
     .rows = 6,
     .tile = scalar_tile,

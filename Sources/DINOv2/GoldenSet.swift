@@ -22,6 +22,9 @@ public struct GoldenSet: Sendable {
     /// The manifest's bf16 pass rule (`"tolerances": {"bf16": {"min_cosine", "atol", "rtol"}}`),
     /// nil for `Verifier.defaultBF16Tolerance`.
     public var bf16Tolerance: SimilarityTolerance? = nil
+    /// The manifest's int8 pass rule (`"tolerances": {"int8": {...}}`), nil for
+    /// `Verifier.defaultInt8Tolerance`.
+    public var int8Tolerance: SimilarityTolerance? = nil
     public var cases: [GoldenCase]
 
     /// Reads and checks `directory/manifest.json` (every referenced file must exist).
@@ -99,7 +102,8 @@ public struct GoldenSet: Sendable {
         }
         return GoldenSet(directory: directory, model: manifest.model, weightsPath: try manifest.weights.map { try resolve($0, field: "weights") },
                          interpolation: interpolation, numHeads: manifest.num_heads, family: family,
-                         bf16Tolerance: manifest.tolerances?.bf16, cases: cases)
+                         bf16Tolerance: manifest.tolerances?.bf16?.applied(to: Verifier.defaultBF16Tolerance),
+                         int8Tolerance: manifest.tolerances?.int8?.applied(to: Verifier.defaultInt8Tolerance), cases: cases)
     }
 
     /// Synthetic inputs hold at most this many floats (256 MB; a 518x518 batch of 64 is 52M).
@@ -151,7 +155,8 @@ public struct GoldenSet: Sendable {
         var cases: [Case]
 
         struct Tolerances: Decodable {
-            var bf16: SimilarityTolerance?
+            var bf16: SimilarityTolerance.Override?
+            var int8: SimilarityTolerance.Override?
         }
 
         struct Case: Decodable {

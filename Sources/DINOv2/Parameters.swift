@@ -209,7 +209,8 @@ struct WeightBinder {
     /// `precision`. BF16 weights packed as bf16 go from their bits straight to the panels: no
     /// Float32 value of them is ever made, and rounding one would give back the same bits (NaNs
     /// included, `PackedLinearWeights(bf16Weight:)`). Any other weight is widened into one Float32
-    /// buffer, packed (at bf16 rounded once, there), and released.
+    /// buffer, packed (at bf16 rounded once there, at int8 quantized per output channel), and
+    /// released.
     func bindLinear(_ names: [String], each shape: [Int]) throws -> PackedLinearWeights {
         let parts = try names.map { try tensor($0, shape) }
         guard !checkingOnly else { return Self.unbound }

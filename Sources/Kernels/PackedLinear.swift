@@ -34,7 +34,8 @@ public enum LinearEpilogue {
 /// thread the work is split by output columns (panel groups, and row blocks when there are few
 /// panels) handed out from a counter (`dk_gemm_packed_columns`), then the epilogue's LayerNorm runs
 /// over rows; every element is computed the same way either way. Nothing is allocated. Weights
-/// packed as bf16 run the bf16 GEMM (`inp` rounded to bf16 as it is packed, float accumulation)
+/// packed as bf16 run the bf16 GEMM (`inp` rounded to bf16 as it is packed, float accumulation),
+/// weights packed as int8 the int8 GEMM (`inp` quantized per row as it is packed, int32 sums),
 /// with the same epilogues.
 public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<Float>, weight: PackedLinearWeights,
                           bias: UnsafePointer<Float>?, rows: Int, epilogue: LinearEpilogue = .store,
@@ -69,25 +70,35 @@ public func linearForward(out: UnsafeMutablePointer<Float>, inp: UnsafePointer<F
             e.ln_eps = target.eps
         }
     }
-    let bf16 = weight.precision == .bf16
-    if threads == 1 {
-        if bf16 {
-            panels.withMemoryRebound(to: UInt32.self, capacity: weight.panels.count) {
-                dk_gemm_bf16_packed(Int32(rows), Int32(n), Int32(k), inp, k, $0, out, n, &e)
-            }
-        } else {
+    if threads > 1 { BLASThreads.set(1) }
+    switch weight.precision {
+    case .f32:
+        if threads == 1 {
             dk_gemm_packed(Int32(rows), Int32(n), Int32(k), inp, k, panels, out, n, &e)
+        } else {
+            dk_gemm_packed_columns(Int32(rows), Int32(n), Int32(k), inp, k, panels, out, n, &e, Int32(threads))
         }
-        return
-    }
-    BLASThreads.set(1)
-    if bf16 {
+    case .bf16:
         panels.withMemoryRebound(to: UInt32.self, capacity: weight.panels.count) {
-            dk_gemm_bf16_packed_columns(Int32(rows), Int32(n), Int32(k), inp, k, $0, out, n, &e, Int32(threads))
+            if threads == 1 {
+                dk_gemm_bf16_packed(Int32(rows), Int32(n), Int32(k), inp, k, $0, out, n, &e)
+            } else {
+                dk_gemm_bf16_packed_columns(Int32(rows), Int32(n), Int32(k), inp, k, $0, out, n, &e, Int32(threads))
+            }
         }
-    } else {
-        dk_gemm_packed_columns(Int32(rows), Int32(n), Int32(k), inp, k, panels, out, n, &e, Int32(threads))
+    case .int8:
+        panels.withMemoryRebound(to: UInt32.self, capacity: weight.panels.count) { words in
+            weight.channelSums.pointer.withMemoryRebound(to: Int32.self, capacity: weight.channelSums.count) { sums in
+                var w = dk_int8_weights(panels: words, scales: weight.channelScales.pointer, sums: sums)
+                if threads == 1 {
+                    dk_gemm_int8_packed(Int32(rows), Int32(n), Int32(k), inp, k, &w, out, n, &e)
+                } else {
+                    dk_gemm_int8_packed_columns(Int32(rows), Int32(n), Int32(k), inp, k, &w, out, n, &e, Int32(threads))
+                }
+            }
+        }
     }
+    guard threads > 1 else { return }
     if let norm, let residual {
         layerNormForward(out: norm.out, mean: nil, rstd: nil, inp: residual, weight: norm.weight, bias: norm.bias,
                          rows: rows, cols: n, eps: norm.eps, parallelism: parallelism)

@@ -9,12 +9,20 @@ import CKernels
 /// taken as it is from a bf16 file's bits (`init(bf16Weight:)`), and the panels hold
 /// pairs of k steps per 32-bit word (`dk_pack_transposed_bf16`): half the bytes. `linearForward`
 /// runs the bf16 GEMM for such weights; nothing else changes.
+///
+/// With `.int8` each output channel is quantized once, here (`dk_pack_transposed_int8`: scale
+/// max |W[o, :]| / 127, values rint(W / scale) clamped to ±127), and the panels hold quads of k
+/// steps per 32-bit word — a quarter of the bytes — beside the channels' scales and Σ_k q_w.
 public final class PackedLinearWeights: @unchecked Sendable {
     public let outFeatures: Int
     public let inFeatures: Int
     public let precision: Precision
-    /// f32: the float panels. bf16: the packed pairs, one 32-bit word per element.
+    /// f32: the float panels. bf16: the packed pairs, int8: the packed quads, one 32-bit word per
+    /// element.
     let panels: FloatBuffer
+    /// int8: per column (padded to whole panels) s_w, and Σ_k q_w as Int32 bits; empty otherwise.
+    let channelScales: FloatBuffer
+    let channelSums: FloatBuffer
 
     /// Packs `weight`, stored (outFeatures, inFeatures) row-major as PyTorch stores it.
     public init(weight: UnsafePointer<Float>, outFeatures: Int, inFeatures: Int, precision: Precision = .f32) {
@@ -22,6 +30,9 @@ public final class PackedLinearWeights: @unchecked Sendable {
         self.outFeatures = outFeatures
         self.inFeatures = inFeatures
         self.precision = precision
+        let columns = precision == .int8 ? (outFeatures + Int(DK_NR) - 1) / Int(DK_NR) * Int(DK_NR) : 0
+        channelScales = FloatBuffer(count: columns)
+        channelSums = FloatBuffer(count: columns)
         switch precision {
         case .f32:
             panels = FloatBuffer(count: dk_packed_count(Int32(outFeatures), Int32(inFeatures)))
@@ -32,6 +43,14 @@ public final class PackedLinearWeights: @unchecked Sendable {
             defer { bits.deallocate() }
             dk_f32_to_bf16(bits, weight, count)
             panels = Self.packBF16(bits, outFeatures: outFeatures, inFeatures: inFeatures)
+        case .int8:
+            panels = FloatBuffer(count: dk_packed_int8_count(Int32(outFeatures), Int32(inFeatures)))
+            let (words, scales, sums) = (panels, channelScales, channelSums)
+            words.pointer.withMemoryRebound(to: UInt32.self, capacity: words.count) { w in
+                sums.pointer.withMemoryRebound(to: Int32.self, capacity: sums.count) { s in
+                    dk_pack_transposed_int8(w, scales.pointer, s, weight, Int32(outFeatures), Int32(inFeatures), inFeatures)
+                }
+            }
         }
     }
 
@@ -43,6 +62,8 @@ public final class PackedLinearWeights: @unchecked Sendable {
         self.outFeatures = outFeatures
         self.inFeatures = inFeatures
         precision = .bf16
+        channelScales = FloatBuffer(count: 0)
+        channelSums = FloatBuffer(count: 0)
         panels = Self.packBF16(bf16Weight, outFeatures: outFeatures, inFeatures: inFeatures)
     }
 
@@ -60,5 +81,8 @@ public final class PackedLinearWeights: @unchecked Sendable {
     }
 
     /// Bytes the packed copy holds.
-    public var byteCount: Int { panels.count * 4 }
+    public var byteCount: Int { (panels.count + channelScales.count + channelSums.count) * 4 }
+
+    /// int8: the per-channel scales s_w (outFeatures values).
+    public var int8Scales: [Float] { channelScales.array(count: precision == .int8 ? outFeatures : 0) }
 }

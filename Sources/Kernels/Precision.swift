@@ -10,6 +10,12 @@ public enum Precision: String, CaseIterable, Sendable {
     /// bias (AMX `tdpbf16ps` or AVX512_BF16 `vdpbf16ps` where the CPU has them, else bf16 widened
     /// to float), with the float32 epilogues.
     case bf16
+    /// int8 weights, quantized once at load per output channel (s_w = max |W[o, :]| / 127,
+    /// q = clamp(rint(W / s_w), ±127)), and int8 activations quantized per row (token) the same
+    /// way as each GEMM packs them; the products are summed exactly in int32 (AMX `tdpbssd`,
+    /// AVX512_VNNI `vpdpbusd`, else pmaddubsw or C: the same sums on every path), then
+    /// y = (float(acc) · s_a) · s_w + bias enters the float32 epilogues.
+    case int8
 }
 
 /// bfloat16 conversions as PyTorch does them.
@@ -62,5 +68,58 @@ extension KernelDispatch {
     @discardableResult
     public static func limitBF16Tile(_ tile: BF16Tile) -> BF16Tile {
         BF16Tile(rawValue: dk_set_bf16_level(tile.rawValue)) ?? .widened
+    }
+}
+
+/// The int8 GEMM tiles of the AVX-512 path, fastest first (avx2 and scalar have one each).
+public enum Int8Tile: Int32, CaseIterable, Sendable, Comparable {
+    /// pmaddubsw on |a| and b · sign(a), pmaddwd into int32 (the avx2 path's tile).
+    case pmaddubsw = 0
+    /// AVX512_VNNI `vpdpbusd` (A + 128 as the unsigned operand, 128 · Σ q_w taken off).
+    case vnni = 1
+    /// AMX-INT8 `tdpbssd` on 16 × 16 tiles (Sapphire Rapids and later).
+    case amx = 2
+
+    public static func < (a: Int8Tile, b: Int8Tile) -> Bool { a.rawValue < b.rawValue }
+}
+
+extension KernelDispatch {
+    /// Whether this CPU has AVX512_VNNI (`vpdpbusd`) on the AVX-512 path.
+    public static var int8VNNISupported: Bool { dk_int8_vnni_supported() != 0 }
+
+    /// Whether this CPU has AMX-INT8 and the OS lets DinoKit use the tiles.
+    public static var int8AMXSupported: Bool { dk_int8_amx_supported() != 0 }
+
+    /// The int8 tiles this CPU can run on the AVX-512 path.
+    public static var supportedInt8Tiles: [Int8Tile] {
+        guard supported == .avx512 else { return [] }
+        return [.pmaddubsw] + (int8VNNISupported ? [.vnni] : []) + (int8AMXSupported ? [.amx] : [])
+    }
+
+    /// Which int8 GEMM tile the active path runs: "amx_int8: tdpbssd", "avx512_vnni: vpdpbusd",
+    /// "avx2: int8 pmaddubsw to int32" (also the AVX-512 path's fallback) or "scalar: int8 in int32".
+    public static var int8Kernel: String { String(cString: dk_int8_kernel_name()) }
+
+    /// Lets the AVX-512 path use int8 tiles up to `tile` (default: `.amx`, the fastest the CPU has),
+    /// so that tests run each one; returns the tile now used there. Process-wide, like `select`.
+    @discardableResult
+    public static func limitInt8Tile(_ tile: Int8Tile) -> Int8Tile {
+        Int8Tile(rawValue: dk_set_int8_level(tile.rawValue)) ?? .pmaddubsw
+    }
+
+    /// Test hook: with `true`, int8 GEMMs quantize their whole input with one scale (max |A| / 127)
+    /// instead of one per row (token) — what per-tensor activation quantization would give, for
+    /// measurements and to show that the int8 tolerance catches it. Process-wide; default false.
+    @discardableResult
+    public static func useInt8TensorScale(_ on: Bool) -> Bool { dk_set_int8_tensor_scale(on ? 1 : 0) != 0 }
+
+    /// The GEMM kernel a packed linear layer of `precision` runs on the active path (`bench`'s
+    /// "gemm_kernel"): the path for f32, the bf16 or int8 tile otherwise.
+    public static func gemmKernel(for precision: Precision) -> String {
+        switch precision {
+        case .f32: return active.rawValue
+        case .bf16: return bf16Kernel
+        case .int8: return int8Kernel
+        }
     }
 }

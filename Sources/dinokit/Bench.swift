@@ -77,7 +77,7 @@ struct Bench: ParsableCommand {
         /// "in-memory", or "streamed" (block by block, --max-weight-memory).
         var weights: String
         var precision: String
-        /// The GEMM kernel that ran: the path for f32, the bf16 tile for bf16.
+        /// The GEMM kernel that ran: the path for f32, the bf16 or int8 tile otherwise.
         var gemmKernel: String
         var results: [Result]
 
@@ -169,7 +169,7 @@ struct Bench: ParsableCommand {
                                   imagesPerSecond: Double(b) / median, gflops: flops * Double(b) / median / 1e9,
                                   peakRSSMB: peakResidentMegabytes()))
         }
-        let gemmKernel = model.precision == .bf16 ? KernelDispatch.bf16Kernel : KernelDispatch.active.rawValue
+        let gemmKernel = KernelDispatch.gemmKernel(for: model.precision)
         let report = Report(variant: c.variant ?? "custom", size: size, threads: parallelism.threads,
                             weights: model.loading == .streamed ? "streamed" : "in-memory",
                             precision: model.precision.rawValue, gemmKernel: gemmKernel, results: results)

@@ -9,10 +9,11 @@ struct Verify: ParsableCommand {
         discussion: """
         A golden set is a folder with manifest.json (format dinokit-golden/1), inputs and the official \
         outputs as .npy (Scripts/make-goldens writes them). An output passes when \
-        max |dinokit - golden| <= atol + rtol * max |golden|. With --precision bf16 an output passes when \
-        the mean cosine similarity of its token vectors with the golden ones is >= --min-cosine and \
-        max |dinokit - golden| <= atol + rtol * max |golden| at bf16's tolerances (the manifest's \
-        "tolerances" or 0.999, 0.05, 0.05). Exits 0 only if every output passes.
+        max |dinokit - golden| <= atol + rtol * max |golden|. With --precision bf16 or int8 an output passes \
+        when the mean cosine similarity of its token vectors with the golden ones is >= --min-cosine and \
+        max |dinokit - golden| <= atol + rtol * max |golden| at that precision's tolerances (the \
+        manifest's "tolerances", else bf16: 0.999, 0.05, 0.05; int8: 0.999, 0.1, 0.1). Exits 0 only if \
+        every output passes.
         """)
 
     @Argument(help: "Golden-set folder, or its manifest.json.")
@@ -21,10 +22,10 @@ struct Verify: ParsableCommand {
     @Option(help: "Weights to verify (default: the manifest's weights).")
     var weights: String?
 
-    @Option(help: "Absolute tolerance (default 1e-4 at f32; at bf16 the manifest's or 0.05).")
+    @Option(help: "Absolute tolerance (default 1e-4 at f32; at bf16 the manifest's or 0.05, at int8 the manifest's or 0.1).")
     var atol: Float?
 
-    @Option(help: "Relative tolerance, times max |golden| of each output (default 1e-5 at f32; at bf16 the manifest's or 0.05).")
+    @Option(help: "Relative tolerance, times max |golden| of each output (default 1e-5 at f32; at bf16 the manifest's or 0.05, at int8 the manifest's or 0.1).")
     var rtol: Float?
 
     @Option(help: "Least mean cosine similarity per output at a reduced precision (default: the manifest's or 0.999).")

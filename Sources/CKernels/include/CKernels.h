@@ -136,6 +136,55 @@ int dk_set_bf16_level(int level);
 /// "avx2: bf16 widened to f32 FMA".
 const char *dk_bf16_kernel_name(void);
 
+/// ---- int8 GEMM (the packed linear layers at `--precision int8`) ----------------------------------
+///
+/// Weights are quantized once, per output channel: s_w[o] = max_i |w[o][i]| / 127 (1 for an
+/// all-zero row), q_w = clamp(rint(w / s_w), -127, 127); panel p holds, for each quad g of the k
+/// inputs, DK_NR 32-bit words of the four int8 values q_w[p·DK_NR + j][4g … 4g + 3] (low byte
+/// first), zero past n and past k, beside s_w and Σ_k q_w per column. The activations (A) are
+/// quantized per row the same way as they are packed (s_a = max_k |x| / 127); the products are
+/// summed exactly in int32, and y = (float(acc) · s_a) · s_w + bias enters the float epilogue. With
+/// AMX-INT8 the tile runs TDPBSSD, with AVX512_VNNI `vpdpbusd` (A + 128 as its unsigned operand,
+/// 128 · Σ_k q_w taken off), else pmaddubsw on |a| and b · sign(a) (AVX2) or plain C: the same
+/// int32 sums on every path.
+
+/// An int8-packed `nn.Linear` weight: the panels (`dk_packed_int8_count` words), and per column
+/// s_w and Σ_k q_w (ceil(n / DK_NR) · DK_NR of each, 1 and 0 past n).
+typedef struct {
+    const uint32_t *panels;
+    const float *scales;
+    const int32_t *sums;
+} dk_int8_weights;
+
+/// 32-bit words to pack an n × k weight as int8 quads: ceil(n / DK_NR) · ceil(k / 4) · DK_NR, and
+/// a padding the AMX tile may read.
+size_t dk_packed_int8_count(int n, int k);
+/// Quantizes and packs float `nn.Linear` weights `w` (n rows of k, row stride ldw) as described
+/// above; scales and sums have room for ceil(n / DK_NR) · DK_NR values.
+void dk_pack_transposed_int8(uint32_t *panels, float *scales, int32_t *sums, const float *w, int n, int k, long ldw);
+/// The per-row activation scales s_a of A (m rows of k, row stride lda), as the GEMM computes them.
+void dk_int8_row_scales(float *s, const float *a, long lda, int m, int k);
+/// `dk_gemm_packed` with B int8-packed (A float, quantized per row here). The epilogue's alpha
+/// must be 1 and row_scale NULL (the int8 scales take their place).
+void dk_gemm_int8_packed(int m, int n, int k, const float *a, long lda, const dk_int8_weights *w, float *c, long ldc,
+                         const dk_epilogue *e);
+/// `dk_gemm_packed_columns` for int8-packed B (the epilogue's LayerNorm is left to the caller).
+void dk_gemm_int8_packed_columns(int m, int n, int k, const float *a, long lda, const dk_int8_weights *w, float *c,
+                                 long ldc, const dk_epilogue *e, int threads);
+/// Whether this CPU (and OS) has AVX512_VNNI (`vpdpbusd`) on the AVX-512 path.
+int dk_int8_vnni_supported(void);
+/// Whether this CPU has AMX-INT8 and the OS lets this process use the tiles.
+int dk_int8_amx_supported(void);
+/// The fastest int8 tile the AVX-512 path may use: 2 AMX (TDPBSSD, the default), 1 AVX512_VNNI,
+/// 0 the pmaddubsw fallback; returns the level now in use there (0 on other paths), as
+/// dk_set_bf16_level. Not for use while kernels run.
+int dk_set_int8_level(int level);
+/// Test hook (measurements, mutation checks): on, every GEMM quantizes its whole A with one scale,
+/// max |A| / 127, instead of one per row. Off by default; returns the new setting.
+int dk_set_int8_tensor_scale(int on);
+/// Which int8 tile the active path runs, e.g. "amx_int8: tdpbssd" or "avx512_vnni: vpdpbusd".
+const char *dk_int8_kernel_name(void);
+
 /// LayerNorm over each of `rows` rows of `cols` (biased variance): y = (x − mean)·rstd·w + b.
 /// mean/rstd (length rows) may be NULL.
 void dk_layernorm(int rows, int cols, const float *x, long ldx, float *y, long ldy, const float *w,
