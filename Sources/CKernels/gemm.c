@@ -515,6 +515,15 @@ void dk_pack_transposed_int8(uint32_t *panels, float *scales, int32_t *sums, con
     for (size_t i = 0; i < DK_INT8_B_PAD; i++) panels[(size_t)np * kq * DK_NR + i] = 0;
 }
 
+void dk_int8_quantize_rows(int8_t *q, float *scales, const float *x, long rows, long cols) {
+    for (long r = 0; r < rows; r++) {
+        const float *row = x + r * cols;
+        const float s = dk_int8_scale(dk_int8_abs_max(row, cols));
+        scales[r] = s;
+        for (long c = 0; c < cols; c++) q[r * cols + c] = (int8_t)dk_int8_quantize(row[c], s);
+    }
+}
+
 void dk_int8_row_scales_portable(float *s, const float *a, long lda, int m, int k) {
     for (int i = 0; i < m; i++) s[i] = dk_int8_scale(dk_int8_abs_max(a + (long)i * lda, k));
 }

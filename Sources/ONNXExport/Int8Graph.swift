@@ -70,9 +70,11 @@ extension GraphExporter {
             ? b.add("ReduceMax", [magnitude, try b.int64s([-1])], scope: s, [.int("keepdims", 1)])
             : b.add("ReduceMax", [magnitude], scope: s, [.ints("axes", [-1]), .int("keepdims", 1)])
         let limit = Double(Int8Quantization.limit)
-        let zero = b.add("Equal", [maxAbs, try b.floats([0], scalar: true)], scope: s)
-        let scale = b.add("Where", [zero, try b.floats([1], scalar: true),
-                                    b.add("Div", [maxAbs, try b.floats([limit], scalar: true)], scope: s)], scope: s)
+        // As the native rule: a scale that is 0 (an all-zero row, or one so small that /127
+        // underflows) becomes 1.
+        let divided = b.add("Div", [maxAbs, try b.floats([limit], scalar: true)], scope: s)
+        let zero = b.add("Equal", [divided, try b.floats([0], scalar: true)], scope: s)
+        let scale = b.add("Where", [zero, try b.floats([1], scalar: true), divided], scope: s)
         let rounded = b.add("Round", [b.add("Div", [x, scale], scope: s)], scope: s)
         let clipped = b.add("Clip", [rounded, try b.floats([-limit], scalar: true), try b.floats([limit], scalar: true)], scope: s)
         let shifted = b.add("Add", [clipped, try b.floats([128], scalar: true)], scope: s)

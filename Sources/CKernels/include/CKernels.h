@@ -164,6 +164,9 @@ size_t dk_packed_int8_count(int n, int k);
 void dk_pack_transposed_int8(uint32_t *panels, float *scales, int32_t *sums, const float *w, int n, int k, long ldw);
 /// The per-row activation scales s_a of A (m rows of k, row stride lda), as the GEMM computes them.
 void dk_int8_row_scales(float *s, const float *a, long lda, int m, int k);
+/// The int8 rule on its own (Kernels `Int8Quantization`): each row of the rows × cols row-major x
+/// quantized with its own scale, as the GEMM quantizes its input rows and packs weights.
+void dk_int8_quantize_rows(int8_t *q, float *scales, const float *x, long rows, long cols);
 /// `dk_gemm_packed` with B int8-packed (A float, quantized per row here). The epilogue's alpha
 /// must be 1 and row_scale NULL (the int8 scales take their place).
 void dk_gemm_int8_packed(int m, int n, int k, const float *a, long lda, const dk_int8_weights *w, float *c, long ldc,
