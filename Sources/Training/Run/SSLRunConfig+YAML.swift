@@ -65,7 +65,9 @@ enum RunConfigYAML {
         try checkEvents(text, file: file)
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text)
+            // UTF-8 named here: Yams' default reads YAMS_DEFAULT_ENCODING from the environment on
+            // every parse (a variable could switch it to UTF-16; the text is UTF-8 already).
+            root = try Yams.compose(yaml: text, .default, .default, .utf8)
         } catch {
             throw fail("not valid YAML (\(oneLine(error)))")
         }
