@@ -22,7 +22,7 @@ public enum Precision: String, CaseIterable, Sendable {
     /// exponentials rounded to bf16, products summed in float32 on the bf16 GEMM's tiles; the
     /// softmax itself stays float32): at every reduced precision. int8 too, because attention has
     /// no weights to quantize once and its bf16 form costs less accuracy than int8 linear layers
-    /// already do (docs/precision-benchmark.md has the measurements).
+    /// already do (docs/attention-precision.md has the measurements).
     public var bf16Attention: Bool { self != .f32 }
 }
 
