@@ -7,23 +7,10 @@
 //   (tokens × queries), a softmax down each column (one vector holds 16 queries: no reductions
 //   across lanes), and out = P V with Pᵀ read in place as the packed A of 12-query tiles — so the
 //   probabilities are never repacked and every tile is 12 rows tall.
-// With bf16 products (`--precision bf16|int8`) one more form, the by-rows one on the bf16 GEMM
-// (dk_attention_head_bf16): the bf16 A operand is packed in pairs of k whatever the layout of P,
-// so reading Pᵀ in place buys nothing there.
 #include "internal.h"
 
-static size_t dk_attention_f32_pack_count(int n, int hd) {
-    return dk_packed_count(n, hd) + dk_packed_count(hd, n) + dk_packed_count(DK_ATT_ROWS, hd);
-}
-
-// Kᵀ's and V's bf16 panels, and one head-sized bf16 copy (K's, then Vᵀ's) they are packed from.
-static size_t dk_attention_bf16_pack_count(int n, int hd) {
-    return dk_packed_bf16_count(n, hd) + dk_packed_bf16_count(hd, n) + ((size_t)n * (size_t)hd + 1) / 2;
-}
-
 size_t dk_attention_pack_count(int tokens, int head_dim) {
-    const size_t f32 = dk_attention_f32_pack_count(tokens, head_dim), b16 = dk_attention_bf16_pack_count(tokens, head_dim);
-    return f32 > b16 ? f32 : b16;
+    return dk_packed_count(tokens, head_dim) + dk_packed_count(head_dim, tokens) + dk_packed_count(DK_ATT_ROWS, head_dim);
 }
 
 size_t dk_attention_scratch_count(int tokens, int head_dim) {
@@ -70,50 +57,12 @@ static void dk_attention_head_columns(int n, int hd, const float *q, const float
     }
 }
 
-// The bf16 form, by rows on every path: Q, K and V rounded to bf16 once as they are packed (Q by
-// the bf16 GEMM's A packing; K and V through a bf16 copy into panels as a linear layer's weights
-// are — Kᵀ from K's rows, V from Vᵀ's), and the unnormalised exponentials rounded as the bf16
-// GEMM packs them as P V's A. Every bf16 tile multiplies exactly and sums in float, so the paths
-// and tiles differ only in the order of those sums. The scores, the softmax (max, exp, sums), the
-// 1/sum and the kept probabilities are float, as in the f32 form.
-static void dk_attention_head_bf16(int n, int hd, const float *q, const float *k, const float *v, long ld, float *out,
-                                   long ldo, float scale, int q0, int q1, float *probs, float *scores, float *packs) {
-    uint32_t *kp = (uint32_t *)packs, *vp = kp + dk_packed_bf16_count(n, hd);
-    uint16_t *copy = (uint16_t *)(vp + dk_packed_bf16_count(hd, n));
-    for (int t = 0; t < n; t++) dk_f32_to_bf16(copy + (long)t * hd, k + (long)t * ld, hd);
-    dk_pack_transposed_bf16(kp, copy, n, hd, hd);
-    for (int t = 0; t < n; t++)
-        for (int j = 0; j < hd; j++) copy[(long)j * n + t] = dk_bf16_round(v[(long)t * ld + j]);
-    dk_pack_transposed_bf16(vp, copy, hd, n, n);
-    const dk_ops *ops = dk_current_ops();
-    const dk_epilogue scaled = {.kind = DK_EPI_STORE, .alpha = scale};
-    float inv[DK_ATT_ROWS];
-    const dk_epilogue normalised = {.kind = DK_EPI_STORE, .alpha = 1.0f, .row_scale = inv};
-    for (int r0 = q0; r0 < q1; r0 += DK_ATT_ROWS) {
-        const int rows = q1 - r0 < DK_ATT_ROWS ? q1 - r0 : DK_ATT_ROWS;
-        float *s = probs ? probs + (long)r0 * n : scores;
-        dk_gemm_bf16_packed(rows, n, hd, q + (long)r0 * ld, ld, kp, s, n, &scaled);
-        ops->softmax_exp(s, rows, n, n, inv);
-        dk_gemm_bf16_packed(rows, hd, n, s, n, vp, out + (long)r0 * ldo, ldo, &normalised);
-        if (probs) {
-            for (int r = 0; r < rows; r++) {
-                float *row = s + (long)r * n;
-                for (int t = 0; t < n; t++) row[t] *= inv[r];
-            }
-        }
-    }
-}
-
 void dk_attention_head(int n, int hd, const float *q, const float *k, const float *v, long ld, float *out, long ldo,
-                       float scale, int q0, int q1, float *probs, float *scores, float *packs, int bf16) {
+                       float scale, int q0, int q1, float *probs, float *scores, float *packs) {
     if (n <= 0 || hd <= 0 || q0 >= q1) return;
     if (!packs) {
         packs = dk_scratch(DK_SCRATCH_ATTENTION, dk_attention_pack_count(n, hd));
         if (!packs) return;
-    }
-    if (bf16) {
-        dk_attention_head_bf16(n, hd, q, k, v, ld, out, ldo, scale, q0, q1, probs, scores, packs);
-        return;
     }
     const dk_ops *ops = dk_current_ops();
     if (ops->tile_packed && hd <= DK_KC) { // K packed as one k block

@@ -79,7 +79,7 @@ extension Model {
         rope?.apply(qkv: buf.qkv, batch: batch, tokens: tokens, prefix: 1 + c.registerTokens, heads: c.numHeads,
                     parallelism: parallelism)
         attentionForward(out: buf.attention, qkv: buf.qkv, batch: batch, tokens: tokens, heads: c.numHeads,
-                         headDim: c.headDim, scratch: buf.attentionScratch, precision: precision, parallelism: parallelism)
+                         headDim: c.headDim, scratch: buf.attentionScratch, parallelism: parallelism)
     }
 
     /// Block `index` from proj to the end for the rows in `range`, then, if `next`, the next

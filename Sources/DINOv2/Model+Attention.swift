@@ -51,7 +51,7 @@ extension Model {
         let storage = Storage(byteCount: g.batch * c.numHeads * t * t * 4)
         let probs = storage.mutableBytes.bindMemory(to: Float.self).baseAddress!
         attentionForward(out: attended.pointer, probs: .keep(probs), qkv: qkv.pointer, batch: g.batch, tokens: t,
-                         heads: c.numHeads, headDim: c.headDim, precision: precision, parallelism: parallelism)
+                         heads: c.numHeads, headDim: c.headDim, parallelism: parallelism)
         return LastBlockAttention(
             probabilities: try Tensor(storage: storage, dtype: .f32, shape: [g.batch, c.numHeads, t, t]),
             heads: c.numHeads, tokens: t, registerTokens: c.registerTokens,

@@ -13,8 +13,6 @@ import CKernels
 /// queries at a time go through scores, softmax and P V, so only a 64 × tokens block of scores is
 /// live. `probs` says whether all the probabilities are also kept, (batch, heads, tokens, tokens),
 /// which a backward pass needs (`AttentionProbabilities.keep`), or only scratch is used (`.scratch`).
-/// `precision` is the model's: at a reduced one the two products take bf16 inputs
-/// (`Precision.bf16Attention`); the default, `.f32`, keeps every step float32.
 public enum AttentionProbabilities {
     /// Room for batch · heads · tokens² floats; filled with every head's probabilities.
     case keep(UnsafeMutablePointer<Float>)
@@ -30,15 +28,15 @@ public func attentionScratchCount(batch: Int, heads: Int, tokens: Int, paralleli
 
 public func attentionForward(out: UnsafeMutablePointer<Float>, probs: AttentionProbabilities,
                              qkv: UnsafePointer<Float>, batch: Int, tokens: Int, heads: Int, headDim: Int,
-                             precision: Precision = .f32, parallelism: Parallelism) {
+                             parallelism: Parallelism) {
     let n = tokens
     switch probs {
     case .keep(let p):
         runAttention(out: out, qkv: qkv, batch: batch, tokens: tokens, heads: heads, headDim: headDim,
-                     precision: precision, parallelism: parallelism) { item, _ in (p + item * n * n, nil, nil) }
+                     parallelism: parallelism) { item, _ in (p + item * n * n, nil, nil) }
     case .scratch(let p):
         runAttention(out: out, qkv: qkv, batch: batch, tokens: tokens, heads: heads, headDim: headDim,
-                     precision: precision, parallelism: parallelism) { _, worker in (nil, p + worker * n * n, nil) }
+                     parallelism: parallelism) { _, worker in (nil, p + worker * n * n, nil) }
     }
 }
 
@@ -51,12 +49,11 @@ public func attentionScratchCount(tokens: Int, headDim: Int, parallelism: Parall
 /// `attentionForward` for inference, with every buffer supplied: `scratch` has room for
 /// `attentionScratchCount(tokens:headDim:parallelism:)` floats. Allocates nothing.
 public func attentionForward(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, batch: Int, tokens: Int,
-                             heads: Int, headDim: Int, scratch: UnsafeMutablePointer<Float>, precision: Precision = .f32,
-                             parallelism: Parallelism) {
+                             heads: Int, headDim: Int, scratch: UnsafeMutablePointer<Float>, parallelism: Parallelism) {
     let perWorker = dk_attention_scratch_count(Int32(tokens), Int32(headDim))
     let packCount = dk_attention_pack_count(Int32(tokens), Int32(headDim))
     runAttention(out: out, qkv: qkv, batch: batch, tokens: tokens, heads: heads, headDim: headDim,
-                 precision: precision, parallelism: parallelism) { _, worker in
+                 parallelism: parallelism) { _, worker in
         let base = scratch + worker * perWorker
         return (nil, base + packCount, base)
     }
@@ -81,7 +78,7 @@ func attentionUnits(batch: Int, heads: Int, tokens: Int, threads: Int) -> (units
 
 /// The parallel loop over (item, query part); `buffers(item, worker)` gives probs, scores, packs.
 func runAttention(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, batch: Int, tokens: Int, heads: Int,
-                  headDim: Int, precision: Precision, parallelism: Parallelism,
+                  headDim: Int, parallelism: Parallelism,
                   buffers: (Int, Int) -> (UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?, UnsafeMutablePointer<Float>?)) {
     let dim = heads * headDim, n = tokens
     let (units, parts) = attentionUnits(batch: batch, heads: heads, tokens: tokens, threads: parallelism.threads)
@@ -89,7 +86,6 @@ func runAttention(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, b
     // 1/√headDim is a power of two for every released width (64 → 1/8), so scaling the scores
     // equals scaling q first (the older official code) or SDPA's internal scaling.
     let scale = Float(1 / Double(headDim).squareRoot())
-    let bf16: Int32 = precision.bf16Attention ? 1 : 0
     parallelForDynamic(units, chunk: 1, parallelism) { range, worker in
         for unit in range {
             let item = unit / parts, part = unit % parts
@@ -99,7 +95,7 @@ func runAttention(out: UnsafeMutablePointer<Float>, qkv: UnsafePointer<Float>, b
             let (probs, scores, packs) = buffers(item, worker)
             dk_attention_head(Int32(n), Int32(headDim), rowBase + h * headDim, rowBase + dim + h * headDim,
                               rowBase + 2 * dim + h * headDim, 3 * dim, out + b * n * dim + h * headDim, dim, scale,
-                              Int32(q0), Int32(q1), probs, scores, packs, bf16)
+                              Int32(q0), Int32(q1), probs, scores, packs)
         }
     }
 }

@@ -1,8 +1,7 @@
 import CKernels
 
-/// The number format of the packed linear layers' GEMMs (`--precision`), and whether attention's
-/// two products take bf16 inputs (`bf16Attention`). LayerNorm, softmax, GELU and the residual
-/// stream stay float32 whatever the precision.
+/// The number format of the packed linear layers' GEMMs (`--precision`). LayerNorm, softmax,
+/// GELU, attention and the residual stream stay float32 whatever the precision.
 public enum Precision: String, CaseIterable, Sendable {
     /// float32 weights and activations: DinoKit's exact numerics, the default.
     case f32
@@ -17,13 +16,6 @@ public enum Precision: String, CaseIterable, Sendable {
     /// AVX512_VNNI `vpdpbusd`, else pmaddubsw or C: the same sums on every path), then
     /// y = (float(acc) · s_a) · s_w + bias enters the float32 epilogues.
     case int8
-
-    /// Whether attention's Q Kᵀ and P V take bf16 inputs (Q, K, V and the softmax's unnormalised
-    /// exponentials rounded to bf16, products summed in float32 on the bf16 GEMM's tiles; the
-    /// softmax itself stays float32): at every reduced precision. int8 too, because attention has
-    /// no weights to quantize once and its bf16 form costs less accuracy than int8 linear layers
-    /// already do (docs/attention-precision.md has the measurements).
-    public var bf16Attention: Bool { self != .f32 }
 }
 
 /// bfloat16 conversions as PyTorch does them.

@@ -45,7 +45,7 @@ extension Precision: ExpressibleByArgument {}
 
 /// --precision: the number format of the model's linear layers (`Precision`).
 struct PrecisionOption: ParsableArguments {
-    @Option(help: "Linear layers' GEMM precision: f32 (exact, default), bf16 (bf16 weights and GEMM inputs, float accumulation) or int8 (weights int8 per output channel, inputs int8 per token, int32 accumulation); at bf16 and int8 attention's two products take bf16 inputs with float accumulation; norms, softmax, GELU and residuals stay f32.")
+    @Option(help: "Linear layers' GEMM precision: f32 (exact, default), bf16 (bf16 weights and GEMM inputs, float accumulation) or int8 (weights int8 per output channel, inputs int8 per token, int32 accumulation); norms, softmax, GELU, attention and residuals stay f32.")
     var precision: Precision = .f32
 }
 

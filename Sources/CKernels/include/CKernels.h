@@ -210,8 +210,7 @@ void dk_residual(float *x, const float *branch, const float *gamma, int rows, in
 /// Queries per attention block: scores for this many queries are live at once.
 #define DK_ATT_ROWS 64
 
-/// Floats `dk_attention_head` needs in `packs` (the head's K and V, and a block of Q, packed), in
-/// either form (f32 or bf16 products).
+/// Floats `dk_attention_head` needs in `packs` (the head's K and V, and a block of Q, packed).
 size_t dk_attention_pack_count(int tokens, int head_dim);
 /// Floats one `dk_attention_head` call needs: packs plus scores for DK_ATT_ROWS queries.
 size_t dk_attention_scratch_count(int tokens, int head_dim);
@@ -223,14 +222,8 @@ size_t dk_attention_scratch_count(int tokens, int head_dim);
 /// NULL the probabilities are written there (tokens × tokens, row stride tokens). `packs` has room
 /// for dk_attention_pack_count floats, or is NULL to use a buffer kept per thread. The AVX-512
 /// path computes the scores transposed (see attention.c); results do not depend on `probs`.
-/// With `bf16` set (`--precision bf16` and `int8`), the two products Q Kᵀ and P V take bf16
-/// inputs — Q, K, V rounded to bf16 (torch's rounding) once as they are packed, and the
-/// unnormalised exponentials of the softmax as P V reads them — on the bf16 GEMM's tiles (see
-/// `dk_gemm_bf16_packed`: exact products, float sums); the softmax and its normalisation stay
-/// float. With `bf16` 0 everything is float.
 void dk_attention_head(int tokens, int head_dim, const float *q, const float *k, const float *v, long ld,
-                       float *out, long ldo, float scale, int q0, int q1, float *probs, float *scores, float *packs,
-                       int bf16);
+                       float *out, long ldo, float scale, int q0, int q1, float *probs, float *scores, float *packs);
 
 /// A task of a parallel loop: `index` in 0..<count.
 typedef void (*dk_task_fn)(void *context, int index, int count);
