@@ -21,7 +21,7 @@ import numpy as np
 from . import compat  # noqa: F401 - before torchvision
 from . import precision
 from .int8_ref import quantize_module
-from .probe_ref import fit_sklearn, knn_reference
+from .probe_ref import fit_sklearn, knn_reference, row_cosines, with_noise
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -57,8 +57,7 @@ def main(folder: str) -> None:
         return np.concatenate(out).astype(np.float32)
 
     def report(name, X):
-        a, b = X.astype(np.float64), official.astype(np.float64)
-        cos = (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+        cos = row_cosines(X, official)
         clf, _ = fit_sklearn(X[:n], ytr, 1000)
         logreg = clf.predict(X[n:])
         knn, _ = knn_reference(X[:n], ytr, X[n:], [r["k"] for r in ref["knn"]], 0.07)
@@ -80,8 +79,7 @@ def main(folder: str) -> None:
     for rel in (0.0055, 0.0144):
         train, test, changed = [], [], []
         for seed in range(20):
-            noise = np.random.default_rng(seed).normal(size=official.shape)
-            X = (official + noise * rel * np.linalg.norm(official, axis=1, keepdims=True) / np.sqrt(official.shape[1])).astype(np.float32)
+            X = with_noise(official, rel, seed)
             clf, _ = fit_sklearn(X[:n], ytr, 1000)
             logreg = clf.predict(X[n:])
             train.append(round(100 * (clf.score(X[:n], ytr) - ref["logreg"]["train_accuracy"]), 1))

@@ -1,6 +1,7 @@
 """Reference implementations for the probe: sklearn's LogisticRegression with scipy's final
-objective, and DINOv2's weighted k-NN in NumPy. Shared by Scripts/fixtures/probe.py,
-Scripts/probe-check and Scripts/bench-probe."""
+objective, and DINOv2's weighted k-NN in NumPy; and, for the precision checks, row cosines and
+features with seeded noise. Shared by Scripts/fixtures/probe.py, Scripts/probe-check,
+Scripts/bench-probe and dinokit_ref/precision_task_peers.py."""
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.linear_model import _logistic
@@ -89,3 +90,16 @@ def knn_reference(train, train_labels, test, ks, T_):
                 if cls_index[order[k - 1]] != cls_index[order[k]]:
                     margin = min(margin, float(s[order[k - 1]]) - float(s[order[k]]))
     return preds, margin
+
+
+def row_cosines(a, b):
+    """Cosine of each row of `a` with the same row of `b`, in float64."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+
+
+def with_noise(features, rel, seed):
+    """`features` plus seeded isotropic Gaussian noise of norm ~rel * |row| per row (float32): its
+    cosine with the original is ~1 / sqrt(1 + rel^2)."""
+    noise = np.random.default_rng(seed).normal(size=features.shape)
+    return (features + noise * rel * np.linalg.norm(features, axis=1, keepdims=True) / np.sqrt(features.shape[1])).astype(np.float32)

@@ -70,8 +70,7 @@ enum ReducedPrecisionGoldens {
     /// A copy of golden/tiny-plain whose manifest carries `tolerances`; removed by the caller.
     static func tinyPlainCopy(tolerances: [String: Any]) throws -> String {
         let source = fixturePath("golden/tiny-plain")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("precision-tol-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = makeTemporaryDirectory("precision-tol")
         for name in try FileManager.default.contentsOfDirectory(atPath: source) where name != "manifest.json" {
             try FileManager.default.copyItem(atPath: source + "/" + name, toPath: dir + "/" + name)
         }
