@@ -156,14 +156,29 @@ int dk_bf16_amx_supported(void) {
     return s;
 }
 
-// The fastest bf16 tile allowed: 2 AMX, 1 vdpbf16ps, 0 the widening fallback.
-static int dk_bf16_level = 2;
+// The fastest reduced-precision tiles DINOKIT_TILES allows (read once, at first use): "amx" (or
+// unset) 2, "dot" 1 (vdpbf16ps, vpdpbusd: what Zen 4 and Ice Lake run, measurable on an AMX
+// machine), "fallback" 0. Like DINOKIT_KERNELS, it only ever asks for slower tiles.
+static int dk_tiles_level(void) {
+    static int level = -1;
+    int l = __atomic_load_n(&level, __ATOMIC_ACQUIRE);
+    if (l < 0) {
+        const char *s = getenv("DINOKIT_TILES");
+        l = s && strcmp(s, "fallback") == 0 ? 0 : s && strcmp(s, "dot") == 0 ? 1 : 2;
+        __atomic_store_n(&level, l, __ATOMIC_RELEASE);
+    }
+    return l;
+}
+
+// The fastest bf16 tile allowed: 2 AMX, 1 vdpbf16ps, 0 the widening fallback; -1 DINOKIT_TILES's.
+static int dk_bf16_level = -1;
 
 const dk_bf16_ops *dk_current_bf16_ops(void) {
     switch (dk_active_path()) {
 #if defined(__x86_64__)
     case DK_PATH_AVX512: {
-        const int level = __atomic_load_n(&dk_bf16_level, __ATOMIC_ACQUIRE);
+        int level = __atomic_load_n(&dk_bf16_level, __ATOMIC_ACQUIRE);
+        if (level < 0) level = dk_tiles_level();
         if (level >= 2 && dk_bf16_amx_supported()) return &dk_bf16_ops_avx512_amx;
         return level >= 1 && dk_bf16_native_supported() ? &dk_bf16_ops_avx512_native : &dk_bf16_ops_avx512;
     }
@@ -220,14 +235,15 @@ int dk_int8_amx_supported(void) {
     return s;
 }
 
-// The fastest int8 tile allowed: 2 AMX, 1 vpdpbusd, 0 the pmaddubsw fallback.
-static int dk_int8_level = 2;
+// The fastest int8 tile allowed: 2 AMX, 1 vpdpbusd, 0 the pmaddubsw fallback; -1 DINOKIT_TILES's.
+static int dk_int8_level = -1;
 
 const dk_int8_ops *dk_current_int8_ops(void) {
     switch (dk_active_path()) {
 #if defined(__x86_64__)
     case DK_PATH_AVX512: {
-        const int level = __atomic_load_n(&dk_int8_level, __ATOMIC_ACQUIRE);
+        int level = __atomic_load_n(&dk_int8_level, __ATOMIC_ACQUIRE);
+        if (level < 0) level = dk_tiles_level();
         if (level >= 2 && dk_int8_amx_supported()) return &dk_int8_ops_avx512_amx;
         return level >= 1 && dk_int8_vnni_supported() ? &dk_int8_ops_avx512_vnni : &dk_int8_ops_avx2;
     }

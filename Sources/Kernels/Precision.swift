@@ -63,7 +63,7 @@ extension KernelDispatch {
     /// or the widening fallback of the avx512, avx2 or scalar path.
     public static var bf16Kernel: String { String(cString: dk_bf16_kernel_name()) }
 
-    /// Lets the AVX-512 path use bf16 tiles up to `tile` (default: `.amx`, the fastest the CPU has),
+    /// Lets the AVX-512 path use bf16 tiles up to `tile` (default: DINOKIT_TILES's cap, else `.amx`),
     /// so that tests run each one; returns the tile now used there. Process-wide, like `select`.
     @discardableResult
     public static func limitBF16Tile(_ tile: BF16Tile) -> BF16Tile {
@@ -100,7 +100,7 @@ extension KernelDispatch {
     /// "avx2: int8 pmaddubsw to int32" (also the AVX-512 path's fallback) or "scalar: int8 in int32".
     public static var int8Kernel: String { String(cString: dk_int8_kernel_name()) }
 
-    /// Lets the AVX-512 path use int8 tiles up to `tile` (default: `.amx`, the fastest the CPU has),
+    /// Lets the AVX-512 path use int8 tiles up to `tile` (default: DINOKIT_TILES's cap, else `.amx`),
     /// so that tests run each one; returns the tile now used there. Process-wide, like `select`.
     @discardableResult
     public static func limitInt8Tile(_ tile: Int8Tile) -> Int8Tile {

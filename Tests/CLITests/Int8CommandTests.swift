@@ -4,7 +4,8 @@ import XCTest
 
 /// `--precision int8` on the commands that run a model: verify holds it to the int8 tolerance (and
 /// --min-cosine overrides it), bench names the int8 tile that ran, forward, embed, pca and
-/// attention run with it (probe's int8 is held to the f32 task by ProbePrecisionTests).
+/// attention run with it (probe's int8 is held to the f32 task by ProbePrecisionTests); DINOKIT_TILES
+/// caps the bf16 and int8 tiles.
 final class Int8CommandTests: XCTestCase {
     static let model = fixturePath("golden/tiny-plain/model.safetensors")
     static let image = fixturePath("images/china_320x272_q90_420.jpg")
@@ -31,6 +32,22 @@ final class Int8CommandTests: XCTestCase {
         let kernel = try XCTUnwrap(json["gemm_kernel"] as? String)
         XCTAssertTrue(["amx_int8: tdpbssd", "avx512_vnni: vpdpbusd", "avx2: int8 pmaddubsw to int32", "scalar: int8 in int32"].contains(kernel),
                       kernel)
+    }
+
+    /// DINOKIT_TILES caps the reduced-precision tiles as DINOKIT_KERNELS caps the path: "dot" runs
+    /// no AMX (the vdpbf16ps / vpdpbusd tiles, where the CPU has them), "fallback" no dot-product
+    /// instruction either. On a CPU without those tiles the caps change nothing and the check holds.
+    func testTilesEnvironmentCapsTheTiles() throws {
+        for (tiles, refused) in [("dot", ["amx"]), ("fallback", ["amx", "vdpbf16ps", "vpdpbusd"])] {
+            for precision in ["bf16", "int8"] {
+                let r = try dinokit(["bench", "--weights", Self.model, "--batch", "1", "--size", "28", "--iterations", "1",
+                                     "--warmup-seconds", "0", "--precision", precision, "--json"],
+                                    environment: ["DINOKIT_TILES": tiles])
+                XCTAssertEqual(r.status, 0, r.stderr)
+                let kernel = try XCTUnwrap(r.json()["gemm_kernel"] as? String)
+                XCTAssertFalse(refused.contains { kernel.contains($0) }, "DINOKIT_TILES=\(tiles) --precision \(precision): \(kernel)")
+            }
+        }
     }
 
     func testModelCommandsRunAtInt8() throws {
