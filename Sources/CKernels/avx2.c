@@ -193,7 +193,8 @@ const dk_bf16_ops dk_bf16_ops_avx2 = {
     .name = "avx2: bf16 widened to f32 FMA",
     .rows = DK_BF16_ROWS,
     .tile = dk256_tile_bf16,
-    .pack_a = 0,
+    .pack_a = dk_pack_a_bf16_widened,
+    .a_words = 2,
 };
 
 const dk_ops dk_ops_avx2 = {

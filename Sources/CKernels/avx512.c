@@ -615,13 +615,15 @@ const dk_bf16_ops dk_bf16_ops_avx512_amx = {
     .rows = 16,
     .tile = dk512_tile_bf16_amx,
     .pack_a = dk512_pack_a_amx,
+    .a_words = 1,
 };
 
 const dk_bf16_ops dk_bf16_ops_avx512 = {
     .name = "avx512: bf16 widened to f32 FMA",
     .rows = DK_BF16_ROWS,
     .tile = dk512_tile_bf16,
-    .pack_a = dk512_pack_a_bf16,
+    .pack_a = dk_pack_a_bf16_widened,
+    .a_words = 2,
 };
 
 const dk_bf16_ops dk_bf16_ops_avx512_native = {
@@ -629,6 +631,7 @@ const dk_bf16_ops dk_bf16_ops_avx512_native = {
     .rows = DK_PACKED_ROWS,
     .tile = dk512_tile_bf16_native,
     .pack_a = dk512_pack_a_bf16,
+    .a_words = 1,
 };
 
 const dk_ops dk_ops_avx512 = {

@@ -156,9 +156,10 @@ int dk_bf16_amx_supported(void) {
     return s;
 }
 
-// The fastest reduced-precision tiles DINOKIT_TILES allows (read once, at first use): "amx" (or
-// unset) 2, "dot" 1 (vdpbf16ps, vpdpbusd: what Zen 4 and Ice Lake run, measurable on an AMX
-// machine), "fallback" 0. Like DINOKIT_KERNELS, it only ever asks for slower tiles.
+// The reduced-precision tiles DINOKIT_TILES asks for (read once, at first use): "amx" (or unset)
+// 2, the fastest; "dot" 1, vdpbf16ps and vpdpbusd (the tiles of CPUs without AMX, measurable on an
+// AMX machine); "fallback" 0, the widening bf16 and pmaddubsw int8 tiles. Like DINOKIT_KERNELS,
+// it never gets a tile the CPU lacks.
 static int dk_tiles_level(void) {
     static int level = -1;
     int l = __atomic_load_n(&level, __ATOMIC_ACQUIRE);
@@ -173,14 +174,32 @@ static int dk_tiles_level(void) {
 // The fastest bf16 tile allowed: 2 AMX, 1 vdpbf16ps, 0 the widening fallback; -1 DINOKIT_TILES's.
 static int dk_bf16_level = -1;
 
+// Whether vdpbf16ps is the faster of the two vector bf16 tiles when nobody chose one. Intel's
+// cores retire it at about a quarter of vfmadd231ps's rate (measured on a Xeon family 6 model 207:
+// 1.35 G against 5.5 G instructions/s per core, two products each against one), so the widening
+// tile, which runs float FMAs on bf16 values, is faster there (ViT-S/14: 1.4-1.6×, bench-tiles);
+// elsewhere (AMD) vdpbf16ps is kept. Asking for it (DINOKIT_TILES=dot, dk_set_bf16_level(1)) runs
+// it anyway.
+static int dk_bf16_dot_preferred(void) {
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(0, &a, &b, &c, &d)) return 1;
+    return !(b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e); // "GenuineIntel"
+#else
+    return 1;
+#endif
+}
+
 const dk_bf16_ops *dk_current_bf16_ops(void) {
     switch (dk_active_path()) {
 #if defined(__x86_64__)
     case DK_PATH_AVX512: {
-        int level = __atomic_load_n(&dk_bf16_level, __ATOMIC_ACQUIRE);
-        if (level < 0) level = dk_tiles_level();
+        const int chosen = __atomic_load_n(&dk_bf16_level, __ATOMIC_ACQUIRE);
+        const int level = chosen >= 0 ? chosen : dk_tiles_level();
         if (level >= 2 && dk_bf16_amx_supported()) return &dk_bf16_ops_avx512_amx;
-        return level >= 1 && dk_bf16_native_supported() ? &dk_bf16_ops_avx512_native : &dk_bf16_ops_avx512;
+        // Without AMX: vdpbf16ps when asked for by name (a level of 1), else where it is the faster.
+        const int dot = level == 1 || (level >= 2 && dk_bf16_dot_preferred());
+        return dot && dk_bf16_native_supported() ? &dk_bf16_ops_avx512_native : &dk_bf16_ops_avx512;
     }
     case DK_PATH_AVX2: return &dk_bf16_ops_avx2;
 #endif

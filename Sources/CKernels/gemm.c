@@ -212,8 +212,8 @@ static void dk_cols_pack(dk_cols_job *j, long t) {
         const int kb = (int)(t % j->kblocks), r0 = (int)(t / j->kblocks) * DK_PACK_ROWS;
         const int kc = dk_kp_block(j->kp), p0 = kb * kc, kcur = j->kp - p0 < kc ? j->kp - p0 : kc;
         const int rows = j->m - r0 < DK_PACK_ROWS ? j->m - r0 : DK_PACK_ROWS;
-        dk_pack_a_bf16(j->b16, j->ap16 + (size_t)j->m * p0 + (size_t)r0 * kcur, j->a + (long)r0 * j->lda, j->lda, rows,
-                       j->k, p0, kcur, j->mr);
+        dk_pack_a_bf16(j->b16, j->ap16 + ((size_t)j->m * p0 + (size_t)r0 * kcur) * j->b16->a_words, j->a + (long)r0 * j->lda,
+                       j->lda, rows, j->k, p0, kcur, j->mr);
         return;
     }
     const int kb = (int)(t % j->kblocks), r0 = (int)(t / j->kblocks) * DK_PACK_ROWS;
@@ -327,7 +327,7 @@ static void dk_columns_run(int m, int n, int k, const float *a, long lda, const 
         j.bp16 = bp16;
         j.kp = k > 0 ? (k + 1) / 2 : 0;
         if (j.kp > 0) {
-            j.ap16 = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A_SHARED, (size_t)m * j.kp + DK_BF16_A_PAD);
+            j.ap16 = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A_SHARED, (size_t)m * j.kp * j.b16->a_words + DK_BF16_A_PAD);
             j.kblocks = (j.kp + DK_KCP - 1) / DK_KCP;
             j.pack_tasks = (m + DK_PACK_ROWS - 1) / DK_PACK_ROWS * j.kblocks;
         }
@@ -405,9 +405,26 @@ static int dk_kp_block(int kp) {
     return (kp + kblocks - 1) / kblocks;
 }
 
+// The widened layout (a_words 2): per pair and row, the two bf16 values as floats.
+void dk_pack_a_bf16_widened(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr) {
+    for (int t0 = 0; t0 < m; t0 += mr) {
+        const int rows = m - t0 < mr ? m - t0 : mr;
+        uint32_t *d = dst + 2L * t0 * qc;
+        for (int i = 0; i < rows; i++) {
+            const float *x = a + (long)(t0 + i) * lda;
+            for (int q = 0; q < qc; q++) {
+                const int kk = 2 * (q0 + q);
+                uint32_t *w = d + 2L * ((long)q * rows + i);
+                w[0] = (uint32_t)dk_bf16_round(x[kk]) << 16;
+                w[1] = kk + 1 < k ? (uint32_t)dk_bf16_round(x[kk + 1]) << 16 : 0u;
+            }
+        }
+    }
+}
+
 static void dk_pack_a_bf16(const dk_bf16_ops *ops, uint32_t *dst, const float *a, long lda, int m, int k, int q0,
                            int qc, int mr) {
-    (ops->pack_a ? ops->pack_a : dk_pack_a_bf16_portable)(dst, a, lda, m, k, q0, qc, mr);
+    ops->pack_a(dst, a, lda, m, k, q0, qc, mr);
 }
 
 // Rows [row0, row0 + m) of A packed whole (k block kb of its `rows` rows at ap + rows·q0, as
@@ -426,7 +443,7 @@ static void dk_gemm_bf16_run(const dk_bf16_ops *ops, int m, int n, int kp, const
         for (int kb = 0; kb < kblocks; kb++) {
             const int p0 = kb * kc, kcur = kp - p0 < kc ? kp - p0 : kc;
             const int flags = (kb > 0 ? DK_TILE_LOAD_C : 0) | (kb == kblocks - 1 ? DK_TILE_FINAL : 0);
-            const uint32_t *apk = ap + (size_t)ap_rows * p0 + (size_t)(ap_row0 + i0) * kcur;
+            const uint32_t *apk = ap + ((size_t)ap_rows * p0 + (size_t)(ap_row0 + i0) * kcur) * ops->a_words;
             for (int jp = 0; jp < panels; jp++) {
                 const int nr = n - jp * DK_NR < DK_NR ? n - jp * DK_NR : DK_NR;
                 const uint32_t *panel = b + jp * panel_stride + (long)p0 * DK_NR;
@@ -439,7 +456,7 @@ static void dk_gemm_bf16_run(const dk_bf16_ops *ops, int m, int n, int kp, const
                     const long row = i0 + ir;
                     const char *pf, *pf_end;
                     dk_prefetch_share((const float *)next, kcur, t, tiles, &pf, &pf_end);
-                    ops->tile(mr, nr, kcur, apk + (long)ir * kcur, panel, c + row * ldc + (long)jp * DK_NR, ldc, flags,
+                    ops->tile(mr, nr, kcur, apk + (long)ir * kcur * ops->a_words, panel, c + row * ldc + (long)jp * DK_NR, ldc, flags,
                               e, row, (long)jp * DK_NR, pf, pf_end);
                 }
             }
@@ -458,11 +475,11 @@ void dk_gemm_bf16_packed(int m, int n, int k, const float *a, long lda, const ui
     const int kp = k > 0 ? (k + 1) / 2 : 0;
     uint32_t *ap = 0;
     if (kp > 0) {
-        ap = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A, (size_t)m * kp + DK_BF16_A_PAD);
+        ap = (uint32_t *)dk_scratch(DK_SCRATCH_PACKED_A, (size_t)m * kp * ops->a_words + DK_BF16_A_PAD);
         const int kc = dk_kp_block(kp);
         for (int p0 = 0; p0 < kp; p0 += kc) {
             const int kcur = kp - p0 < kc ? kp - p0 : kc;
-            dk_pack_a_bf16(ops, ap + (size_t)m * p0, a, lda, m, k, p0, kcur, ops->rows);
+            dk_pack_a_bf16(ops, ap + (size_t)m * p0 * ops->a_words, a, lda, m, k, p0, kcur, ops->rows);
         }
     }
     dk_gemm_bf16_run(ops, m, n, kp, ap, m, 0, bp, c, ldc, e, 0);

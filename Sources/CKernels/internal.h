@@ -54,20 +54,24 @@ extern const dk_ops dk_ops_avx512;
 const dk_ops *dk_current_ops(void);
 
 // The bf16 GEMM's kernels for one path (see CKernels.h). `tile` computes an mr × nr block of C
-// (mr ≤ rows) over kp pairs of k: A packed by `pack_a` (the tile's mr words per pair: bf16 of
-// A[i][2q] | bf16 of A[i][2q + 1] << 16), against one panel b (DK_NR words per pair); epilogue and
-// prefetch range as dk_ops.tile_packed.
+// (mr ≤ rows) over kp pairs of k: A packed by `pack_a` in `a_words` words per row and pair — 1:
+// bf16 of A[i][2q] | bf16 of A[i][2q + 1] << 16; 2: the same two bf16 values widened to floats,
+// so that a tile without a bf16 instruction broadcasts them straight from memory instead of
+// widening each row's word (two more vector operations per row and pair than the FMAs leave room
+// for) — against one panel b (DK_NR words per pair); epilogue and prefetch range as
+// dk_ops.tile_packed.
 typedef void (*dk_tile_bf16_fn)(int mr, int nr, int kp, const uint32_t *a, const uint32_t *b, float *c, long ldc,
                                 int flags, const dk_epilogue *e, long row0, long col0, const char *pf,
                                 const char *pf_end);
 // Packs pairs [q0, q0 + qc) of rows [0, m) of A (k floats per row, row stride lda; the pair past
-// an odd k is zero) as `pack_a`'s layout with pairs for steps: tile t at dst + t·mr·qc.
+// an odd k is zero) as `pack_a`'s layout with pairs for steps: tile t at dst + t·mr·qc·a_words.
 typedef void (*dk_pack_a_bf16_fn)(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr);
 typedef struct {
     const char *name;
     int rows;
     dk_tile_bf16_fn tile;
-    dk_pack_a_bf16_fn pack_a; // NULL: dk_pack_a_bf16_portable
+    dk_pack_a_bf16_fn pack_a; // dk_pack_a_bf16_portable, dk_pack_a_bf16_widened or the path's own
+    int a_words;              // 32-bit words per row and pair in the packed A: 1 or 2 (widened)
 } dk_bf16_ops;
 
 extern const dk_bf16_ops dk_bf16_ops_scalar;
@@ -81,6 +85,7 @@ extern const dk_bf16_ops dk_bf16_ops_avx512_amx;    // AMX tdpbf16ps
 #define DK_BF16_A_PAD (16 * 16)
 const dk_bf16_ops *dk_current_bf16_ops(void);
 void dk_pack_a_bf16_portable(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr);
+void dk_pack_a_bf16_widened(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr);
 
 // torch's rounding of one float to bfloat16 (round to nearest even; any NaN → 0x7FC0).
 static inline uint16_t dk_bf16_round(float x) {

@@ -170,7 +170,8 @@ const dk_bf16_ops dk_bf16_ops_scalar = {
     .name = "scalar: bf16 widened to f32",
     .rows = 4,
     .tile = scalar_tile_bf16,
-    .pack_a = 0,
+    .pack_a = dk_pack_a_bf16_portable,
+    .a_words = 1,
 };
 
 // The int8 tile: the quads' int32 sums, then y = (float(acc) · s_a) · s_w + bias written to C and

@@ -426,7 +426,9 @@ static ATTR void FN(tile)(int mr, int nr, int kc, const float *a, long lda, cons
 // B's words hold two bf16 values (k even in the low half, k odd in the high half): a float with
 // the low half's bits is the word shifted left 16, a float with the high half's bits is the word
 // with its low half cleared. So the bf16 values widen to float in registers, and each pair of k
-// steps is two float FMAs with exact products: k even, then k odd, accumulated in float.
+// steps is two float FMAs with exact products: k even, then k odd, accumulated in float. A comes
+// widened already (dk_pack_a_bf16_widened: two floats per row and pair), so each row's values are
+// broadcast from memory, as in the float tile.
 #ifdef DK_BF16_ROWS
 static inline __attribute__((always_inline)) ATTR void
 FN(bf16_part)(const int MR_, int cols, int kp, const uint32_t *a, int mr, const uint32_t *b, float *c, long ldc,
@@ -435,12 +437,13 @@ FN(bf16_part)(const int MR_, int cols, int kp, const uint32_t *a, int mr, const 
     vf acc0[DK_BF16_ROWS], acc1[DK_BF16_ROWS];
     const int n0 = cols < VL ? cols : VL, n1 = cols - n0;
     FN(tile_start)(MR, acc0, acc1, n0, n1, c, ldc, flags, e, col0);
-    for (int q = 0; q < kp; q++, a += mr, b += DK_NR) {
+    const float *aw = (const float *)a;
+    for (int q = 0; q < kp; q++, aw += 2 * mr, b += DK_NR) {
         vf w0 = V_LOAD((const float *)b), w1 = V_LOAD((const float *)b + VL);
         vf e0 = V_BF16_LO(w0), o0 = V_BF16_HI(w0), e1 = V_BF16_LO(w1), o1 = V_BF16_HI(w1);
 #pragma unroll
         for (int i = 0; i < MR; i++) {
-            vf lo = V_SET1(dk_bf16_lo(a[i])), hi = V_SET1(dk_bf16_hi(a[i]));
+            vf lo = V_SET1(aw[2 * i]), hi = V_SET1(aw[2 * i + 1]);
             acc0[i] = V_FMA(hi, o0, V_FMA(lo, e0, acc0[i]));
             acc1[i] = V_FMA(hi, o1, V_FMA(lo, e1, acc1[i]));
         }

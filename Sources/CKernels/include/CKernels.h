@@ -104,8 +104,10 @@ void dk_sgemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 /// inputs, DK_NR 32-bit words (bf16 of w[p·DK_NR + j][2q + 1] << 16) | bf16 of w[..][2q], zero past
 /// n and past k. The activations (A) are rounded the same way as they are packed for the
 /// micro-kernel; products are exact in float and are accumulated in float; the epilogue is the
-/// float one. With AMX-BF16 the tile runs TDPBF16PS, with AVX512_BF16 `vdpbf16ps`; other CPUs and
-/// paths widen the bf16 values to float in registers and use float FMAs (the same products).
+/// float one. With AMX-BF16 the tile runs TDPBF16PS, with AVX512_BF16 `vdpbf16ps` (not chosen by
+/// default on Intel CPUs, which run it slower than the widening tile); other CPUs and paths widen
+/// the weights' bf16 values to float in registers (A is packed widened) and use float FMAs (the
+/// same products).
 
 /// torch's float → bfloat16 rounding, n values.
 void dk_f32_to_bf16(uint16_t *dst, const float *src, long n);
