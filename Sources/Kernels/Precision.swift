@@ -34,11 +34,12 @@ public enum BFloat16 {
     public static func round(_ x: Float) -> Float { float(bits(x)) }
 }
 
-/// The bf16 GEMM tiles of the AVX-512 path, fastest first (other paths widen bf16 to float).
+/// The bf16 GEMM tiles of the AVX-512 path (other paths widen bf16 to float).
 public enum BF16Tile: Int32, CaseIterable, Sendable, Comparable {
-    /// bf16 widened to float in registers, float FMAs (also the avx2 and scalar paths' way).
+    /// bf16 widened to float (A when packed, B in registers), float FMAs (also the avx2 and scalar
+    /// paths' way); the default without AMX on Intel CPUs, where it is faster than `vdpbf16ps`.
     case widened = 0
-    /// AVX512_BF16 `vdpbf16ps`.
+    /// AVX512_BF16 `vdpbf16ps`; the default without AMX elsewhere.
     case vdpbf16ps = 1
     /// AMX-BF16 `tdpbf16ps` on 16 × 16 tiles (Sapphire Rapids and later).
     case amx = 2
@@ -63,8 +64,9 @@ extension KernelDispatch {
     /// or the widening fallback of the avx512, avx2 or scalar path.
     public static var bf16Kernel: String { String(cString: dk_bf16_kernel_name()) }
 
-    /// Lets the AVX-512 path use bf16 tiles up to `tile` (default: DINOKIT_TILES's cap, else `.amx`),
-    /// so that tests run each one; returns the tile now used there. Process-wide, like `select`.
+    /// Makes the AVX-512 path run bf16 tile `tile` where the CPU has it (`.amx` without AMX: this
+    /// CPU's faster vector tile; default: DINOKIT_TILES's choice, else `.amx`), so that tests run
+    /// each one; returns the tile now used there. Process-wide, like `select`.
     @discardableResult
     public static func limitBF16Tile(_ tile: BF16Tile) -> BF16Tile {
         BF16Tile(rawValue: dk_set_bf16_level(tile.rawValue)) ?? .widened
@@ -100,7 +102,7 @@ extension KernelDispatch {
     /// "avx2: int8 pmaddubsw to int32" (also the AVX-512 path's fallback) or "scalar: int8 in int32".
     public static var int8Kernel: String { String(cString: dk_int8_kernel_name()) }
 
-    /// Lets the AVX-512 path use int8 tiles up to `tile` (default: DINOKIT_TILES's cap, else `.amx`),
+    /// Lets the AVX-512 path use int8 tiles up to `tile` (default: DINOKIT_TILES's choice, else `.amx`),
     /// so that tests run each one; returns the tile now used there. Process-wide, like `select`.
     @discardableResult
     public static func limitInt8Tile(_ tile: Int8Tile) -> Int8Tile {

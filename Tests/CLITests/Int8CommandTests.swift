@@ -5,7 +5,7 @@ import XCTest
 /// `--precision int8` on the commands that run a model: verify holds it to the int8 tolerance (and
 /// --min-cosine overrides it), bench names the int8 tile that ran, forward, embed, pca and
 /// attention run with it (probe's int8 is held to the f32 task by ProbePrecisionTests); DINOKIT_TILES
-/// caps the bf16 and int8 tiles.
+/// chooses the bf16 and int8 tiles.
 final class Int8CommandTests: XCTestCase {
     static let model = fixturePath("golden/tiny-plain/model.safetensors")
     static let image = fixturePath("images/china_320x272_q90_420.jpg")
@@ -34,9 +34,9 @@ final class Int8CommandTests: XCTestCase {
                       kernel)
     }
 
-    /// DINOKIT_TILES caps the reduced-precision tiles as DINOKIT_KERNELS caps the path: "dot" runs
-    /// no AMX (the vdpbf16ps / vpdpbusd tiles, where the CPU has them), "fallback" no dot-product
-    /// instruction either. On a CPU without those tiles the caps change nothing and the check holds.
+    /// DINOKIT_TILES chooses the reduced-precision tiles as DINOKIT_KERNELS chooses the path: "dot"
+    /// runs no AMX (the vdpbf16ps / vpdpbusd tiles, where the CPU has them), "fallback" no
+    /// dot-product instruction either. On a CPU without those tiles the check holds trivially.
     func testTilesEnvironmentCapsTheTiles() throws {
         for (tiles, refused) in [("dot", ["amx"]), ("fallback", ["amx", "vdpbf16ps", "vpdpbusd"])] {
             for precision in ["bf16", "int8"] {
