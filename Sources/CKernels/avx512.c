@@ -154,7 +154,7 @@ static inline __attribute__((always_inline)) ATTR __m512i dk512_bf16_round(__m51
     return _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), _mm512_set1_epi32(0x7fc0));
 }
 
-// dk_pack_a_bf16 for whole tiles of mr ≤ 16 rows: per 16 pairs (32 floats) of each row, rounded
+// dk_pack_a_bf16_portable for whole tiles of mr ≤ 16 rows: per 16 pairs (32 floats) of each row, rounded
 // and narrowed to 16 words, then a 16 × 16 register transpose and one masked store per pair. An
 // odd k's last pair and partial tiles go element by element.
 static ATTR void dk512_pack_a_bf16(uint32_t *dst, const float *a, long lda, int m, int k, int q0, int qc, int mr) {

@@ -179,15 +179,19 @@ static int dk_bf16_level = -1;
 // 1.35 G against 5.5 G instructions/s per core, two products each against one), so the widening
 // tile, which runs float FMAs on bf16 values, is faster there (ViT-S/14: 1.4-1.6×, bench-tiles);
 // elsewhere (AMD) vdpbf16ps is kept. Asking for it (DINOKIT_TILES=dot, dk_set_bf16_level(1)) runs
-// it anyway.
+// it anyway. Asked once: it is read on every bf16 GEMM, and CPUID traps to the hypervisor in a VM.
 static int dk_bf16_dot_preferred(void) {
+    static int preferred = -1;
+    int p = __atomic_load_n(&preferred, __ATOMIC_ACQUIRE);
+    if (p < 0) {
+        p = 1;
 #if defined(__x86_64__)
-    unsigned a, b, c, d;
-    if (!__get_cpuid(0, &a, &b, &c, &d)) return 1;
-    return !(b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e); // "GenuineIntel"
-#else
-    return 1;
+        unsigned a, b, c, d;
+        if (__get_cpuid(0, &a, &b, &c, &d)) p = !(b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e); // "GenuineIntel"
 #endif
+        __atomic_store_n(&preferred, p, __ATOMIC_RELEASE);
+    }
+    return p;
 }
 
 const dk_bf16_ops *dk_current_bf16_ops(void) {
@@ -261,8 +265,8 @@ const dk_int8_ops *dk_current_int8_ops(void) {
     switch (dk_active_path()) {
 #if defined(__x86_64__)
     case DK_PATH_AVX512: {
-        int level = __atomic_load_n(&dk_int8_level, __ATOMIC_ACQUIRE);
-        if (level < 0) level = dk_tiles_level();
+        const int chosen = __atomic_load_n(&dk_int8_level, __ATOMIC_ACQUIRE);
+        const int level = chosen >= 0 ? chosen : dk_tiles_level();
         if (level >= 2 && dk_int8_amx_supported()) return &dk_int8_ops_avx512_amx;
         return level >= 1 && dk_int8_vnni_supported() ? &dk_int8_ops_avx512_vnni : &dk_int8_ops_avx2;
     }

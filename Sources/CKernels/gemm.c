@@ -13,8 +13,6 @@
 static void dk_gemm_bf16_run(const dk_bf16_ops *ops, int m, int n, int kp, const uint32_t *ap, int ap_rows,
                              int ap_row0, const uint32_t *b, float *c, long ldc, const dk_epilogue *e,
                              const uint32_t *after);
-static void dk_pack_a_bf16(const dk_bf16_ops *ops, uint32_t *dst, const float *a, long lda, int m, int k, int q0,
-                           int qc, int mr);
 static int dk_kp_block(int kp);
 static void dk_gemm_int8_run(const dk_int8_ops *ops, int m, int n, int kq, const uint32_t *ap, int ap_rows, int ap_row0,
                              const uint32_t *b, const dk_int8_scales *s, float *c, long ldc, const dk_epilogue *e,
@@ -212,7 +210,7 @@ static void dk_cols_pack(dk_cols_job *j, long t) {
         const int kb = (int)(t % j->kblocks), r0 = (int)(t / j->kblocks) * DK_PACK_ROWS;
         const int kc = dk_kp_block(j->kp), p0 = kb * kc, kcur = j->kp - p0 < kc ? j->kp - p0 : kc;
         const int rows = j->m - r0 < DK_PACK_ROWS ? j->m - r0 : DK_PACK_ROWS;
-        dk_pack_a_bf16(j->b16, j->ap16 + ((size_t)j->m * p0 + (size_t)r0 * kcur) * j->b16->a_words, j->a + (long)r0 * j->lda,
+        j->b16->pack_a(j->ap16 + ((size_t)j->m * p0 + (size_t)r0 * kcur) * j->b16->a_words, j->a + (long)r0 * j->lda,
                        j->lda, rows, j->k, p0, kcur, j->mr);
         return;
     }
@@ -422,10 +420,6 @@ void dk_pack_a_bf16_widened(uint32_t *dst, const float *a, long lda, int m, int 
     }
 }
 
-static void dk_pack_a_bf16(const dk_bf16_ops *ops, uint32_t *dst, const float *a, long lda, int m, int k, int q0,
-                           int qc, int mr) {
-    ops->pack_a(dst, a, lda, m, k, q0, qc, mr);
-}
 
 // Rows [row0, row0 + m) of A packed whole (k block kb of its `rows` rows at ap + rows·q0, as
 // dk_gemm_run's dk_packed_a) against n columns of B (panel stride kp·DK_NR).
@@ -479,7 +473,7 @@ void dk_gemm_bf16_packed(int m, int n, int k, const float *a, long lda, const ui
         const int kc = dk_kp_block(kp);
         for (int p0 = 0; p0 < kp; p0 += kc) {
             const int kcur = kp - p0 < kc ? kp - p0 : kc;
-            dk_pack_a_bf16(ops, ap + (size_t)m * p0 * ops->a_words, a, lda, m, k, p0, kcur, ops->rows);
+            ops->pack_a(ap + (size_t)m * p0 * ops->a_words, a, lda, m, k, p0, kcur, ops->rows);
         }
     }
     dk_gemm_bf16_run(ops, m, n, kp, ap, m, 0, bp, c, ldc, e, 0);
